@@ -1,0 +1,290 @@
+"""The ``bench`` command line (typer).
+
+``bench run`` with no arguments evaluates the default restorers on the embedded ``demo`` task,
+which needs nothing beyond what pip installs. Command groups for datasets and studies live in
+their own modules and are attached here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness.registry import UnknownNameError
+from harness.specs import parse_item
+
+app = typer.Typer(help="restorebench: benchmark blind image restoration.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+list_app = typer.Typer(help="List restorers, tasks or metrics.", no_args_is_help=True)
+assets_app = typer.Typer(help="The offline asset cache (weights, metric parameters).",
+                         no_args_is_help=True)
+app.add_typer(list_app, name="list")
+app.add_typer(assets_app, name="assets")
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+DEFAULT_RESTORERS = ["identity", "nlm"]
+DEFAULT_TASKS = ["demo"]
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+# bench run ---------------------------------------------------------------------------------------
+@app.command()
+def run(
+    restorer: Annotated[list[str] | None, typer.Option(
+        "--restorer", "-r", help="Restorer name or 'name[key=value,...]'; repeatable.")] = None,
+    task: Annotated[list[str] | None, typer.Option(
+        "--task", "-t", help="Task name, spec string, or 'name[key=value,...]'; repeatable.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N samples.")] = None,
+    metrics: Annotated[str | None, typer.Option(
+        help="Comma-separated metrics (default: the task's: psnr,ssim,lpips,niqe with GT; "
+             "niqe without). Any pyiqa metric name works.")] = None,
+    output_dir: Annotated[Path, typer.Option(help="Where runs and mlflow.db go.")] = Path("results"),
+    run_name: Annotated[str | None, typer.Option(help="Run folder name (default: timestamp).")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the named run (or the latest in --output-dir), skipping recorded images.")] = False,
+    seed: Annotated[int, typer.Option(help="Base seed of synthetic degradations and samplers.")] = 0,
+    save_images: Annotated[bool, typer.Option(help="Write restored images as PNG.")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(
+        help="MLflow tracking URI (default sqlite:///<output-dir>/mlflow.db).")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "restorebench",
+    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Skip MLflow.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    data_root: Annotated[Path | None, typer.Option(
+        help="Folder of datasets in their canonical layouts (sets BENCH_DATA_ROOT).")] = None,
+) -> None:
+    """Evaluate restorers on tasks; write results/<run>/ and log to MLflow."""
+    if data_root is not None:
+        os.environ["BENCH_DATA_ROOT"] = str(data_root)
+    from harness.assets import AssetCorruptError, AssetMissingError
+    from harness.runner import RunConfig, run_benchmark
+    from harness.task import DataMissingError
+
+    try:
+        restorers = [parse_item(r) for r in (restorer or DEFAULT_RESTORERS)]
+        tasks = [parse_item(t) for t in (task or DEFAULT_TASKS)]
+    except ValueError as exc:
+        fail(str(exc))
+    config = RunConfig(restorers=restorers, tasks=tasks, device=device, limit=limit,
+                       metrics=[m.strip() for m in metrics.split(",")] if metrics else None,
+                       output_dir=output_dir, run_name=run_name, resume=resume, seed=seed,
+                       save_images=save_images, tracking=not no_tracking,
+                       tracking_uri=tracking_uri, experiment=experiment, argv=list(sys.argv),
+                       show_progress=progress)
+    try:
+        summary = run_benchmark(config, console=console)
+    except UnknownNameError as exc:
+        fail(str(exc))
+    except (DataMissingError, AssetMissingError, AssetCorruptError, FileExistsError,
+            FileNotFoundError, ValueError, ImportError) as exc:
+        fail(str(exc))
+    print_summary(summary.results, summary.missing_metrics)
+    console.print(f"results: {summary.run_dir / 'results.json'}  "
+                  f"(samples: {summary.run_dir / 'samples.jsonl'})")
+    if summary.n_skipped:
+        console.print(f"resumed: {summary.n_skipped} image(s) already recorded were skipped")
+    if summary.n_failed:
+        err_console.print(f"[yellow]{summary.n_failed} image(s) failed; see 'error' in "
+                          f"samples.jsonl[/]")
+    if config.tracking:
+        uri = config.tracking_uri or f"sqlite:///{(output_dir / 'mlflow.db')}"
+        console.print(f"MLflow: mlflow ui --backend-store-uri {uri}")
+
+
+def _fmt(agg: Any) -> str:
+    if not isinstance(agg, dict) or agg.get("n", 0) == 0 or agg["mean"] is None:
+        return "-"
+    mean = agg["mean"]
+    if isinstance(mean, float) and not math.isfinite(mean):
+        return str(mean)
+    lo, hi = agg["ci95"]
+    half = (hi - lo) / 2 if lo is not None and hi is not None else 0.0
+    digits = 2 if abs(mean) >= 10 else 4
+    return f"{mean:.{digits}f} ±{half:.{digits}f}"
+
+
+def print_summary(results: dict[str, dict[str, dict[str, Any]]], missing: dict[str, str]) -> None:
+    """One row per (restorer, task): metric means with 95% CI half-widths, n, failures."""
+    columns: list[str] = []
+    for by_task in results.values():
+        for agg in by_task.values():
+            for name in agg:
+                if isinstance(agg[name], dict) and name not in columns:
+                    columns.append(name)
+    ordered = [c for c in ("psnr", "ssim", "lpips", "niqe") if c in columns or c in missing]
+    ordered += [c for c in columns if c not in ordered and c not in ("latency_ms", "peak_mem_mb")]
+    ordered += [c for c in ("latency_ms", "peak_mem_mb") if c in columns]
+    table = Table(title="restorebench results (mean ±95% CI half-width)")
+    table.add_column("restorer")
+    table.add_column("task")
+    for column in ordered:
+        table.add_column(column, justify="right")
+    table.add_column("n", justify="right")
+    table.add_column("failed", justify="right")
+    for restorer, by_task in results.items():
+        for task, agg in by_task.items():
+            cells = ["missing*" if c in missing and c not in agg else _fmt(agg.get(c))
+                     for c in ordered]
+            table.add_row(restorer, task, *cells, str(agg.get("n_ok", 0)),
+                          str(agg.get("n_failed", 0)))
+    console.print(table)
+    for name, reason in missing.items():
+        console.print(f"[yellow]* {name} missing:[/] {reason}")
+
+
+# bench list --------------------------------------------------------------------------------------
+@list_app.command("restorers")
+def list_restorers() -> None:
+    """Restorers with what they are for."""
+    from harness.restorer import RESTORERS
+
+    table = Table(title="restorers")
+    for column in ("name", "aliases", "degradations", "description"):
+        table.add_column(column)
+    for name in RESTORERS.names():
+        try:
+            cls = RESTORERS.get(name)
+            table.add_row(name, ", ".join(RESTORERS.aliases_of(name)),
+                          ", ".join(cls.degradations), escape(cls.description))
+        except ImportError as exc:
+            table.add_row(name, "", "", f"[red]unavailable: {exc}[/]")
+    console.print(table)
+    for module, error in RESTORERS.import_errors.items():
+        err_console.print(f"[red]could not import {module}: {error}[/]")
+
+
+@list_app.command("tasks")
+def list_tasks() -> None:
+    """Tasks with descriptions and whether their data are present."""
+    from harness.task import TASKS, DataMissingError, build_task
+
+    table = Table(title="tasks")
+    for column in ("name", "degradation", "GT", "data", "description"):
+        table.add_column(column)
+    for name in TASKS.names():
+        try:
+            task = build_task(name)
+        except Exception as exc:
+            table.add_row(name, "", "", "[red]error[/]", f"{type(exc).__name__}: {exc}")
+            continue
+        try:
+            status = data_status(task)
+        except DataMissingError:
+            status = "[red]missing[/]"
+        table.add_row(name, task.degradation, "yes" if task.has_gt else "no", status,
+                      escape(task.description))
+    console.print(table)
+    for module, error in TASKS.import_errors.items():
+        err_console.print(f"[red]could not import {module}: {error}[/]")
+
+
+def data_status(task: Any) -> str:
+    """'present', 'partial (10 of 100)', or raises DataMissingError."""
+    n = len(task.sample_ids())
+    expected = task.expected_count
+    if expected and n < expected:
+        return f"[yellow]partial ({n} of {expected})[/]"
+    return f"[green]present ({n})[/]"
+
+
+@list_app.command("metrics")
+def list_metrics() -> None:
+    """Built-in metrics (any pyiqa metric name also works)."""
+    from harness.metrics import METRICS
+
+    table = Table(title="metrics (plus any `pyiqa.list_models()` name)")
+    for column in ("name", "mode", "lower is better", "description"):
+        table.add_column(column)
+    for name in METRICS.names():
+        spec = METRICS.get(name)
+        table.add_row(name, spec.mode, "yes" if spec.lower_better else "no", escape(spec.description))
+    table.add_row("latency_ms", "-", "yes", "wall time of restore() alone, warm-up excluded")
+    table.add_row("peak_mem_mb", "-", "yes", "CUDA max allocated, or process RSS peak on CPU")
+    console.print(table)
+
+
+# bench assets ------------------------------------------------------------------------------------
+@assets_app.command("list")
+def assets_list() -> None:
+    """Every declared asset file, its state in the cache and its canonical source."""
+    from harness.assets import bench_home, load_all_declarations, status
+
+    table = Table(title=f"assets in {bench_home()}")
+    for column in ("asset", "file", "status", "source"):
+        table.add_column(column)
+    for item in status(load_all_declarations()):
+        colour = {"ok": "green", "missing": "yellow", "corrupt": "red"}[item.status]
+        table.add_row(item.asset, item.file, f"[{colour}]{item.status}[/]", item.source)
+    console.print(table)
+
+
+@assets_app.command("import")
+def assets_import(folder: Annotated[Path, typer.Argument(help="Folder to search (recursively).")]
+                  ) -> None:
+    """Copy declared files found in FOLDER (matched by sha256) into the cache."""
+    from harness.assets import import_dir, load_all_declarations
+
+    try:
+        imported = import_dir(folder, load_all_declarations())
+    except NotADirectoryError as exc:
+        fail(str(exc))
+    for item in imported:
+        console.print(f"[green]imported[/] {item.asset}/{item.file}  ← {item.source}")
+    console.print(f"{len(imported)} file(s) imported into the cache")
+
+
+@assets_app.command("verify")
+def assets_verify() -> None:
+    """Re-check the sha256 of every cached file; exit 1 if any is corrupt."""
+    from harness.assets import load_all_declarations, status
+
+    corrupt = 0
+    for item in status(load_all_declarations()):
+        if item.status == "corrupt":
+            corrupt += 1
+            err_console.print(f"[red]corrupt[/] {item.path}")
+        elif item.status == "ok":
+            console.print(f"[green]ok[/] {item.asset}/{item.file}")
+        else:
+            console.print(f"[yellow]missing[/] {item.asset}/{item.file}  (source: {item.source})")
+    if corrupt:
+        raise typer.Exit(1)
+
+
+def _attach_optional_groups() -> None:
+    """Command groups defined in other harness modules (datasets, studies)."""
+    import importlib
+
+    for module_name, group in (("harness.cli_data", "data"), ("harness.cli_study", "study")):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        app.add_typer(module.app, name=group)
+
+
+_attach_optional_groups()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

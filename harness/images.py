@@ -1,0 +1,81 @@
+"""Reading, writing and montaging images as (3,H,W) float tensors in [0,1]."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+
+class ImageReadError(ValueError):
+    """An image file cannot be decoded; the message names the file and the cause."""
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """Decode any PIL-readable file to RGB float (3,H,W) in [0,1]; grey is replicated to RGB.
+
+    16-bit files are scaled by 65535, not truncated to 8 bit.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                array = np.asarray(img, dtype=np.float32) / 65535.0
+                array = np.repeat(array[..., None], 3, axis=-1)
+            else:
+                array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(f"cannot decode image {path}: {exc}. Replace or remove the file.") from exc
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).clamp(0.0, 1.0)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(3,H,W) or (1,3,H,W) float [0,1] → HWC uint8 (rounded, as BasicSR ``tensor2img``)."""
+    if image.ndim == 4:
+        image = image[0]
+    array = (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
+    return array.permute(1, 2, 0).cpu().numpy()
+
+
+def save_image(image: torch.Tensor, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(to_uint8(image)).save(path)
+
+
+def montage(panels: list[torch.Tensor | None], height: int = 256, gap: int = 4) -> Image.Image:
+    """Side-by-side strip (LQ | output | GT) at a common height for comparison images."""
+    tiles = []
+    for panel in panels:
+        if panel is None:
+            continue
+        img = Image.fromarray(to_uint8(panel))
+        width = max(1, round(img.width * height / img.height))
+        tiles.append(img.resize((width, height), Image.BICUBIC))
+    total = sum(t.width for t in tiles) + gap * (len(tiles) - 1)
+    strip = Image.new("RGB", (total, height), (255, 255, 255))
+    x = 0
+    for tile in tiles:
+        strip.paste(tile, (x, 0))
+        x += tile.width + gap
+    return strip
+
+
+def thumbnail(image: torch.Tensor, max_side: int = 384) -> torch.Tensor:
+    """A small CPU copy kept for comparison images without holding full-size tensors."""
+    if image.ndim == 4:
+        image = image[0]
+    h, w = image.shape[-2:]
+    scale = min(1.0, max_side / max(h, w))
+    image = image.detach().float().cpu()
+    if scale < 1.0:
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        image = torch.nn.functional.interpolate(image[None], size=size, mode="area")[0]
+    return image

@@ -1,0 +1,300 @@
+"""Image-quality metrics, built with pyiqa and configured by each task's conventions.
+
+Each metric is a :class:`MetricSpec` in the ``METRICS`` registry: whether it needs a reference
+(FR) or not (NR), its direction, and a ``build`` that returns a scorer for a given task's
+:class:`~harness.task.MetricConventions`. Any other pyiqa metric is usable by its pyiqa name
+(``--metrics psnr,dists``) with pyiqa's defaults, which are then logged as such.
+
+Conventions applied here, not inside pyiqa, so they are identical for every metric:
+
+* the output is clamped to [0,1]; with ``quantize`` it is rounded to 8-bit levels (BasicSR
+  ``tensor2img``, the KAIR/DnCNN scripts) before any metric — NR metrics too (pyiqa#23: NIQE is
+  unstable unless computed on the 8-bit image);
+* ``gt_mean`` rescales the output so that its grey mean equals the GT's (KinD /
+  Retinexformer ``--GT_mean``), for FR metrics only;
+* ``crop_border`` pixels are removed on each side for FR metrics;
+* PSNR/SSIM colour space: ``rgb``; ``ycbcr601`` = pyiqa ``color_space='ycbcr'`` (BT.601
+  limited range, the MATLAB ``rgb2ycbcr`` Y); ``yiq`` = pyiqa's default luma.
+
+Weights come through the asset cache: NIQE's official pristine parameters
+(``modelparameters.mat``) and LPIPS's linear layers plus the torchvision AlexNet backbone. A metric
+whose weights are absent raises :class:`MetricUnavailable` with the reason; the runner reports it
+as missing and goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.assets import Asset, AssetFile, AssetMissingError, fetch, register_asset
+from harness.registry import Registry, UnknownNameError
+from harness.task import MetricConventions
+
+Scorer = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+class MetricUnavailable(RuntimeError):
+    """A metric cannot be computed on this machine (weights missing, backend absent)."""
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric the runner can compute.
+
+    Attributes:
+        name: key in results and MLflow.
+        mode: ``FR`` (needs GT) or ``NR``.
+        lower_better: direction, used by tables and plots.
+        build: ``(conventions, device) -> scorer(out, gt) -> (B,) tensor``.
+        describe: ``conventions -> {param: value}``, what exactly is computed (logged).
+    """
+
+    name: str
+    mode: str
+    lower_better: bool
+    description: str
+    build: Callable[[MetricConventions, torch.device], Scorer]
+    describe: Callable[[MetricConventions], dict[str, Any]]
+
+
+METRICS: Registry[MetricSpec] = Registry("metric")
+
+# Assets ------------------------------------------------------------------------------------------
+NIQE_PARAMS = register_asset(Asset(
+    name="niqe-official",
+    description="NIQE pristine MVG model of the official LIVE release (BasicSR's npz copy, "
+                "bit-identical mu/cov to modelparameters.mat)",
+    licence="Apache-2.0 (BasicSR); LIVE/UT Austin NIQE release notice",
+    homepage="https://live.ece.utexas.edu/research/quality/niqe_release.zip",
+    files=(AssetFile(
+        "niqe_pris_params.npz",
+        "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296",
+        "https://raw.githubusercontent.com/XPixelGroup/BasicSR/"
+        "8d56e3a045f9fb3e1d8872f92ee4a4f07f886b0a/basicsr/metrics/niqe_pris_params.npz",
+        11850, package=("mmagic", "mmagic/evaluation/metrics/niqe_pris_params.npz")),),
+))
+
+LPIPS_LINEAR = register_asset(Asset(
+    name="lpips-linear-v0.1",
+    description="LPIPS v0.1 linear calibration layers (alex, vgg)",
+    licence="BSD-2-Clause",
+    homepage="https://github.com/richzhang/PerceptualSimilarity",
+    files=(
+        AssetFile("alex.pth", "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+                  "https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/"
+                  "082bb24f84c091ea94de2867d34c4544f68e0963/lpips/weights/v0.1/alex.pth", 6009),
+        AssetFile("vgg.pth", "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+                  "https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/"
+                  "082bb24f84c091ea94de2867d34c4544f68e0963/lpips/weights/v0.1/vgg.pth", 7289),
+    ),
+))
+
+#: torchvision publishes only a sha256 prefix (in the file name); torchvision checks the same.
+LPIPS_BACKBONES = register_asset(Asset(
+    name="torchvision-imagenet-backbones",
+    description="torchvision ImageNet backbones LPIPS needs (AlexNet, VGG16)",
+    licence="BSD-3-Clause (torchvision); ImageNet terms",
+    homepage="https://pytorch.org/vision/stable/models.html",
+    files=(
+        AssetFile("alexnet-owt-7be5be79.pth", "7be5be79",
+                  "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"),
+        AssetFile("vgg16-397923af.pth", "397923af",
+                  "https://download.pytorch.org/models/vgg16-397923af.pth"),
+    ),
+))
+
+
+def _metric_asset(asset: Asset, file_name: str) -> Path:
+    try:
+        return fetch(asset.name, file_name)
+    except AssetMissingError as exc:
+        raise MetricUnavailable(str(exc)) from exc
+
+
+def _pyiqa():
+    try:
+        import pyiqa
+    except ImportError as exc:  # pragma: no cover - pyiqa is a hard dependency
+        raise MetricUnavailable(f"pyiqa is not installed: {exc}") from exc
+    return pyiqa
+
+
+def _quiet_create(name: str, device: torch.device, **opts: Any):
+    """``pyiqa.create_metric`` without its prints (it announces downloads on stdout)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return _pyiqa().create_metric(name, device=device, as_loss=False, **opts)
+
+
+def _color_opts(conventions: MetricConventions) -> dict[str, Any]:
+    if conventions.color_space == "rgb":
+        return {"test_y_channel": False}
+    return {"test_y_channel": True,
+            "color_space": {"ycbcr601": "ycbcr", "yiq": "yiq"}[conventions.color_space]}
+
+
+# Built-in metrics --------------------------------------------------------------------------------
+def _build_psnr(conventions: MetricConventions, device: torch.device) -> Scorer:
+    metric = _quiet_create("psnr", device, **_color_opts(conventions))
+    return lambda out, gt: metric(out, gt)
+
+
+def _build_ssim(conventions: MetricConventions, device: torch.device) -> Scorer:
+    metric = _quiet_create("ssim", device, downsample=False, **_color_opts(conventions))
+    return lambda out, gt: metric(out, gt)
+
+
+def _install_torchvision_checkpoint(path: Path) -> None:
+    """Make torchvision's ``weights='IMAGENET1K_V1'`` find the verified file offline."""
+    target = Path(torch.hub.get_dir()) / "checkpoints" / path.name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+
+def _build_lpips(conventions: MetricConventions, device: torch.device) -> Scorer:
+    backbone = _metric_asset(LPIPS_BACKBONES, "alexnet-owt-7be5be79.pth")
+    linear = _metric_asset(LPIPS_LINEAR, "alex.pth")
+    _install_torchvision_checkpoint(backbone)
+    metric = _quiet_create("lpips", device, pretrained_model_path=str(linear))
+    return lambda out, gt: metric(out, gt)
+
+
+def niqe_mat_file() -> Path:
+    """pyiqa reads a MATLAB ``.mat``; write one from the verified npz (same mu/cov) once."""
+    npz = _metric_asset(NIQE_PARAMS, "niqe_pris_params.npz")
+    mat = npz.with_name("niqe_pris_params_from_npz.mat")
+    if not mat.exists() or mat.stat().st_mtime < npz.stat().st_mtime:
+        import numpy as np
+        import scipy.io
+
+        params = np.load(npz)
+        tmp = mat.with_suffix(".tmp.mat")
+        scipy.io.savemat(tmp, {"mu_prisparam": params["mu_pris_param"],
+                               "cov_prisparam": params["cov_pris_param"]})
+        tmp.replace(mat)
+    return mat
+
+
+def _build_niqe(conventions: MetricConventions, device: torch.device) -> Scorer:
+    params = niqe_mat_file()
+    # NIQE runs on the CPU in float64: it is unstable across devices (pyiqa#23).
+    metric = _quiet_create("niqe", torch.device("cpu"), pretrained_model_path=str(params))
+    return lambda out, _gt: metric(out.detach().to("cpu", torch.float64).float())
+
+
+def _fr_description(impl: str) -> Callable[[MetricConventions], dict[str, Any]]:
+    return lambda c: {"impl": impl, "color_space": c.color_space, "crop_border": c.crop_border}
+
+
+METRICS.register("psnr", target=MetricSpec(
+    "psnr", "FR", False, "PSNR (dB), pyiqa psnr, data range 1", _build_psnr,
+    _fr_description("pyiqa psnr")))
+METRICS.register("ssim", target=MetricSpec(
+    "ssim", "FR", False, "SSIM, pyiqa (Wang: Gaussian 11/1.5, valid, channel mean)", _build_ssim,
+    _fr_description("pyiqa ssim (wang, no downsample)")))
+METRICS.register("lpips", "lpips_alex", target=MetricSpec(
+    "lpips", "FR", True, "LPIPS v0.1, AlexNet backbone (needs ImageNet weights)", _build_lpips,
+    lambda c: {"impl": "pyiqa lpips", "net": "alex", "version": "0.1", "color_space": "rgb",
+               "crop_border": c.crop_border}))
+METRICS.register("niqe", target=MetricSpec(
+    "niqe", "NR", True, "NIQE, official pristine parameters (pyiqa niqe)", _build_niqe,
+    lambda c: {"impl": "pyiqa niqe", "params": "official (LIVE pristine, BasicSR npz)",
+               "grey": "yiq", "device": "cpu"}))
+
+
+def get_metric(name: str) -> MetricSpec:
+    """A registered metric, or any pyiqa metric by its pyiqa name (pyiqa defaults)."""
+    try:
+        return METRICS.get(name)
+    except UnknownNameError:
+        pyiqa = _pyiqa()
+        if name not in pyiqa.list_models():
+            raise
+        mode = "NR" if name in pyiqa.list_models(metric_mode="NR") else "FR"
+
+        def build(conventions: MetricConventions, device: torch.device) -> Scorer:
+            metric = _quiet_create(name, device)
+            return (lambda out, gt: metric(out)) if mode == "NR" else (lambda out, gt: metric(out, gt))
+
+        probe_lower_better = name in {"lpips", "dists", "niqe", "brisque", "pi", "nrqm_inv"}
+        return MetricSpec(name, mode, probe_lower_better, f"pyiqa {name} (pyiqa defaults)", build,
+                          lambda c: {"impl": f"pyiqa {name}", "options": "pyiqa defaults"})
+
+
+# Convention-aware preprocessing -------------------------------------------------------------------
+def prepare_output(out: torch.Tensor, conventions: MetricConventions) -> torch.Tensor:
+    """Clamp, and quantise to 8-bit levels when the task says so."""
+    out = out.clamp(0.0, 1.0)
+    return torch.round(out * 255.0) / 255.0 if conventions.quantize else out
+
+
+def apply_gt_mean(out: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Scale ``out`` so its grey (BT.601 luma) mean equals the GT's (Retinexformer ``--GT_mean``)."""
+    weights = torch.tensor([0.299, 0.587, 0.114], device=out.device, dtype=out.dtype).view(1, 3, 1, 1)
+    mean_out = (out * weights).sum(1).mean(dim=(-2, -1)).clamp_min(1e-8)
+    mean_gt = (gt * weights).sum(1).mean(dim=(-2, -1))
+    return (out * (mean_gt / mean_out).view(-1, 1, 1, 1)).clamp(0.0, 1.0)
+
+
+def crop(x: torch.Tensor, border: int) -> torch.Tensor:
+    return x[..., border:-border, border:-border] if border else x
+
+
+class MetricSuite:
+    """The metrics of one (task conventions, device) pair, built once and reused per image."""
+
+    def __init__(self, names: list[str], conventions: MetricConventions, device: torch.device,
+                 has_gt: bool):
+        self.conventions = conventions
+        self.scorers: dict[str, tuple[MetricSpec, Scorer]] = {}
+        self.missing: dict[str, str] = {}
+        self.specs: dict[str, MetricSpec] = {}
+        for name in names:
+            spec = get_metric(name)
+            self.specs[spec.name] = spec
+            if spec.mode == "FR" and not has_gt:
+                self.missing[spec.name] = "task has no ground truth (full-reference metric)"
+                continue
+            try:
+                self.scorers[spec.name] = (spec, spec.build(conventions, device))
+            except MetricUnavailable as exc:
+                self.missing[spec.name] = str(exc)
+            except Exception as exc:  # a broken metric backend must not end the run
+                self.missing[spec.name] = f"{type(exc).__name__}: {exc}"
+
+    def params(self) -> dict[str, Any]:
+        out = dict(self.conventions.as_params())
+        for name, spec in self.specs.items():
+            for key, value in spec.describe(self.conventions).items():
+                out[f"{name}.{key}"] = value
+        return out
+
+    @torch.inference_mode()
+    def score(self, out: torch.Tensor, gt: torch.Tensor | None) -> tuple[dict[str, float], dict[str, str]]:
+        """Per-image values (batch of one) and per-metric errors for this image."""
+        out = prepare_output(out, self.conventions)
+        fr_out = out
+        if gt is not None:
+            if gt.shape != out.shape:
+                raise ValueError(f"output shape {tuple(out.shape)} differs from GT "
+                                 f"{tuple(gt.shape)}")
+            if self.conventions.gt_mean:
+                fr_out = apply_gt_mean(out, gt)
+            fr_out, gt = crop(fr_out, self.conventions.crop_border), crop(gt, self.conventions.crop_border)
+        values: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        for name, (spec, scorer) in self.scorers.items():
+            try:
+                value = scorer(fr_out, gt) if spec.mode == "FR" else scorer(out, None)
+                values[name] = float(value.flatten()[0])
+            except Exception as exc:
+                errors[name] = f"{type(exc).__name__}: {exc}"
+        return values, errors

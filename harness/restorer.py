@@ -1,0 +1,174 @@
+"""The ``Restorer`` interface every method implements, and the restorer registry.
+
+A restorer maps a degraded batch ``(B,3,H,W)`` float in [0,1] to a restored batch of the same
+shape on its device. Networks that need a size multiple declare ``pad_multiple``; the base class
+reflect-pads and crops back (Restormer's test scripts), so metrics always see the original size.
+
+New restorers are one module with one decorated class::
+
+    @register_restorer("zero-dce", "zerodce")
+    class ZeroDCE(Restorer):
+        description = "Zero-DCE curve estimation (low-light)"
+        degradations = ("lowlight",)
+        def load(self, device): ...
+        def _restore(self, lq): ...
+
+and one line in ``restorers/__init__.py`` (built-ins) or an entry point in the group
+``restorebench.restorers`` (plugins).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from harness.registry import Registry
+
+
+@dataclass
+class RestorerInfo:
+    """What a results file and MLflow record about a restorer (``Restorer.info()``)."""
+
+    name: str
+    description: str
+    paper: str = ""
+    parameters: int = 0
+    weights: list[dict[str, str]] = field(default_factory=list)  # [{file, sha256, uri}]
+    licence: str = ""
+    input_range: str = "RGB float [0,1]"
+    degradations: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["degradations"] = list(self.degradations)
+        return d
+
+
+class Restorer(ABC):
+    """Base class of every restorer.
+
+    Subclasses implement :meth:`_restore` and, when they hold weights, :meth:`load`. Constructor
+    keyword arguments are the restorer's config; they are captured automatically (diffusers'
+    ``register_to_config`` idea) and logged as MLflow params, so a subclass only has to accept them.
+    """
+
+    #: One line for ``bench list restorers``.
+    description: ClassVar[str] = ""
+    #: Degradations the method is meant for ("lowlight", "noise", "blur", "haze", "rain", ...).
+    degradations: ClassVar[tuple[str, ...]] = ()
+    paper: ClassVar[str] = ""
+    licence: ClassVar[str] = ""
+    #: Networks that need H and W to be multiples of this are padded (reflect) and cropped back.
+    pad_multiple: ClassVar[int] = 1
+    #: The registered name (set by the registry decorator).
+    name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        original_init = cls.__dict__.get("__init__")
+        if original_init is None:
+            return
+        signature = inspect.signature(original_init)
+
+        def init(self: Restorer, *args: Any, **kw: Any) -> None:
+            bound = signature.bind(self, *args, **kw)
+            bound.apply_defaults()
+            config = {k: v for k, v in bound.arguments.items() if k not in ("self", "kwargs")}
+            config.update(bound.arguments.get("kwargs", {}))
+            self._config = {**getattr(self, "_config", {}), **config}
+            original_init(self, *args, **kw)
+
+        init.__doc__ = original_init.__doc__
+        init.__signature__ = signature  # type: ignore[attr-defined]
+        cls.__init__ = init  # type: ignore[method-assign]
+
+    def __init__(self) -> None:
+        self.device = torch.device("cpu")
+        self.weights: list[dict[str, str]] = []
+
+    # Lifecycle ----------------------------------------------------------------------------------
+    def load(self, device: torch.device) -> None:
+        """Load weights and move to ``device``; called once by the runner before warm-up."""
+        self.device = device
+        for module in self.modules():
+            module.to(device).eval()
+
+    def modules(self) -> list[torch.nn.Module]:
+        """The networks this restorer holds (for ``.to(device)`` and parameter counts)."""
+        return [v for v in vars(self).values() if isinstance(v, torch.nn.Module)]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(getattr(self, "_config", {}))
+
+    # Inference ----------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def restore(self, lq: torch.Tensor, meta: dict[str, Any] | None = None) -> torch.Tensor:
+        """Restore ``lq`` (B,3,H,W) in [0,1]; returns the same shape, clamped to [0,1].
+
+        ``meta`` carries what the task knows about the degradation (e.g. ``sigma`` for AWGN
+        tasks); non-blind methods may use it and must say so in their params.
+        """
+        if lq.ndim != 4 or lq.shape[1] != 3:
+            raise ValueError(f"{self.name}: expected a (B,3,H,W) tensor, got {tuple(lq.shape)}")
+        height, width = lq.shape[-2:]
+        m = self.pad_multiple
+        pad_h, pad_w = (-height) % m, (-width) % m
+        x = lq
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            x = F.pad(lq, (0, pad_w, 0, pad_h), mode=mode)
+        out = self._restore(x, meta or {})
+        return out[..., :height, :width].clamp(0.0, 1.0)
+
+    @abstractmethod
+    def _restore(self, lq: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
+        """The method itself, on a padded batch."""
+
+    # Description --------------------------------------------------------------------------------
+    def info(self) -> RestorerInfo:
+        params = sum(p.numel() for m in self.modules() for p in m.parameters())
+        return RestorerInfo(name=self.name, description=self.description, paper=self.paper,
+                            parameters=params, weights=list(self.weights), licence=self.licence,
+                            degradations=tuple(self.degradations), config=self.config)
+
+    def config_hash(self) -> str:
+        blob = json.dumps({"name": self.name, "config": self.config,
+                           "weights": [w.get("sha256") for w in self.weights]},
+                          sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+RESTORERS: Registry[type[Restorer]] = Registry(
+    "restorer", base_cls=Restorer, entry_point_group="restorebench.restorers",
+    modules=("restorers",))
+
+
+def register_restorer(name: str, *aliases: str):
+    """Class decorator: register a :class:`Restorer` under ``name`` and ``aliases``."""
+
+    def wrap(cls: type[Restorer]) -> type[Restorer]:
+        cls.name = name
+        return RESTORERS.register(name, *aliases, target=cls)
+
+    return wrap
+
+
+def build_restorer(name: str, **kwargs: Any) -> Restorer:
+    """Instantiate a registered restorer; unknown kwargs get a clear error naming valid ones."""
+    cls = RESTORERS.get(name)
+    signature = inspect.signature(cls.__init__)
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    valid = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
+    unknown = [k for k in kwargs if k not in valid]
+    if unknown and not accepts_any:
+        raise ValueError(f"restorer {cls.name!r} has no option(s) {unknown}; valid: {valid}")
+    return cls(**kwargs)

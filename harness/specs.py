@@ -1,0 +1,61 @@
+"""Parsing of ``name[key=value,...]`` item specs used by ``--restorer`` and ``--task``.
+
+Options ride on the item they configure, so two restorers or tasks in one call can have
+different options: ``-r 'sci[variant=difficult]' -t 'lolv1[gt_mean=true]'``. Values are read as
+JSON literals when they parse (``true``, ``12``, ``0.5``, ``[1,2]``) and as strings otherwise.
+Brackets must be quoted in the shell.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_SPEC = re.compile(r"^(?P<name>[^\[\]]+?)(?:\[(?P<opts>.*)\])?$")
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        lowered = text.lower()
+        if lowered in ("true", "yes", "on"):
+            return True
+        if lowered in ("false", "no", "off"):
+            return False
+        return text
+
+
+def parse_item(spec: str) -> tuple[str, dict[str, Any]]:
+    """``'lolv1[gt_mean=true,crop_border=4]'`` → ``('lolv1', {'gt_mean': True, 'crop_border': 4})``."""
+    match = _SPEC.match(spec.strip())
+    if match is None:
+        raise ValueError(f"cannot parse {spec!r}; expected NAME or NAME[key=value,...]")
+    options: dict[str, Any] = {}
+    raw = match.group("opts")
+    if raw:
+        for part in _split_top_level(raw):
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"option {part!r} in {spec!r} is not key=value")
+            options[key.strip()] = parse_value(value.strip())
+    return match.group("name").strip(), options
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside [...] (so list values survive)."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if current:
+        parts.append("".join(current))
+    return [p for p in (p.strip() for p in parts) if p]

@@ -1,0 +1,176 @@
+"""MLflow logging: one parent run per CLI call, one child run per (restorer, task).
+
+The default store is ``sqlite:///<output-dir>/mlflow.db`` with artifacts in
+``<output-dir>/mlartifacts`` (MLflow 3 refuses plain file stores, and the default ``./mlruns``
+would land wherever the user happened to ``cd``). The client API is used rather than the fluent
+one so nothing depends on a global "active run".
+
+Names follow conventions.md §5: child runs are ``"{restorer}@{task}"``; metric keys are the
+metric name (``psnr``) with ``_std``, ``_ci95_lo``, ``_ci95_hi`` siblings; missing metrics are
+tags ``missing.<metric>`` carrying the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-. /:]")
+_PARAM_MAX = 6000
+_TAG_MAX = 5000
+
+
+def sanitize_key(key: str) -> str:
+    """MLflow accepts only alphanumerics and ``_ - . space / :`` in keys (``mAP50(B)`` fails)."""
+    return _KEY_BAD.sub("_", key)[:250]
+
+
+def default_tracking_uri(output_dir: Path) -> str:
+    return f"sqlite:///{Path(output_dir).resolve() / 'mlflow.db'}"
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    _flatten(prefix, d, out)
+    return out
+
+
+class Tracker:
+    """Thin wrapper over ``MlflowClient`` for the parent/child run layout."""
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path):
+        os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.tracking_uri = tracking_uri
+        experiment_obj = self.client.get_experiment_by_name(experiment)
+        if experiment_obj is None:
+            artifact_root.mkdir(parents=True, exist_ok=True)
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=artifact_root.resolve().as_uri())
+        else:
+            self.experiment_id = experiment_obj.experiment_id
+        self.parent_id: str | None = None
+
+    # Runs -----------------------------------------------------------------------------------------
+    def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=run_name,
+                                     tags={k: str(v)[:_TAG_MAX] for k, v in tags.items()})
+        self.parent_id = run.info.run_id
+        self.log_params(self.parent_id, params)
+        return self.parent_id
+
+    def start_child(self, run_name: str, tags: dict[str, Any] | None = None) -> str:
+        all_tags = {"mlflow.parentRunId": self.parent_id or "", **(tags or {})}
+        run = self.client.create_run(self.experiment_id, run_name=run_name,
+                                     tags={k: str(v)[:_TAG_MAX] for k, v in all_tags.items()})
+        return run.info.run_id
+
+    def end(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    # Logging --------------------------------------------------------------------------------------
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(sanitize_key(k), str(v)[:_PARAM_MAX]) for k, v in flatten(params).items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[start:start + 100])
+
+    def log_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(sanitize_key(k), str(v)[:_TAG_MAX]) for k, v in tags.items()]
+        if items:
+            self.client.log_batch(run_id, tags=items)
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(sanitize_key(k), float(v), now, 0) for k, v in metrics.items()
+                 if v is not None and v == v and abs(float(v)) != float("inf")]
+        for start in range(0, len(items), 1000):
+            self.client.log_batch(run_id, metrics=items[start:start + 1000])
+
+    def log_aggregates(self, run_id: str, aggregates: dict[str, Any]) -> None:
+        """``{metric: {mean, std, ci95, n}}`` → ``metric``, ``metric_std``, ``metric_ci95_lo/hi``."""
+        flat: dict[str, float] = {}
+        for name, agg in aggregates.items():
+            if isinstance(agg, dict):
+                flat[name] = agg["mean"]
+                flat[f"{name}_std"] = agg["std"]
+                lo, hi = agg["ci95"]
+                flat[f"{name}_ci95_lo"], flat[f"{name}_ci95_hi"] = lo, hi
+                flat[f"{name}_n"] = agg["n"]
+            else:
+                flat[name] = agg
+        self.log_metrics(run_id, flat)
+
+    def log_table(self, run_id: str, rows: list[dict[str, Any]], artifact_file: str) -> None:
+        import pandas as pd
+
+        if rows:
+            self.client.log_table(run_id, data=pd.DataFrame(rows), artifact_file=artifact_file)
+
+    def log_image(self, run_id: str, image: Any, artifact_file: str) -> None:
+        self.client.log_image(run_id, image, artifact_file=artifact_file)
+
+    def log_dict(self, run_id: str, payload: dict[str, Any], artifact_file: str) -> None:
+        self.client.log_dict(run_id, payload, artifact_file)
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+
+class NullTracker(Tracker):
+    """Used with ``--no-tracking``: same calls, nothing stored."""
+
+    def __init__(self) -> None:  # noqa: D107 - deliberately skips MLflow setup
+        self.parent_id = None
+        self.tracking_uri = ""
+
+    def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any]) -> str:
+        return ""
+
+    def start_child(self, run_name: str, tags: dict[str, Any] | None = None) -> str:
+        return ""
+
+    def end(self, run_id: str, status: str = "FINISHED") -> None:
+        pass
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        pass
+
+    def log_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        pass
+
+    def log_table(self, run_id: str, rows: list[dict[str, Any]], artifact_file: str) -> None:
+        pass
+
+    def log_image(self, run_id: str, image: Any, artifact_file: str) -> None:
+        pass
+
+    def log_dict(self, run_id: str, payload: dict[str, Any], artifact_file: str) -> None:
+        pass
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        pass

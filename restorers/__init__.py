@@ -1,0 +1,17 @@
+"""Built-in restorers: the single name → ``"module:Class"`` table.
+
+Each entry is imported only when used (or listed), so optional heavy dependencies of one method
+never break another. A module registers its class with ``@register_restorer(name, *aliases)``;
+``tests/test_registries.py`` checks that every entry here names a class registered under the
+same name. External packages plug in through the ``restorebench.restorers`` entry-point group.
+"""
+
+from harness.restorer import RESTORERS
+
+BUILTIN_RESTORERS: dict[str, str] = {
+    "identity": "restorers.identity:Identity",
+    "nlm": "restorers.baselines.nlm:NonLocalMeans",
+}
+
+for _name, _target in BUILTIN_RESTORERS.items():
+    RESTORERS.register_lazy(_name, _target)
