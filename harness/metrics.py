@@ -133,21 +133,25 @@ def _quiet_create(name: str, device: torch.device, **opts: Any):
         return _pyiqa().create_metric(name, device=device, as_loss=False, **opts)
 
 
-def _color_opts(conventions: MetricConventions) -> dict[str, Any]:
-    if conventions.color_space == "rgb":
+def _color_opts(color_space: str) -> dict[str, Any]:
+    if color_space == "rgb":
         return {"test_y_channel": False}
-    return {"test_y_channel": True,
-            "color_space": {"ycbcr601": "ycbcr", "yiq": "yiq"}[conventions.color_space]}
+    return {"test_y_channel": True, "color_space": {"ycbcr601": "ycbcr", "yiq": "yiq"}[color_space]}
+
+
+def ssim_color_space(conventions: MetricConventions) -> str:
+    return conventions.ssim_color_space or conventions.color_space
 
 
 # Built-in metrics --------------------------------------------------------------------------------
 def _build_psnr(conventions: MetricConventions, device: torch.device) -> Scorer:
-    metric = _quiet_create("psnr", device, **_color_opts(conventions))
+    metric = _quiet_create("psnr", device, **_color_opts(conventions.color_space))
     return lambda out, gt: metric(out, gt)
 
 
 def _build_ssim(conventions: MetricConventions, device: torch.device) -> Scorer:
-    metric = _quiet_create("ssim", device, downsample=False, **_color_opts(conventions))
+    metric = _quiet_create("ssim", device, downsample=False,
+                           **_color_opts(ssim_color_space(conventions)))
     return lambda out, gt: metric(out, gt)
 
 
@@ -199,7 +203,8 @@ METRICS.register("psnr", target=MetricSpec(
     _fr_description("pyiqa psnr")))
 METRICS.register("ssim", target=MetricSpec(
     "ssim", "FR", False, "SSIM, pyiqa (Wang: Gaussian 11/1.5, valid, channel mean)", _build_ssim,
-    _fr_description("pyiqa ssim (wang, no downsample)")))
+    lambda c: {"impl": "pyiqa ssim (wang, no downsample)", "color_space": ssim_color_space(c),
+               "crop_border": c.crop_border}))
 METRICS.register("lpips", "lpips_alex", target=MetricSpec(
     "lpips", "FR", True, "LPIPS v0.1, AlexNet backbone (needs ImageNet weights)", _build_lpips,
     lambda c: {"impl": "pyiqa lpips", "net": "alex", "version": "0.1", "color_space": "rgb",

@@ -37,6 +37,8 @@ class MetricConventions:
             the DnCNN/KAIR test scripts); off = score the float output (Retinexformer).
         ssim: ``wang`` (Gaussian 11/σ1.5, valid, per-channel mean) is what pyiqa implements;
             kept as a field so a future MATLAB-3D variant is a named option, not a silent change.
+        ssim_color_space: colour space of SSIM when it differs from PSNR's (the LD-RPS/pyiqa
+            protocol scores RGB PSNR but Y(yiq) SSIM); ``None`` = same as ``color_space``.
     """
 
     color_space: str = "rgb"
@@ -44,10 +46,15 @@ class MetricConventions:
     gt_mean: bool = False
     quantize: bool = True
     ssim: str = "wang"
+    ssim_color_space: str | None = None
 
     def __post_init__(self) -> None:
-        if self.color_space not in COLOR_SPACES:
-            raise ValueError(f"color_space must be one of {COLOR_SPACES}, got {self.color_space!r}")
+        for name in ("color_space", "ssim_color_space"):
+            value = getattr(self, name)
+            if value is not None and value not in COLOR_SPACES:
+                raise ValueError(f"{name} must be one of {COLOR_SPACES}, got {value!r}")
+        if self.ssim != "wang":
+            raise ValueError(f"ssim={self.ssim!r}: only 'wang' (pyiqa) is implemented")
         if self.crop_border < 0:
             raise ValueError("crop_border must be >= 0")
 
