@@ -68,6 +68,8 @@ class Restorer(ABC):
     licence: ClassVar[str] = ""
     #: Networks that need H and W to be multiples of this are padded (reflect) and cropped back.
     pad_multiple: ClassVar[int] = 1
+    #: What ``_restore`` expects, for ``info()`` (e.g. values slightly outside [0,1] tolerated).
+    input_range: ClassVar[str] = "RGB float [0,1]"
     #: The registered name (set by the registry decorator).
     name: ClassVar[str] = ""
 
@@ -138,7 +140,8 @@ class Restorer(ABC):
         params = sum(p.numel() for m in self.modules() for p in m.parameters())
         return RestorerInfo(name=self.name, description=self.description, paper=self.paper,
                             parameters=params, weights=list(self.weights), licence=self.licence,
-                            degradations=tuple(self.degradations), config=self.config)
+                            degradations=tuple(self.degradations), config=self.config,
+                            input_range=self.input_range)
 
     def config_hash(self) -> str:
         blob = json.dumps({"name": self.name, "config": self.config,
