@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from harness.assets import Asset, AssetFile, AssetMissingError, fetch, register_asset
+from harness.assets import Asset, AssetFile, AssetMissingError, fetch, register_asset, sha256_of
 from harness.registry import Registry, UnknownNameError
 from harness.task import MetricConventions
 
@@ -158,7 +158,7 @@ def _build_ssim(conventions: MetricConventions, device: torch.device) -> Scorer:
 def _install_torchvision_checkpoint(path: Path) -> None:
     """Make torchvision's ``weights='IMAGENET1K_V1'`` find the verified file offline."""
     target = Path(torch.hub.get_dir()) / "checkpoints" / path.name
-    if not target.exists():
+    if not target.exists() or sha256_of(target) != sha256_of(path):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
 

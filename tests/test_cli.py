@@ -1,0 +1,107 @@
+"""The ``bench`` CLI end to end, and MLflow records read back from the sqlite store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory, _imported_home):
+    """`bench run` with no restorer/task arguments: the embedded default (NIQE params imported)."""
+    out = tmp_path_factory.mktemp("default_run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENCH_HOME", str(_imported_home))
+        mp.setenv("BENCH_OFFLINE", "1")
+        result = runner.invoke(app, ["run", "--output-dir", str(out), "--no-progress"])
+    return out, result
+
+
+def test_default_run_prints_the_summary_table(default_run):
+    out, result = default_run
+    assert result.exit_code == 0, result.output
+    for column in ("psnr", "ssim", "niqe", "latency_ms", "peak_mem_mb"):
+        assert column in result.output
+    assert "identity" in result.output and "nlm" in result.output
+    run_dirs = [p for p in out.iterdir() if (p / "results.json").exists()]
+    results = json.loads((run_dirs[0] / "results.json").read_text())
+    assert results["schema_version"] == 1
+    assert set(results["results"]) == {"identity", "nlm"}
+    demo = results["results"]["nlm"]["demo"]
+    assert demo["psnr"]["mean"] > results["results"]["identity"]["demo"]["psnr"]["mean"] + 3
+    assert results["tasks"]["demo"]["conventions"]["color_space"] == "rgb"
+    assert "lpips" in results["missing_metrics"]
+
+
+def test_mlflow_store_holds_parent_and_children_with_metrics_and_tables(default_run):
+    from mlflow import MlflowClient
+
+    out, result = default_run
+    assert result.exit_code == 0
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("restorebench")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1
+    assert sorted(r.info.run_name for r in children) == ["identity@demo", "nlm@demo"]
+    assert parents[0].data.tags["git_hash"] is not None
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        for key in ("psnr", "ssim", "niqe", "latency_ms", "peak_mem_mb", "psnr_ci95_lo"):
+            assert key in child.data.metrics, key
+        assert child.data.params["metric.color_space"] == "rgb"
+        assert child.data.params["psnr.impl"] == "pyiqa psnr"
+        assert "missing.lpips" in child.data.tags
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id, "per_image")}
+        assert artifacts == {f"per_image/{child.info.run_name}.json"}
+        table_path = client.download_artifacts(child.info.run_id,
+                                               f"per_image/{child.info.run_name}.json")
+        table = json.loads(Path(table_path).read_text())
+        assert len(table["data"]) == 5 and "psnr" in table["columns"]
+        images = client.list_artifacts(child.info.run_id, "comparisons")
+        assert len(images) == 3
+
+
+def test_mistyped_restorer_gets_did_you_mean_and_nonzero_exit(tmp_path):
+    result = runner.invoke(app, ["run", "-r", "identiy", "--output-dir", str(tmp_path),
+                                 "--no-tracking"])
+    assert result.exit_code != 0
+    assert "Did you mean 'identity'" in result.output
+
+
+def test_unknown_task_and_bad_spec_are_clear_errors(tmp_path):
+    result = runner.invoke(app, ["run", "-t", "kodak42-awgn25", "--output-dir", str(tmp_path),
+                                 "--no-tracking"])
+    assert result.exit_code != 0 and "Did you mean" in result.output
+    result = runner.invoke(app, ["run", "-t", "folder[lq]", "--output-dir", str(tmp_path),
+                                 "--no-tracking"])
+    assert result.exit_code != 0 and "not key=value" in result.output
+
+
+def test_list_commands_describe_entries():
+    restorers = runner.invoke(app, ["list", "restorers"])
+    assert restorers.exit_code == 0 and "Non-local means" in restorers.output
+    tasks = runner.invoke(app, ["list", "tasks"])
+    assert tasks.exit_code == 0 and "demo" in tasks.output and "present" in tasks.output
+    metrics = runner.invoke(app, ["list", "metrics"])
+    assert metrics.exit_code == 0 and "niqe" in metrics.output and "NR" in metrics.output
+
+
+def test_assets_import_list_verify(weights_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path / "home"))
+    result = runner.invoke(app, ["assets", "import", str(weights_dir / "niqe")])
+    assert result.exit_code == 0 and "niqe-official/niqe_pris_params.npz" in result.output
+    listing = runner.invoke(app, ["assets", "list"])
+    assert "niqe-official" in listing.output and "ok" in listing.output
+    cached = tmp_path / "home" / "assets" / "niqe-official" / "niqe_pris_params.npz"
+    cached.write_bytes(b"corrupted")
+    verify = runner.invoke(app, ["assets", "verify"])
+    assert verify.exit_code == 1 and "corrupt" in verify.output
