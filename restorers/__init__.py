@@ -11,6 +11,12 @@ from harness.restorer import RESTORERS
 BUILTIN_RESTORERS: dict[str, str] = {
     "identity": "restorers.identity:Identity",
     "nlm": "restorers.baselines.nlm:NonLocalMeans",
+    "zero-dce": "restorers.baselines.zero_dce:ZeroDCE",
+    "zero-dce-pp": "restorers.baselines.zero_dce_pp:ZeroDCEPP",
+    "sci": "restorers.baselines.sci:SCI",
+    "aod-net": "restorers.baselines.aod_net:AODNetRestorer",
+    "dncnn": "restorers.baselines.dncnn:DnCNNRestorer",
+    "ffdnet": "restorers.baselines.ffdnet:FFDNetRestorer",
 }
 
 for _name, _target in BUILTIN_RESTORERS.items():
