@@ -70,6 +70,10 @@ class Restorer(ABC):
     pad_multiple: ClassVar[int] = 1
     #: What ``_restore`` expects, for ``info()`` (e.g. values slightly outside [0,1] tolerated).
     input_range: ClassVar[str] = "RGB float [0,1]"
+    #: Test-time optimisation needs autograd: ``restore`` then runs outside inference mode.
+    needs_grad: ClassVar[bool] = False
+    #: Methods with a training procedure set this and implement :meth:`train`.
+    trainable: ClassVar[bool] = False
     #: The registered name (set by the registry decorator).
     name: ClassVar[str] = ""
 
@@ -112,13 +116,18 @@ class Restorer(ABC):
         return dict(getattr(self, "_config", {}))
 
     # Inference ----------------------------------------------------------------------------------
-    @torch.inference_mode()
     def restore(self, lq: torch.Tensor, meta: dict[str, Any] | None = None) -> torch.Tensor:
         """Restore ``lq`` (B,3,H,W) in [0,1]; returns the same shape, clamped to [0,1].
 
         ``meta`` carries what the task knows about the degradation (e.g. ``sigma`` for AWGN
-        tasks); non-blind methods may use it and must say so in their params.
+        tasks); non-blind methods may use it and must say so in their params. Runs under
+        ``torch.inference_mode`` unless the class sets ``needs_grad`` (posterior samplers that
+        differentiate through a decoder at test time, e.g. LD-RPS).
         """
+        with torch.inference_mode(not self.needs_grad):
+            return self._padded_restore(lq, meta)
+
+    def _padded_restore(self, lq: torch.Tensor, meta: dict[str, Any] | None) -> torch.Tensor:
         if lq.ndim != 4 or lq.shape[1] != 3:
             raise ValueError(f"{self.name}: expected a (B,3,H,W) tensor, got {tuple(lq.shape)}")
         height, width = lq.shape[-2:]
@@ -130,6 +139,10 @@ class Restorer(ABC):
             x = F.pad(lq, (0, pad_w, 0, pad_h), mode=mode)
         out = self._restore(x, meta or {})
         return out[..., :height, :width].clamp(0.0, 1.0)
+
+    def train(self, pairs: Any, **kwargs: Any) -> None:
+        """Train on ``pairs`` (an iterable of (lq, gt) batches); only for ``trainable`` methods."""
+        raise NotImplementedError(f"restorer {self.name!r} is not trainable")
 
     @abstractmethod
     def _restore(self, lq: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:

@@ -202,6 +202,7 @@ class Runner:
         missing: dict[str, str] = {}
         n_skipped = 0
         status = "FAILED"
+        child = ""
         try:
             progress = _progress(self.config.show_progress, self.console)
             with progress:
@@ -234,12 +235,15 @@ class Runner:
                             done.add((restorer.name, task.name, sample_id))
                             progress.advance(bar)
                         self._log_child(tracker, child, restorer, task, suite, log, comparisons)
+                        child = ""
                     del restorer
                     if self.device.type == "cuda":
                         torch.cuda.empty_cache()
             status = "FINISHED"
         finally:
             log.close()
+            if child:  # interrupted inside a (restorer, task): close its MLflow run too
+                tracker.end(child, "KILLED")
             all_records = SampleLog(run_dir / SAMPLES_FILE).records()
             payload = self._results_payload(run_dir, run_info, restorer_infos, tasks, all_records,
                                             missing)

@@ -30,6 +30,7 @@ def test_default_run_prints_the_summary_table(default_run):
     for column in ("psnr", "ssim", "niqe", "latency_ms", "peak_mem_mb"):
         assert column in result.output
     assert "identity" in result.output and "nlm" in result.output
+    assert "missing*" in result.output and "lpips missing" in result.output
     run_dirs = [p for p in out.iterdir() if (p / "results.json").exists()]
     results = json.loads((run_dirs[0] / "results.json").read_text())
     assert results["schema_version"] == 1

@@ -133,3 +133,17 @@ def test_lpips_loads_a_backbone_through_the_asset_cache(tmp_path, monkeypatch, w
     different = suite.score(out, gt)[0]["lpips"]
     assert same == pytest.approx(0.0, abs=1e-4)  # only 8-bit rounding differs
     assert different > 100 * same
+
+
+def test_any_pyiqa_metric_is_usable_by_name():
+    from harness.metrics import get_metric
+
+    spec = get_metric("ms_ssim")
+    assert spec.mode == "FR"
+    out, gt = _pair(6, size=192)
+    suite = MetricSuite(["ms_ssim"], MetricConventions(), CPU, has_gt=True)
+    same, _ = suite.score(gt, gt)
+    different, _ = suite.score(out, gt)
+    assert same["ms_ssim"] > 0.999 and different["ms_ssim"] < same["ms_ssim"]
+    with pytest.raises(KeyError, match="Did you mean"):
+        get_metric("psnrr")

@@ -197,3 +197,25 @@ def test_cuda_request_without_cuda_is_a_clear_error(monkeypatch):
     with pytest.raises(ValueError, match="CUDA is not available"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
+
+
+@register_restorer("t-needs-grad")
+class NeedsGrad(Restorer):
+    """A test-time optimiser: one gradient step on a total-variation loss."""
+
+    description = "test: differentiates at restore time"
+    needs_grad = True
+
+    def _restore(self, lq, meta):
+        x = lq.detach().clone().requires_grad_(True)
+        loss = (x[..., 1:, :] - x[..., :-1, :]).abs().mean()
+        loss.backward()
+        return (x - 0.1 * x.grad.sign()).detach()
+
+
+def test_restorers_that_need_gradients_get_them(tmp_path):
+    summary = run_benchmark(_config(tmp_path, ["t-needs-grad", "identity"], ["demo"], limit=1,
+                                    metrics=["psnr"]))
+    records = read_samples(summary.run_dir / "samples.jsonl")
+    assert [r["status"] for r in records] == ["ok", "ok"], records
+    assert records[0]["metrics"]["psnr"] != records[1]["metrics"]["psnr"]
