@@ -324,7 +324,9 @@ class Runner:
         rows = [{"sample_id": r["sample_id"], "status": r["status"], "error": r.get("error", ""),
                  **r.get("metrics", {}), "latency_ms": r.get("latency_ms"),
                  "peak_mem_mb": r.get("peak_mem_mb")} for r in records]
-        tracker.log_table(child, rows, f"per_image/{restorer.name}@{task.name}.json")
+        # MLflow forbids ":" in artifact names; spec-string tasks (synth:...) contain it
+        artifact = f"{restorer.name}@{task.name}".replace(":", "_")
+        tracker.log_table(child, rows, f"per_image/{artifact}.json")
         for sample_id, panels in comparisons:
             tracker.log_image(child, montage(list(panels)),
                               f"comparisons/{_safe(sample_id)}_lq-out-gt.png")

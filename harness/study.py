@@ -1,0 +1,351 @@
+"""Studies: a grid of restorers × tasks run by the :class:`~harness.runner.Runner`, then tabled and drawn.
+
+Two studies share one engine (:func:`run_study`):
+
+* **OOD** — rows are restorers (a trained restorer may appear several times, once per checkpoint,
+  each tagged with what it was trained on), columns are test tasks; the grid becomes
+  train-on × test-on. Output: long and pivoted tables (CSV + markdown) and a heatmap.
+* **severity** — the same degradation at several levels; one curve per restorer and metric.
+
+Restorer entries are ``NAME[key=value,...]@TAG``: the bracket is the restorer's options (as in
+``bench run``), the optional ``@TAG`` says what that checkpoint was trained on and the row is
+labelled ``NAME (trained on TAG)``.
+
+Each entry is one ordinary runner invocation (its own run folder under ``<study>/runs/``, its
+own ``results.json``/``samples.jsonl``): two checkpoints of the same restorer would otherwise
+share a restorer name inside one run and collide. With tracking, the study opens one MLflow
+parent run holding the tables and figures as artifacts; each runner's parent run is attached
+beneath it (tag ``mlflow.parentRunId``), with the per-cell child runs beneath those.
+
+Nothing here names a concrete restorer or task; how task names are built for a severity sweep
+is a template the caller passes.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.metrics import get_metric
+from harness.results import RESULTS_FILE, git_hash, new_run_name, read_results
+from harness.runner import RunConfig, run_benchmark
+from harness.specs import parse_item
+from harness.tracking import Tracker, default_tracking_uri
+
+SUMMARY_FIELDS = ("mean", "std", "ci95_lo", "ci95_hi", "n")
+
+
+# Restorer entries -------------------------------------------------------------------------------
+@dataclass
+class StudyEntry:
+    """One row of a study: a restorer, its options, and optionally what it was trained on."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    train_tag: str | None = None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = self.name + (f" (trained on {self.train_tag})" if self.train_tag else "")
+
+
+def parse_entry(spec: str) -> StudyEntry:
+    """``'unet[checkpoint=a.pt]@noise'`` → StudyEntry('unet', {'checkpoint': 'a.pt'}, 'noise')."""
+    text = spec.strip()
+    tag = None
+    at = text.rfind("@")
+    if at > text.rfind("]"):
+        text, tag = text[:at], text[at + 1:].strip()
+        if not tag:
+            raise ValueError(f"{spec!r}: empty training tag after '@' (write NAME[...]@TAG)")
+    name, options = parse_item(text)
+    return StudyEntry(name, options, tag)
+
+
+def label_entries(entries: list[StudyEntry]) -> list[StudyEntry]:
+    """Make row labels unique: entries that would share one get their options appended."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.label] = counts.get(entry.label, 0) + 1
+    for entry in entries:
+        if counts[entry.label] > 1 and entry.options:
+            opts = ",".join(f"{k}={v}" for k, v in entry.options.items())
+            entry.label = f"{entry.label} [{opts}]"
+    labels = [e.label for e in entries]
+    duplicates = sorted({lab for lab in labels if labels.count(lab) > 1})
+    if duplicates:
+        raise ValueError(f"restorer entries {duplicates} are given twice with the same options")
+    return entries
+
+
+def parse_levels(text: str) -> list[int]:
+    """``"1-5"`` → [1,2,3,4,5]; ``"1,3,5"`` → [1,3,5]."""
+    levels: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(p) for p in part.split("-", 1))
+                levels.extend(range(lo, hi + 1))
+            elif part:
+                levels.append(int(part))
+    except ValueError as exc:
+        raise ValueError(f"--levels {text!r}: write a range '1-5' or a list '1,3,5'") from exc
+    if not levels:
+        raise ValueError(f"--levels {text!r} selects no level")
+    return levels
+
+
+# The engine -------------------------------------------------------------------------------------
+@dataclass
+class StudyConfig:
+    kind: str  # "ood" or "severity" (names the outputs)
+    entries: list[StudyEntry]
+    tasks: list[tuple[str, dict[str, Any]]]
+    #: severity studies: the level of each task, in the order of ``tasks``.
+    levels: list[int] | None = None
+    metrics: list[str] | None = None
+    primary_metric: str = "psnr"
+    device: str = "auto"
+    limit: int | None = None
+    seed: int = 0
+    output_dir: Path = Path("results/studies")
+    name: str | None = None
+    tracking: bool = True
+    tracking_uri: str | None = None
+    experiment: str = "restorebench"
+    show_progress: bool = True
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class StudySummary:
+    study_dir: Path
+    table: pd.DataFrame  # long form: one row per (entry, task, metric)
+    files: dict[str, Path]
+    parent_run_id: str
+    missing_metrics: dict[str, str]
+    n_failed: int
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:80] or "run"
+
+
+def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
+    """Run every entry on every task, then write tables, figures and the MLflow parent run."""
+    if not config.entries or not config.tasks:
+        raise ValueError("a study needs at least one --restorer and one task")
+    entries = label_entries(list(config.entries))
+    name = config.name or f"{config.kind}-{new_run_name()}"
+    study_dir = Path(config.output_dir) / name
+    if (study_dir / "study.csv").exists():
+        raise FileExistsError(f"{study_dir} already holds a study; choose another --name")
+    study_dir.mkdir(parents=True, exist_ok=True)
+    uri = config.tracking_uri or default_tracking_uri(Path(config.output_dir))
+    tracker = (Tracker(uri, config.experiment, Path(config.output_dir) / "mlartifacts")
+               if config.tracking else None)
+    parent = ""
+    if tracker is not None:
+        parent = tracker.start_parent(name, tags={"study": config.kind, "git_hash": git_hash(),
+                                                  "argv": " ".join(config.argv),
+                                                  "study_dir": str(study_dir.resolve())},
+                                      params={"study": config.kind,
+                                              "restorers": " | ".join(e.label for e in entries),
+                                              "tasks": ",".join(t for t, _ in config.tasks),
+                                              "metric": config.primary_metric,
+                                              "limit": config.limit, "seed": config.seed})
+    rows: list[dict[str, Any]] = []
+    missing: dict[str, str] = {}
+    n_failed = 0
+    status = "FAILED"
+    try:
+        for index, entry in enumerate(entries):
+            run = RunConfig(restorers=[(entry.name, dict(entry.options))], tasks=list(config.tasks),
+                            device=config.device, limit=config.limit, metrics=config.metrics,
+                            output_dir=study_dir / "runs", run_name=f"{index:02d}-{_slug(entry.label)}",
+                            seed=config.seed, tracking=config.tracking, tracking_uri=uri,
+                            experiment=config.experiment, argv=config.argv,
+                            show_progress=config.show_progress)
+            summary = run_benchmark(run, console)
+            if tracker is not None and summary.parent_run_id:
+                tracker.log_tags(summary.parent_run_id, {"mlflow.parentRunId": parent,
+                                                         "study.label": entry.label})
+            missing.update(summary.missing_metrics)
+            n_failed += summary.n_failed
+            rows.extend(_rows(entry, summary.run_dir, config.levels))
+        table = pd.DataFrame(rows)
+        files = write_outputs(config, table, study_dir, missing)
+        if tracker is not None:
+            for path in files.values():
+                tracker.log_artifact(parent, path)
+            tracker.log_metrics(parent, _headline_metrics(table, config.primary_metric))
+            tracker.log_tags(parent, {f"missing.{k}": v for k, v in missing.items()})
+        status = "FINISHED"
+    finally:
+        if tracker is not None:
+            tracker.end(parent, status)
+    return StudySummary(study_dir, table, files, parent, missing, n_failed)
+
+
+def _rows(entry: StudyEntry, run_dir: Path, levels: list[int] | None) -> list[dict[str, Any]]:
+    """Long-form rows from one runner's ``results.json`` (task order as run)."""
+    results = read_results(run_dir / RESULTS_FILE)
+    rows = []
+    for task_index, task_name in enumerate(results["tasks"]):
+        for restorer_name, by_task in results["results"].items():
+            aggregates = by_task.get(task_name, {})
+            for metric, agg in aggregates.items():
+                if not isinstance(agg, dict) or metric in ("latency_ms", "peak_mem_mb"):
+                    continue
+                lo, hi = agg.get("ci95") or (None, None)
+                rows.append({"restorer": entry.label, "restorer_name": restorer_name,
+                             "train_tag": entry.train_tag, "task": task_name,
+                             **({"level": levels[task_index]} if levels else {}),
+                             "metric": metric, "mean": agg.get("mean"), "std": agg.get("std"),
+                             "ci95_lo": lo, "ci95_hi": hi, "n": agg.get("n"),
+                             "n_failed": aggregates.get("n_failed", 0), "run_dir": str(run_dir)})
+    return rows
+
+
+def _headline_metrics(table: pd.DataFrame, metric: str) -> dict[str, float]:
+    if table.empty:
+        return {}
+    sub = table[table["metric"] == metric]
+    return {f"{metric}.{r.restorer}.{r.task}": r.mean for r in sub.itertuples() if r.mean is not None}
+
+
+# Tables -----------------------------------------------------------------------------------------
+def to_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub pipe table (pandas' ``to_markdown`` needs ``tabulate``, which we do not require)."""
+    header = [str(frame.index.name or "")] + [str(c) for c in frame.columns]
+
+    def cell(value: Any) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return "–"
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for index, row in frame.iterrows():
+        lines.append("| " + " | ".join([str(index)] + [cell(v) for v in row.tolist()]) + " |")
+    return "\n".join(lines)
+
+
+def pivot(table: pd.DataFrame, metric: str, columns: str) -> pd.DataFrame:
+    """Rows = restorer labels (study order), columns = tasks or levels (run order), means."""
+    sub = table[table["metric"] == metric]
+    frame = sub.pivot_table(index="restorer", columns=columns, values="mean", aggfunc="first",
+                            sort=False)
+    frame = frame.reindex(index=list(dict.fromkeys(sub["restorer"])),
+                          columns=list(dict.fromkeys(sub[columns])))
+    frame.index.name, frame.columns.name = "restorer", None
+    return frame
+
+
+def _metric_direction(metric: str) -> bool:
+    """True if lower is better (from the metric registry; unknown names count as higher-better)."""
+    try:
+        return get_metric(metric).lower_better
+    except Exception:
+        return False
+
+
+def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
+                  missing: dict[str, str]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    files["csv"] = study_dir / "study.csv"
+    table.to_csv(files["csv"], index=False)
+    if table.empty:
+        raise RuntimeError(f"the study produced no scores (every image failed?); see the runs in "
+                           f"{study_dir / 'runs'}")
+    metrics = list(dict.fromkeys(table["metric"]))
+    columns = "level" if config.kind == "severity" else "task"
+    sections = [f"# {config.kind} study `{study_dir.name}`", ""]
+    if config.kind == "severity":
+        sections += [f"Tasks: {', '.join(t for t, _ in config.tasks)}", ""]
+    for metric in metrics:
+        frame = pivot(table, metric, columns)
+        frame.to_csv(study_dir / f"{config.kind}_{metric}.csv")
+        files[f"csv_{metric}"] = study_dir / f"{config.kind}_{metric}.csv"
+        arrow = "↓" if _metric_direction(metric) else "↑"
+        sections += [f"## {metric} {arrow} (mean over images)", "", to_markdown(frame), ""]
+    for metric, reason in missing.items():
+        sections += [f"- `{metric}` missing: {reason}"]
+    files["markdown"] = study_dir / f"{config.kind}.md"
+    files["markdown"].write_text("\n".join(sections) + "\n", encoding="utf-8")
+    if config.kind == "severity":
+        files["figure"] = plot_curves(table, study_dir / "severity_curves.png")
+    else:
+        metric = config.primary_metric if config.primary_metric in metrics else metrics[0]
+        files["figure"] = plot_heatmap(pivot(table, metric, "task"), metric,
+                                       _metric_direction(metric), study_dir / f"ood_{metric}.png")
+    return files
+
+
+# Figures ----------------------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; also safe in threads and on headless clusters
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_heatmap(frame: pd.DataFrame, metric: str, lower_better: bool, path: Path) -> Path:
+    """Annotated heatmap; the colour map runs so that better is always brighter."""
+    plt = _pyplot()
+    n_rows, n_cols = frame.shape
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.5 + 1.4 * n_cols), max(2.5, 1.0 + 0.55 * n_rows)))
+    values = frame.to_numpy(dtype=float)
+    image = ax.imshow(values, cmap="viridis_r" if lower_better else "viridis", aspect="auto")
+    ax.set_xticks(range(n_cols), [str(c) for c in frame.columns], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(n_rows), [str(i) for i in frame.index], fontsize=8)
+    finite = values[values == values]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for r in range(n_rows):
+        for c in range(n_cols):
+            v = values[r, c]
+            text = "–" if v != v else f"{v:.2f}" if abs(v) >= 10 else f"{v:.3f}"
+            bright = (v < mid) if lower_better else (v > mid)
+            ax.text(c, r, text, ha="center", va="center", fontsize=8,
+                    color="black" if bright and v == v else "white")
+    ax.set_xlabel("test task")
+    ax.set_ylabel("restorer")
+    arrow = "lower is better" if lower_better else "higher is better"
+    ax.set_title(f"{metric} ({arrow})", fontsize=10)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(table: pd.DataFrame, path: Path) -> Path:
+    """One panel per metric, metric mean vs severity level, one line (with 95% CI band) per restorer."""
+    plt = _pyplot()
+    metrics = list(dict.fromkeys(table["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        sub = table[table["metric"] == metric]
+        for label in dict.fromkeys(sub["restorer"]):
+            line = sub[sub["restorer"] == label].sort_values("level")
+            ax.plot(line["level"], line["mean"], marker="o", label=label)
+            lo, hi = line["ci95_lo"].astype(float), line["ci95_hi"].astype(float)
+            ax.fill_between(line["level"], lo, hi, alpha=0.15)
+        arrow = "↓" if _metric_direction(metric) else "↑"
+        ax.set_title(f"{metric} {arrow}", fontsize=10)
+        ax.set_xlabel("severity")
+        ax.set_xticks(sorted(dict.fromkeys(sub["level"])))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
