@@ -1,0 +1,157 @@
+"""``bench study ood`` / ``severity``: grids, tables, figures, checkpoints and MLflow records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.restorer import RESTORERS, Restorer, register_restorer
+from harness.study import parse_entry, parse_levels, to_markdown
+from harness.task import build_task
+from harness.tracking import sanitize_key
+
+TASKS = ["synth:skimage:gaussian_noise@3[crop=48]", "synth:skimage:motion_blur@3[crop=48]",
+         "synth:skimage:jpeg@4[crop=48]"]
+
+
+def invoke(*args: str) -> Any:
+    result = CliRunner().invoke(app, ["study", *args, "--no-progress"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def input_psnr(task_spec: str, sample_id: str) -> float:
+    """PSNR of the 8-bit-quantised degraded input, computed here independently of pyiqa."""
+    name, _, opts = task_spec.partition("[")
+    crop = int(opts.rstrip("]").split("=")[1])
+    sample = build_task(name, crop=crop).load(sample_id)
+    lq = torch.round(sample.lq.double().clamp(0, 1) * 255) / 255
+    return float(10 * torch.log10(1 / ((lq - sample.gt.double()) ** 2).mean()))
+
+
+class TestParsing:
+    def test_entries_with_options_and_training_tags(self):
+        entry = parse_entry("unet[checkpoint=runs/a@b.pt,width=8]@noise")
+        assert (entry.name, entry.options, entry.train_tag) == ("unet", {"checkpoint": "runs/a@b.pt",
+                                                                        "width": 8}, "noise")
+        assert entry.label == "unet (trained on noise)"
+        assert parse_entry("nlm").label == "nlm" and parse_entry("nlm@blur").train_tag == "blur"
+        with pytest.raises(ValueError, match="empty training tag"):
+            parse_entry("unet[checkpoint=a.pt]@")
+
+    def test_levels(self):
+        assert parse_levels("1-5") == [1, 2, 3, 4, 5] and parse_levels("1,3, 5") == [1, 3, 5]
+        with pytest.raises(ValueError, match="range"):
+            parse_levels("one")
+
+    def test_markdown_table(self):
+        frame = pd.DataFrame({"t1": [1.23456, float("nan")]}, index=pd.Index(["a", "b"], name="r"))
+        assert to_markdown(frame).splitlines() == ["| r | t1 |", "|---|---|", "| a | 1.235 |",
+                                                   "| b | – |"]
+
+
+def test_ood_two_restorers_three_tasks(tmp_path):
+    invoke("ood", "-r", "identity", "-r", "nlm", *[a for t in TASKS for a in ("-t", t)],
+           "--limit", "1", "--metrics", "psnr", "--output-dir", str(tmp_path), "--name", "grid",
+           "--no-tracking")
+    study = tmp_path / "grid"
+    table = pd.read_csv(study / "ood_psnr.csv", index_col="restorer")
+    names = [t.split("[")[0] for t in TASKS]
+    assert list(table.index) == ["identity", "nlm"] and list(table.columns) == names
+    # identity scores the degraded input itself; NLM must improve the noisy task
+    for spec, name in zip(TASKS, names, strict=True):
+        assert table.loc["identity", name] == pytest.approx(input_psnr(spec, "astronaut"), abs=1e-3)
+    assert table.loc["nlm", names[0]] > table.loc["identity", names[0]] + 2.0
+    markdown = (study / "ood.md").read_text()
+    assert "| identity |" in markdown and names[1] in markdown
+    with Image.open(study / "ood_psnr.png") as png:
+        assert png.width >= 400 and png.height >= 250
+        # a drawn heatmap, not a blank canvas
+        assert len(png.convert("RGB").getcolors(maxcolors=1 << 20)) > 50
+    long = pd.read_csv(study / "study.csv")
+    assert set(long["task"]) == set(names) and (long["n"] == 1).all()
+
+
+class TinyConv(Restorer):
+    """Test-only trainable restorer: a 3→3 conv whose weights come from ``checkpoint``."""
+
+    description = "test-only 3x3 conv"
+
+    def __init__(self, checkpoint: str = ""):
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.net = torch.nn.Conv2d(3, 3, 3, padding=1)
+        if not checkpoint:
+            raise ValueError("tiny-conv needs checkpoint=PATH")
+        self.net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+
+    def _restore(self, lq: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
+        return lq + 0.1 * self.net(lq)
+
+
+@pytest.fixture
+def checkpoints(tmp_path) -> dict[str, Path]:
+    if "test-tiny-conv" not in RESTORERS:
+        register_restorer("test-tiny-conv")(TinyConv)
+    paths = {}
+    for index, tag in enumerate(("noise", "blur")):
+        torch.manual_seed(index)
+        paths[tag] = tmp_path / f"{tag}.pt"
+        torch.save(torch.nn.Conv2d(3, 3, 3, padding=1).state_dict(), paths[tag])
+    return paths
+
+
+def test_ood_rows_are_train_on_by_checkpoint(tmp_path, checkpoints):
+    args = ["ood", "-r", "identity"]
+    for tag, path in checkpoints.items():
+        args += ["-r", f"test-tiny-conv[checkpoint={path}]@{tag}"]
+    invoke(*args, "-t", TASKS[0], "-t", TASKS[1], "--limit", "1", "--metrics", "psnr",
+           "--output-dir", str(tmp_path / "out"), "--name", "ckpt", "--no-tracking")
+    table = pd.read_csv(tmp_path / "out" / "ckpt" / "ood_psnr.csv", index_col="restorer")
+    assert list(table.index) == ["identity", "test-tiny-conv (trained on noise)",
+                                 "test-tiny-conv (trained on blur)"]
+    # two different checkpoints really were loaded: their scores differ
+    assert table.iloc[1, 0] != pytest.approx(table.iloc[2, 0], abs=1e-6)
+    runs = sorted(p.name for p in (tmp_path / "out" / "ckpt" / "runs").iterdir())
+    assert runs == ["00-identity", "01-test-tiny-conv_trained_on_noise",
+                    "02-test-tiny-conv_trained_on_blur"]
+
+
+def test_severity_curves_and_mlflow_parent(tmp_path, weights_home):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = invoke("severity", "-r", "identity", "-r", "nlm", "--degradation", "noise+blur+lowlight",
+                    "--levels", "1-3", "--clean", "skimage", "--task-option", "crop=96",
+                    "--limit", "1", "--output-dir", str(tmp_path / "out"), "--name", "sev",
+                    "--tracking-uri", uri)
+    study = tmp_path / "out" / "sev"
+    psnr = pd.read_csv(study / "severity_psnr.csv", index_col="restorer")
+    assert [int(c) for c in psnr.columns] == [1, 2, 3]
+    identity = psnr.loc["identity"].tolist()
+    assert identity[0] > identity[1] > identity[2]  # the input gets worse with the level
+    assert (study / "severity_ssim.csv").exists() and (study / "severity_niqe.csv").exists()
+    assert (study / "severity_curves.png").stat().st_size > 10_000
+    assert "MLflow parent run" in result.output
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("restorebench")
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if r.info.run_name == "sev")
+    assert parent.data.tags["study"] == "severity" and parent.info.status == "FINISHED"
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"severity.md", "severity_curves.png", "study.csv", "severity_psnr.csv"} <= artifacts
+    runner_parents = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.data.tags["study.label"] for r in runner_parents) == ["identity", "nlm"]
+    cells = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in
+             {p.info.run_id for p in runner_parents}]
+    assert len(cells) == 6 and all("psnr" in c.data.metrics for c in cells)
+    key = sanitize_key("psnr.identity.synth:skimage:noise+blur+lowlight@1")
+    assert parent.data.metrics[key] == pytest.approx(identity[0])
