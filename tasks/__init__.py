@@ -2,4 +2,15 @@
 data are read only when a task is used). External tasks plug in through the
 ``restorebench.tasks`` entry-point group."""
 
-from tasks import awgn, demo, folder, synthetic  # noqa: F401  (register presets)
+from tasks import (  # noqa: F401  (register presets)
+    awgn,
+    deblur,
+    dehaze,
+    demo,
+    denoise_real,
+    derain,
+    folder,
+    lowlight,
+    synthetic,
+    underwater,
+)

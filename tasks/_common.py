@@ -7,6 +7,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+from PIL import Image
+
+from harness.datasets import DatasetSpec, DataSource, Layout, LayoutMatch, find_layout
 from harness.images import IMAGE_SUFFIXES
 from harness.task import DataMissingError
 
@@ -27,38 +32,89 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.stem))
 
 
+def tao_square(path: Path, size: int = 256) -> torch.Tensor:
+    """The TAO/LD-RPS preprocessing: centre crop along the shorter edge, PIL bicubic resize to
+    ``size``×``size``, on the 8-bit image (TAO README). It reproduces TAO's LOL_256x256 low images
+    bit-exactly from the 600×400 originals (pinned in tests/test_task_presets.py)."""
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        width, height = img.size
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        square = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+    array = np.asarray(square, dtype=np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+
+
 @dataclass(frozen=True)
 class CleanSet:
-    """A folder of clean images under the data root, used by synthetic tasks."""
+    """A folder of clean images under the data root, used by synthetic tasks.
+
+    ``relative`` is the canonical folder (this project's layout, how CI provides the data);
+    ``alternatives`` are other accepted layouts, tried in order after it. ``sizes`` are the
+    benchmark's (H, W) (validation flags other sizes, e.g. FFDNet's 500×500 Kodak crops).
+    """
 
     name: str
     relative: str
     expected_count: int
     source: str
     citation: str = ""
+    alternatives: tuple[tuple[str, str], ...] = ()
+    sizes: frozenset[tuple[int, int]] | None = None
+    sources: tuple[DataSource, ...] = ()
+
+    def spec(self) -> DatasetSpec:
+        layouts = [Layout("canonical", (("images", self.relative),))]
+        layouts += [Layout(name, (("images", rel),)) for name, rel in self.alternatives]
+        return DatasetSpec(self.name, tuple(layouts),
+                           (*self.sources, DataSource("manual", self.source)), self.source)
+
+    def match(self) -> LayoutMatch:
+        return find_layout(self.spec(), data_root())
 
     def folder(self) -> Path:
-        return data_root() / self.relative
+        """The detected folder (the canonical one when nothing is present)."""
+        try:
+            folder = self.match().paths["images"]
+        except DataMissingError:
+            return data_root() / self.relative
+        assert folder is not None
+        return folder
 
     def images(self) -> list[Path]:
-        folder = self.folder()
-        if not folder.is_dir() or not list_images(folder):
-            raise DataMissingError(
-                f"{self.name}: no images at {folder} (BENCH_DATA_ROOT={data_root()}). "
-                f"Get the {self.expected_count} images from {self.source} and put them in "
-                f"<BENCH_DATA_ROOT>/{self.relative}/, or run `bench data fetch` for a task "
-                f"that uses {self.name}.")
-        return list_images(folder)
+        folder = self.match().paths["images"]
+        assert folder is not None
+        images = list_images(folder)
+        if not images:
+            raise DataMissingError(f"{self.name}: no images at {folder}.\n"
+                                   f"{self.spec().how_to_get(data_root())}")
+        return images
 
+
+_KODAK_SIZES = frozenset({(512, 768), (768, 512)})
+_BSD_SIZES = frozenset({(321, 481), (481, 321)})
 
 CLEAN_SETS: dict[str, CleanSet] = {
     "kodak24": CleanSet("kodak24", "denoise/kodak24", 24,
                         "https://r0k.us/graphics/kodak/ (kodim01.png..kodim24.png, 768x512)",
-                        "Kodak Lossless True Color Image Suite"),
+                        "Kodak Lossless True Color Image Suite",
+                        alternatives=(("upper", "denoise/Kodak24"), ("restormer", "Datasets/test/Kodak"),
+                                      ("root", "Kodak24")),
+                        sizes=_KODAK_SIZES,
+                        sources=(DataSource("hf-files", "SCU-VIP-Lab/compression-eval-datasets",
+                                            files=(("kodak/kodim*.png", "denoise/kodak24"),),
+                                            note="unofficial copy; sizes checked by validate"),)),
     "cbsd68": CleanSet("cbsd68", "denoise/cbsd68", 68,
                        "https://github.com/cszn/FFDNet/tree/master/testsets/CBSD68",
-                       "Martin et al., ICCV 2001 (BSD); colour set as in DnCNN/FFDNet"),
+                       "Martin et al., ICCV 2001 (BSD); colour set as in DnCNN/FFDNet",
+                       alternatives=(("upper", "denoise/CBSD68"), ("restormer", "Datasets/test/CBSD68"),
+                                     ("root", "CBSD68")),
+                       sizes=_BSD_SIZES),
     "mcmaster": CleanSet("mcmaster", "denoise/mcmaster", 18,
                          "https://github.com/cszn/FFDNet/tree/master/testsets/McMaster",
-                         "Zhang et al., J. Electron. Imaging 2011 (McMaster)"),
+                         "Zhang et al., J. Electron. Imaging 2011 (McMaster)",
+                         alternatives=(("upper", "denoise/McMaster"),
+                                       ("restormer", "Datasets/test/McMaster"), ("root", "McMaster")),
+                         sizes=frozenset({(500, 500)})),
 }

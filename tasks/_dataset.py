@@ -1,0 +1,165 @@
+"""Base class of the real-dataset presets: layout detection, pairing, validation hooks.
+
+A preset sets ``dataset`` (a :class:`~harness.datasets.DatasetSpec` with its candidate layouts and
+sources), ``pair_rule`` (LQ stem → GT stem), ``expected_count`` and, when the benchmark has fixed
+image sizes, ``expected_sizes``. The layout is detected lazily (on first use), so listing tasks
+never touches the disk more than once per task.
+
+Pairing policy (why ``check_available`` is stricter than ``sample_ids``): ``sample_ids`` lists
+every LQ image found, so ``bench list tasks`` can say ``partial (4 of 15)`` for a copy without GT;
+``check_available`` — what the runner calls before loading any model — refuses a GT task whose GT
+folder is absent or whose LQ images lack partners, because such a run could only produce
+failures or silently different numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from harness.datasets import DatasetSpec, LayoutMatch, find_layout
+from harness.images import read_image
+from harness.task import DataMissingError, Sample, Task
+from tasks._common import data_root, list_images
+
+
+def same_stem(stem: str) -> str:
+    return stem
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(H, W) from the file header, without decoding pixels."""
+    with Image.open(path) as img:
+        width, height = img.size
+    return height, width
+
+
+class DatasetTask(Task):
+    """A paired (or LQ-only) folder dataset found under ``BENCH_DATA_ROOT`` by layout detection."""
+
+    dataset: DatasetSpec
+    #: allowed (H, W) of the LQ images, or None when the benchmark's sizes vary.
+    expected_sizes: frozenset[tuple[int, int]] | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._match: LayoutMatch | None = None
+        self._match_root: Path | None = None
+        self._index: dict[str, tuple[Path, Path | None]] | None = None
+
+    @staticmethod
+    def pair_rule(stem: str) -> str:
+        return stem
+
+    # Layout -------------------------------------------------------------------------------------
+    def data_spec(self) -> DatasetSpec:
+        """What ``bench data validate|fetch`` read: layouts and sources."""
+        return self.dataset
+
+    def match(self) -> LayoutMatch:
+        root = data_root()
+        if self._match is None or self._match_root != root:
+            self._match, self._match_root, self._index = find_layout(self.dataset, root), root, None
+        return self._match
+
+    def data_location(self) -> dict[str, Any]:
+        return self.match().describe()
+
+    def gt_dir(self) -> Path | None:
+        return self.match().paths.get("gt")
+
+    # Index --------------------------------------------------------------------------------------
+    def build_index(self) -> dict[str, tuple[Path, Path | None]]:
+        """``id -> (lq path, gt path or None)``; default: LQ folder paired by ``pair_rule``."""
+        paths = self.match().paths
+        lq_dir, gt_dir = paths["lq"], paths.get("gt")
+        assert lq_dir is not None
+        gt_by_stem = {p.stem: p for p in list_images(gt_dir)} if gt_dir is not None else {}
+        return {p.stem: (p, gt_by_stem.get(self.pair_rule(p.stem))) for p in list_images(lq_dir)}
+
+    def index(self) -> dict[str, tuple[Path, Path | None]]:
+        self.match()
+        if self._index is None:
+            self._index = self.build_index()
+            if not self._index:
+                raise DataMissingError(f"{self.name}: the {self.match().layout.name} layout was "
+                                       f"found but holds no image.\n"
+                                       f"{self.dataset.how_to_get(data_root())}")
+        return self._index
+
+    def sample_ids(self) -> list[str]:
+        return list(self.index())
+
+    def check_available(self) -> None:
+        index = self.index()
+        if not self.has_gt:
+            return
+        layout = self.match().layout.name
+        if self.gt_dir() is None:
+            raise DataMissingError(
+                f"{self.name}: found {len(index)} LQ image(s) ({layout} layout, "
+                f"{self.match().paths.get('lq')}) but no ground truth, so full-reference metrics "
+                f"cannot run.\n{self.dataset.how_to_get(data_root())}")
+        unpaired = [i for i, (_, gt) in index.items() if gt is None]
+        if unpaired:
+            raise DataMissingError(
+                f"{self.name}: {len(unpaired)} of {len(index)} LQ image(s) have no GT partner in "
+                f"{self.gt_dir()} (e.g. {unpaired[:3]}); run `bench data validate {self.name}`.")
+
+    # Validation and loading -------------------------------------------------------------------------
+    def probe(self, sample_id: str) -> dict[str, Any]:
+        lq_path, gt_path = self.index()[sample_id]
+        lq_size = image_size(lq_path)
+        gt_size = None
+        if gt_path is not None:
+            gt_size = self.gt_size_for(image_size(gt_path), lq_size)
+        elif self.has_gt and self.gt_dir() is not None:
+            raise FileNotFoundError(f"no GT for {lq_path.name} in {self.gt_dir()} "
+                                    f"(expected stem {self.pair_rule(lq_path.stem)!r})")
+        return {"lq_size": lq_size, "gt_size": gt_size}
+
+    def gt_size_for(self, gt_size: tuple[int, int], lq_size: tuple[int, int]) -> tuple[int, int]:
+        """GT size after :meth:`prepare_gt` (presets that crop the GT override both)."""
+        return gt_size
+
+    def prepare_gt(self, gt: Any, lq: Any, meta: dict[str, Any]) -> Any:
+        return gt
+
+    def load(self, sample_id: str) -> Sample:
+        lq_path, gt_path = self.index()[sample_id]
+        lq = read_image(lq_path)
+        meta: dict[str, Any] = {"lq_path": str(lq_path), "gt_path": str(gt_path) if gt_path else None}
+        gt = None
+        if self.has_gt:
+            if gt_path is None:
+                raise FileNotFoundError(f"no GT for {lq_path.name} (expected stem "
+                                        f"{self.pair_rule(lq_path.stem)!r} in {self.gt_dir()})")
+            gt = self.prepare_gt(read_image(gt_path), lq, meta)
+            if gt.shape != lq.shape:
+                raise ValueError(f"{lq_path.name}: LQ {tuple(lq.shape[1:])} and GT "
+                                 f"{tuple(gt.shape[1:])} differ in size")
+        return Sample(sample_id, lq, gt, meta)
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        try:
+            out["data"] = self.data_location()
+        except DataMissingError:
+            out["data"] = None
+        return out
+
+
+def layouts_for(*candidates: tuple[str, dict[str, str]] | tuple[str, dict[str, str], str],
+                optional: tuple[str, ...] = ()) -> tuple[Any, ...]:
+    """Shorthand: ``("official", {"lq": "a/low", "gt": "a/high"}, "note")`` → ``Layout``."""
+    from harness.datasets import Layout
+
+    out = []
+    for candidate in candidates:
+        name, parts = candidate[0], candidate[1]
+        note = candidate[2] if len(candidate) > 2 else ""
+        out.append(Layout(name, tuple(parts.items()), frozenset(p for p in optional if p in parts),
+                          note))
+    return tuple(out)
