@@ -147,3 +147,20 @@ def test_any_pyiqa_metric_is_usable_by_name():
     assert same["ms_ssim"] > 0.999 and different["ms_ssim"] < same["ms_ssim"]
     with pytest.raises(KeyError, match="Did you mean"):
         get_metric("psnrr")
+
+
+@pytest.mark.parametrize("color_space", ["rgb", "yiq", "ycbcr601"])
+def test_cpu_ssim_equals_pyiqa_ssim(color_space):
+    import pyiqa
+
+    from harness.metrics import _color_opts
+
+    out, gt = _pair(7, size=80)
+    out = out[..., :67]  # odd, non-square
+    gt = gt[..., :67]
+    reference = pyiqa.create_metric("ssim", device="cpu", downsample=False,
+                                    **_color_opts(color_space))(out, gt).item()
+    ours = MetricSuite(["ssim"], MetricConventions(color_space=color_space, quantize=False),
+                       CPU, True).score(out, gt)[0]["ssim"]
+    assert ours == pytest.approx(reference, abs=1e-8)
+    assert 0.2 < ours < 0.99

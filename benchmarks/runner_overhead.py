@@ -1,0 +1,86 @@
+"""What the harness costs around ``restore``: metric time per image and loop overhead.
+
+Measures, on the CPU (or ``--device``), for a few image sizes:
+
+* the time of each metric (PSNR, SSIM, NIQE; LPIPS when its weights are cached) per image;
+* the wall time of a whole ``identity`` run over the ``demo`` task versus the sum of the timed
+  ``restore`` calls, i.e. what loading, metrics, JSONL writing and MLflow add per image.
+
+Usage::
+
+    python benchmarks/runner_overhead.py [--device cpu] [--repeats 3]
+
+Prints a markdown table; numbers go in the closing notes, never into tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from harness.metrics import MetricSuite
+from harness.results import read_samples
+from harness.runner import RunConfig, resolve_device, run_benchmark
+from harness.task import MetricConventions
+
+
+def time_metrics(device: torch.device, sizes: list[tuple[int, int]], repeats: int) -> list[dict]:
+    rows = []
+    generator = torch.Generator().manual_seed(0)
+    for height, width in sizes:
+        gt = torch.rand(1, 3, height, width, generator=generator).to(device)
+        out = (gt + 0.05 * torch.randn(gt.shape, generator=generator).to(device)).clamp(0, 1)
+        for name in ("psnr", "ssim", "niqe", "lpips"):
+            suite = MetricSuite([name], MetricConventions(), device, has_gt=True)
+            if name in suite.missing:
+                rows.append({"metric": name, "size": f"{width}x{height}", "ms": "missing"})
+                continue
+            suite.score(out, gt)  # warm-up
+            start = time.perf_counter()
+            for _ in range(repeats):
+                suite.score(out, gt)
+            elapsed = (time.perf_counter() - start) / repeats * 1000
+            rows.append({"metric": name, "size": f"{width}x{height}", "ms": f"{elapsed:.1f}"})
+    return rows
+
+
+def loop_overhead(device: str, tracking: bool) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        config = RunConfig(restorers=[("identity", {})], tasks=[("demo", {})], device=device,
+                           metrics=["psnr", "ssim"], output_dir=Path(tmp), tracking=tracking,
+                           show_progress=False, argv=["benchmarks/runner_overhead.py"])
+        start = time.perf_counter()
+        summary = run_benchmark(config)
+        wall = time.perf_counter() - start
+        records = read_samples(summary.run_dir / "samples.jsonl")
+    restore = sum(r["latency_ms"] for r in records) / 1000
+    return {"tracking": tracking, "images": len(records), "wall_s": f"{wall:.2f}",
+            "restore_s": f"{restore:.3f}", "overhead_per_image_ms": f"{(wall - restore) / len(records) * 1000:.0f}"}
+
+
+def markdown(rows: list[dict]) -> str:
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}\n")
+    print(markdown(time_metrics(device, [(256, 256), (512, 768)], args.repeats)))
+    print()
+    print(markdown([loop_overhead(args.device, tracking=False),
+                    loop_overhead(args.device, tracking=True)]))
+
+
+if __name__ == "__main__":
+    main()
