@@ -58,8 +58,9 @@ def loop_overhead(device: str, tracking: bool) -> dict:
         wall = time.perf_counter() - start
         records = read_samples(summary.run_dir / "samples.jsonl")
     restore = sum(r["latency_ms"] for r in records) / 1000
+    per_image_ms = (wall - restore) / len(records) * 1000
     return {"tracking": tracking, "images": len(records), "wall_s": f"{wall:.2f}",
-            "restore_s": f"{restore:.3f}", "overhead_per_image_ms": f"{(wall - restore) / len(records) * 1000:.0f}"}
+            "restore_s": f"{restore:.3f}", "overhead_per_image_ms": f"{per_image_ms:.0f}"}
 
 
 def markdown(rows: list[dict]) -> str:
