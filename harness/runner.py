@@ -145,6 +145,7 @@ class Runner:
         self.config = config
         self.console = console
         self.device = resolve_device(config.device)
+        self._metric_params: dict[str, dict[str, Any]] = {}
 
     # Setup ------------------------------------------------------------------------------------
     def _build_tasks(self) -> list[Task]:
@@ -219,6 +220,7 @@ class Runner:
                         suite = MetricSuite(self.config.metrics or task.default_metrics(),
                                             task.conventions, self.device, task.has_gt)
                         missing.update(suite.missing)
+                        self._metric_params[task.name] = suite.params()
                         bar = progress.add_task(f"{restorer.name} @ {task.name}", total=len(ids),
                                                 completed=len(ids) - len(todo))
                         child = tracker.start_child(f"{restorer.name}@{task.name}",
@@ -346,7 +348,8 @@ class Runner:
                 "versions": run_info["versions"], "seed": self.config.seed,
                 "limit": self.config.limit,
                 "restorers": restorer_infos,
-                "tasks": {t.name: {**t.describe(), "n": len(t.sample_ids()[: self.config.limit])}
+                "tasks": {t.name: {**t.describe(), "n": len(t.sample_ids()[: self.config.limit]),
+                                   "metrics": self._metric_params.get(t.name, {})}
                           for t in tasks},
                 "results": results, "missing_metrics": missing}
 

@@ -38,6 +38,7 @@ def test_default_run_prints_the_summary_table(default_run):
     demo = results["results"]["nlm"]["demo"]
     assert demo["psnr"]["mean"] > results["results"]["identity"]["demo"]["psnr"]["mean"] + 3
     assert results["tasks"]["demo"]["conventions"]["color_space"] == "rgb"
+    assert results["tasks"]["demo"]["metrics"]["psnr.color_space"] == "rgb"
     assert "lpips" in results["missing_metrics"]
 
 
