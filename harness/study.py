@@ -264,7 +264,9 @@ def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
     if table.empty:
         raise RuntimeError(f"the study produced no scores (every image failed?); see the runs in "
                            f"{study_dir / 'runs'}")
-    metrics = list(dict.fromkeys(table["metric"]))
+    present = list(dict.fromkeys(table["metric"]))
+    requested = [m for m in (config.metrics or []) if m in present]
+    metrics = requested + [m for m in present if m not in requested]  # the order asked for
     columns = "level" if config.kind == "severity" else "task"
     sections = [f"# {config.kind} study `{study_dir.name}`", ""]
     if config.kind == "severity":
@@ -280,7 +282,7 @@ def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
     files["markdown"] = study_dir / f"{config.kind}.md"
     files["markdown"].write_text("\n".join(sections) + "\n", encoding="utf-8")
     if config.kind == "severity":
-        files["figure"] = plot_curves(table, study_dir / "severity_curves.png")
+        files["figure"] = plot_curves(table, study_dir / "severity_curves.png", metrics)
     else:
         metric = config.primary_metric if config.primary_metric in metrics else metrics[0]
         files["figure"] = plot_heatmap(pivot(table, metric, "task"), metric,
@@ -327,10 +329,10 @@ def plot_heatmap(frame: pd.DataFrame, metric: str, lower_better: bool, path: Pat
     return path
 
 
-def plot_curves(table: pd.DataFrame, path: Path) -> Path:
+def plot_curves(table: pd.DataFrame, path: Path, metrics: list[str] | None = None) -> Path:
     """One panel per metric, metric mean vs severity level, one line (with 95% CI band) per restorer."""
     plt = _pyplot()
-    metrics = list(dict.fromkeys(table["metric"]))
+    metrics = metrics or list(dict.fromkeys(table["metric"]))
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         sub = table[table["metric"] == metric]
