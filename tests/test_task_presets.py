@@ -210,11 +210,16 @@ class TestOfficialLayouts:
         assert resized.lq.shape == resized.gt.shape == (3, 16, 16)
 
     def test_uieb_split_ships_as_package_data(self):
+        """setuptools only ships *.txt of packages: tasks/splits must be one, under tasks*."""
         import tomllib
         from pathlib import Path
 
-        pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-        assert "*.txt" in pyproject["tool"]["setuptools"]["package-data"]["*"]
+        repo = Path(__file__).parents[1]
+        setuptools_cfg = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
+        assert "*.txt" in setuptools_cfg["package-data"]["*"]
+        assert "tasks*" in setuptools_cfg["packages"]["find"]["include"]
+        assert (repo / "tasks/splits/__init__.py").is_file()
+        assert (repo / "tasks/splits/uieb_t90.txt").is_file()
 
 
 class TestSIDD:
