@@ -22,6 +22,7 @@ class NonLocalMeans(Restorer):
     degradations = ("noise",)
     paper = "Buades, Coll, Morel. A non-local algorithm for image denoising. CVPR 2005"
     licence = "BSD-3-Clause (scikit-image)"
+    input_range = "RGB float, nominally [0,1]; unclipped noisy values accepted (not clipped)"
 
     def __init__(self, sigma: str | float = "task", h_factor: float = 0.8, patch_size: int = 5,
                  patch_distance: int = 6):
