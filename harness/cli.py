@@ -1,8 +1,9 @@
 """The ``bench`` command line (typer).
 
-``bench run`` with no arguments evaluates the default restorers on the embedded ``demo`` task,
-which needs nothing beyond what pip installs. Command groups for datasets and studies live in
-their own modules and are attached here.
+``bench run`` with no arguments evaluates the defaults that the built-in packages declare
+(``RESTORERS.set_defaults`` in ``restorers/__init__.py``, ``TASKS.set_defaults`` in
+``tasks/__init__.py``): an embedded task that needs nothing beyond what pip installs. Command
+groups for datasets and studies live in their own modules and are attached here.
 """
 
 from __future__ import annotations
@@ -31,9 +32,6 @@ app.add_typer(assets_app, name="assets")
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-DEFAULT_RESTORERS = ["identity", "nlm"]
-DEFAULT_TASKS = ["demo"]
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -71,12 +69,15 @@ def run(
     if data_root is not None:
         os.environ["BENCH_DATA_ROOT"] = str(data_root)
     from harness.assets import AssetCorruptError, AssetMissingError
+    from harness.restorer import RESTORERS
     from harness.runner import RunConfig, run_benchmark
-    from harness.task import DataMissingError
+    from harness.task import TASKS, DataMissingError
 
     try:
-        restorers = [parse_item(r) for r in (restorer or DEFAULT_RESTORERS)]
-        tasks = [parse_item(t) for t in (task or DEFAULT_TASKS)]
+        restorers = [parse_item(r) for r in (restorer or RESTORERS.defaults())]
+        tasks = [parse_item(t) for t in (task or TASKS.defaults())]
+        if not restorers or not tasks:
+            raise ValueError("no default restorer or task is declared; name them with -r and -t")
     except ValueError as exc:
         fail(str(exc))
     config = RunConfig(restorers=restorers, tasks=tasks, device=device, limit=limit,

@@ -148,6 +148,15 @@ class Registry(Generic[T]):
             return any(name.startswith(p) for p in self._resolvers)
         return True
 
+    def set_defaults(self, *names: str) -> None:
+        """What a command uses when the user names nothing (declared by the plugin packages,
+        so the harness never names a concrete restorer or task)."""
+        self._defaults = list(names)
+
+    def defaults(self) -> list[str]:
+        self._ensure_loaded()
+        return list(getattr(self, "_defaults", []))
+
     def names(self) -> list[str]:
         self._ensure_loaded()
         return sorted({*self._objects, *self._placeholders})

@@ -29,3 +29,6 @@ BUILTIN_RESTORERS: dict[str, str] = {
 
 for _name, _target in BUILTIN_RESTORERS.items():
     RESTORERS.register_lazy(_name, _target)
+
+#: `bench run` with no arguments: the input itself and a classical denoiser, both weight-free.
+RESTORERS.set_defaults("identity", "nlm")

@@ -2,6 +2,7 @@
 data are read only when a task is used). External tasks plug in through the
 ``restorebench.tasks`` entry-point group."""
 
+from harness.task import TASKS  # noqa: E402
 from tasks import (  # noqa: F401  (register presets)
     awgn,
     deblur,
@@ -14,3 +15,6 @@ from tasks import (  # noqa: F401  (register presets)
     synthetic,
     underwater,
 )
+
+#: `bench run` with no arguments: the embedded demo (scikit-image photos, no data root needed).
+TASKS.set_defaults("demo")
