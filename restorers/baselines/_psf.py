@@ -57,3 +57,20 @@ def gaussian_psf(sigma: float, truncate: float = 3.0) -> np.ndarray:
     axis = np.arange(-radius, radius + 1)
     kernel = np.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2.0 * sigma ** 2))
     return kernel / kernel.sum()
+
+
+def check_psf_sigma(owner: str, psf_sigma: str | float) -> None:
+    """``psf_sigma`` is ``"estimate"`` or a positive width in pixels."""
+    if not (psf_sigma == "estimate" or (isinstance(psf_sigma, (int, float)) and psf_sigma > 0)):
+        raise ValueError(f"{owner}: psf_sigma must be 'estimate' or > 0, got {psf_sigma!r}")
+
+
+def psf_for(image: np.ndarray, psf_sigma: str | float) -> np.ndarray:
+    """The Gaussian PSF for one (H,W,3) image: estimated on its luminance, or the fixed width."""
+    from restorers.baselines._numpy import luminance
+
+    width = estimate_gaussian_blur(luminance(image)) if psf_sigma == "estimate" else float(psf_sigma)
+    return gaussian_psf(width)
+
+#: What the configs record about how the PSF width was chosen.
+PSF_ESTIMATOR = "re-blur gradient ratio (Zhuo & Sim 2011), median over edges"

@@ -21,8 +21,8 @@ import torch
 from skimage.restoration import richardson_lucy
 
 from harness.restorer import Restorer, register_restorer
-from restorers.baselines._numpy import luminance, map_images
-from restorers.baselines._psf import estimate_gaussian_blur, gaussian_psf
+from restorers.baselines._numpy import map_images
+from restorers.baselines._psf import PSF_ESTIMATOR, check_psf_sigma, psf_for
 
 
 @register_restorer("richardson-lucy", "rl")
@@ -41,22 +41,16 @@ class RichardsonLucy(Restorer):
             num_iter: RL iterations.
         """
         super().__init__()
-        if not (psf_sigma == "estimate" or (isinstance(psf_sigma, (int, float)) and psf_sigma > 0)):
-            raise ValueError(f"richardson-lucy: psf_sigma must be 'estimate' or > 0, got {psf_sigma!r}")
+        check_psf_sigma("richardson-lucy", psf_sigma)
         if num_iter < 1:
             raise ValueError(f"richardson-lucy: num_iter must be >= 1, got {num_iter}")
         self.psf_sigma, self.num_iter = psf_sigma, num_iter
-        self._config["psf_estimator"] = "re-blur gradient ratio (Zhuo & Sim 2011), median over edges"
-
-    def psf_width(self, image: np.ndarray) -> float:
-        if self.psf_sigma == "estimate":
-            return estimate_gaussian_blur(luminance(image))
-        return float(self.psf_sigma)
+        self._config["psf_estimator"] = PSF_ESTIMATOR
 
     def _deblur(self, image: np.ndarray) -> np.ndarray:
         image = np.clip(image, 0.0, 1.0)
         height, width = image.shape[:2]
-        psf = gaussian_psf(self.psf_width(image))
+        psf = psf_for(image, self.psf_sigma)
         pad = 3 * (psf.shape[0] // 2)
         padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="symmetric")
         channels = [richardson_lucy(padded[..., c], psf, num_iter=self.num_iter, clip=False)

@@ -24,8 +24,8 @@ import torch
 from skimage.restoration import wiener
 
 from harness.restorer import Restorer, register_restorer
-from restorers.baselines._numpy import luminance, map_images
-from restorers.baselines._psf import estimate_gaussian_blur, gaussian_psf
+from restorers.baselines._numpy import map_images
+from restorers.baselines._psf import PSF_ESTIMATOR, check_psf_sigma, psf_for
 
 
 def symmetric_extension(channel: np.ndarray) -> np.ndarray:
@@ -50,22 +50,16 @@ class WienerDeconvolution(Restorer):
             balance: Wiener regularisation weight (noise-to-signal trade-off).
         """
         super().__init__()
-        if not (psf_sigma == "estimate" or (isinstance(psf_sigma, (int, float)) and psf_sigma > 0)):
-            raise ValueError(f"wiener: psf_sigma must be 'estimate' or > 0, got {psf_sigma!r}")
+        check_psf_sigma("wiener", psf_sigma)
         if balance <= 0:
             raise ValueError(f"wiener: balance must be > 0, got {balance}")
         self.psf_sigma, self.balance = psf_sigma, balance
-        self._config["psf_estimator"] = "re-blur gradient ratio (Zhuo & Sim 2011), median over edges"
-
-    def psf_width(self, image: np.ndarray) -> float:
-        if self.psf_sigma == "estimate":
-            return estimate_gaussian_blur(luminance(image))
-        return float(self.psf_sigma)
+        self._config["psf_estimator"] = PSF_ESTIMATOR
 
     def _deblur(self, image: np.ndarray) -> np.ndarray:
         image = np.clip(image, 0.0, 1.0)
         height, width = image.shape[:2]
-        psf = gaussian_psf(self.psf_width(image))
+        psf = psf_for(image, self.psf_sigma)
         channels = [wiener(symmetric_extension(image[..., c]), psf, self.balance, clip=False)[:height, :width]
                     for c in range(3)]
         return np.stack(channels, axis=-1)
