@@ -111,6 +111,15 @@ CLEAN_SETS: dict[str, CleanSet] = {
                        alternatives=(("upper", "denoise/CBSD68"), ("restormer", "Datasets/test/CBSD68"),
                                      ("root", "CBSD68")),
                        sizes=_BSD_SIZES),
+    # The FFDNet paper's Kodak24: 500x500 centre crops of the canonical images (its Kodak tables
+    # were measured on these; later papers use the full 768x512 set above).
+    "kodak24c500": CleanSet("kodak24c500", "denoise/kodak24_crop500", 24,
+                            "https://github.com/cszn/FFDNet/tree/master/testsets/Kodak24 "
+                            "(500x500 centre crops)",
+                            "Kodak Lossless True Color Image Suite; crops as in Zhang et al., "
+                            "FFDNet, TIP 2018",
+                            alternatives=(("ffdnet", "FFDNet/testsets/Kodak24"),),
+                            sizes=frozenset({(500, 500)})),
     "mcmaster": CleanSet("mcmaster", "denoise/mcmaster", 18,
                          "https://github.com/cszn/FFDNet/tree/master/testsets/McMaster",
                          "Zhang et al., J. Electron. Imaging 2011 (McMaster)",

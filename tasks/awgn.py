@@ -143,7 +143,7 @@ def _awgn_factory(clean_name: str, sigma: int):
     return factory
 
 
-for _clean in ("kodak24", "cbsd68", "mcmaster"):
+for _clean in ("kodak24", "kodak24c500", "cbsd68", "mcmaster"):
     for _sigma in (15, 25, 50):
         register_task(f"{_clean}-awgn{_sigma}")(_awgn_factory(_clean, _sigma))
 

@@ -17,7 +17,7 @@ from harness.task import DataMissingError, MetricConventions, build_task
 
 ALL_PRESETS = (
     "lolv1", "lolv1-tao256", "lime", "dicm", "mef", "npe", "vv", "baid",
-    *(f"{s}-awgn{n}" for s in ("kodak24", "cbsd68", "mcmaster") for n in (15, 25, 50)),
+    *(f"{s}-awgn{n}" for s in ("kodak24", "kodak24c500", "cbsd68", "mcmaster") for n in (15, 25, 50)),
     "sidd-val", "kodak24-tao256-awgn30", "gopro", "rain100l", "rain12",
     "sots-indoor", "sots-outdoor", "hsts", "uieb-t90",
 )
@@ -285,6 +285,14 @@ class TestRealData:
         assert 25 < noise_std < 31  # sigma 30, slightly reduced by clipping
         again = build_task("kodak24-tao256-awgn30").load("kodim03")
         assert torch.equal(sample.lq, again.lq)
+
+    def test_ffdnet_kodak_crops_are_centre_crops_of_kodak24(self, with_data):
+        """The FFDNet paper's Kodak24 (500x500) is a lossless centre crop of the canonical set."""
+        full = build_task("kodak24-awgn25").load("kodim01").gt
+        crop = build_task("kodak24c500-awgn25").load("kodim01").gt
+        assert crop.shape == (3, 500, 500)
+        top, left = (full.shape[1] - 500) // 2, (full.shape[2] - 500) // 2
+        assert torch.equal(crop, full[:, top:top + 500, left:left + 500])
 
     def test_mcmaster_tiffs(self, with_data):
         task = build_task("mcmaster-awgn25")
