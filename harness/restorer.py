@@ -66,8 +66,9 @@ class Restorer(ABC):
     degradations: ClassVar[tuple[str, ...]] = ()
     paper: ClassVar[str] = ""
     licence: ClassVar[str] = ""
-    #: Networks that need H and W to be multiples of this are padded (reflect) and cropped back.
-    pad_multiple: ClassVar[int] = 1
+    #: Networks that need H and W to be multiples of this are padded (reflect) and cropped back;
+    #: an instance may set it from its config (e.g. a scale factor).
+    pad_multiple: int = 1
     #: What ``_restore`` expects, for ``info()`` (e.g. values slightly outside [0,1] tolerated).
     input_range: ClassVar[str] = "RGB float [0,1]"
     #: Test-time optimisation needs autograd: ``restore`` then runs outside inference mode.

@@ -115,17 +115,11 @@ class ZeroDCEPP(PretrainedNetwork):
             raise ValueError(f"zero-dce-pp: scale_factor must be a positive integer, got "
                              f"{scale_factor!r}")
         self.scale_factor = scale_factor
+        self.pad_multiple = scale_factor  # the down/up-scaling needs H, W divisible by it
         self._init_network()
 
     def build_network(self) -> nn.Module:
         return DCENetPP(self.scale_factor)
 
     def _restore(self, lq: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
-        height, width = lq.shape[-2:]
-        s = self.scale_factor
-        pad_h, pad_w = (-height) % s, (-width) % s
-        x = lq
-        if pad_h or pad_w:
-            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-            x = F.pad(lq, (0, pad_w, 0, pad_h), mode=mode)
-        return self.net(x)[..., :height, :width]
+        return self.net(lq)  # padded to a multiple of scale_factor by Restorer.restore
