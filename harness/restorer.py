@@ -102,6 +102,13 @@ class Restorer(ABC):
         self.weights: list[dict[str, str]] = []
 
     # Lifecycle ----------------------------------------------------------------------------------
+    def check_assets(self) -> None:
+        """Raise ``AssetMissingError``/``AssetCorruptError`` now if :meth:`load` would.
+
+        The runner calls it for every restorer of a run before the first one is loaded, so a
+        missing weights file stops the run in seconds instead of after the other methods ran.
+        Restorers with weights override it (cheaply: verify files, build nothing)."""
+
     def load(self, device: torch.device) -> None:
         """Load weights and move to ``device``; called once by the runner before warm-up."""
         self.device = device

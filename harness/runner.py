@@ -183,6 +183,8 @@ class Runner:
         for name, _ in self.config.restorers:  # unknown names fail before anything else
             RESTORERS.canonical(name)
         tasks = self._build_tasks()
+        for name, args in self.config.restorers:  # so do bad options and missing weights
+            build_restorer(name, **dict(args)).check_assets()
         run_dir = self._run_dir()
         run_dir.mkdir(parents=True, exist_ok=True)
         tracker = self._tracker()

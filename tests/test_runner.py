@@ -219,3 +219,15 @@ def test_restorers_that_need_gradients_get_them(tmp_path):
     records = read_samples(summary.run_dir / "samples.jsonl")
     assert [r["status"] for r in records] == ["ok", "ok"], records
     assert records[0]["metrics"]["psnr"] != records[1]["metrics"]["psnr"]
+
+
+def test_missing_weights_stop_the_run_before_any_restorer_runs(tmp_path, monkeypatch):
+    """A weights file absent for the second restorer must not cost the first one's run."""
+    from harness.assets import AssetMissingError
+
+    restored = []
+    monkeypatch.setattr(Restorer, "load", lambda self, device: restored.append(self.name))
+    with pytest.raises(AssetMissingError, match="bench assets import"):
+        run_benchmark(_config(tmp_path, ["identity", "zero-dce"], ["demo"], metrics=["psnr"]))
+    assert restored == []
+    assert not list((tmp_path / "results").glob("*/samples.jsonl"))

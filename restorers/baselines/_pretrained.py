@@ -78,6 +78,9 @@ class PretrainedNetwork(Restorer):
         self.weights = [weights_record(self.asset, self.weights_file())]
         self._loaded = False
 
+    def check_assets(self) -> None:
+        fetch(self.asset.name, self.weights_file())
+
     def load(self, device: torch.device) -> None:
         file_name = self.weights_file()
         state = self.filter_checkpoint(read_checkpoint(self.asset, file_name))
