@@ -108,6 +108,7 @@ class Restorer(ABC):
         The runner calls it for every restorer of a run before the first one is loaded, so a
         missing weights file stops the run in seconds instead of after the other methods ran.
         Restorers with weights override it (cheaply: verify files, build nothing)."""
+        return None
 
     def load(self, device: torch.device) -> None:
         """Load weights and move to ``device``; called once by the runner before warm-up."""
