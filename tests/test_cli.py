@@ -107,3 +107,33 @@ def test_assets_import_list_verify(weights_dir, tmp_path, monkeypatch):
     cached.write_bytes(b"corrupted")
     verify = runner.invoke(app, ["assets", "verify"])
     assert verify.exit_code == 1 and "corrupt" in verify.output
+
+
+def test_save_images_writes_the_scored_outputs_and_tracking_options_are_honoured(tmp_path):
+    """The saved PNG is the 8-bit output that was scored; --tracking-uri/--experiment are used."""
+    import math
+
+    import numpy as np
+    from mlflow import MlflowClient
+    from PIL import Image
+
+    from harness.task import build_task
+
+    store = tmp_path / "elsewhere.db"
+    result = runner.invoke(app, ["run", "-r", "nlm", "-t", "demo", "--limit", "1", "--metrics",
+                                 "psnr", "--save-images", "--output-dir", str(tmp_path / "out"),
+                                 "--run-name", "saved", "--tracking-uri", f"sqlite:///{store}",
+                                 "--experiment", "my-study", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "out" / "saved"
+    record = json.loads((run_dir / "samples.jsonl").read_text().splitlines()[0])
+    saved = np.asarray(Image.open(run_dir / "images" / "nlm" / "demo" / f"{record['sample_id']}.png"),
+                       dtype=np.float64) / 255.0
+    gt = build_task("demo").load(record["sample_id"]).gt.permute(1, 2, 0).numpy().astype(np.float64)
+    psnr = 10 * math.log10(1.0 / np.mean((saved - gt) ** 2))
+    assert psnr == pytest.approx(record["metrics"]["psnr"], abs=1e-4)
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("my-study")
+    assert experiment is not None
+    assert len(client.search_runs([experiment.experiment_id])) == 2  # parent + nlm@demo
+    assert not (tmp_path / "out" / "mlflow.db").exists()
