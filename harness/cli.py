@@ -118,17 +118,21 @@ def _fmt(agg: Any) -> str:
     return f"{mean:.{digits}f} ±{half:.{digits}f}"
 
 
-def print_summary(results: dict[str, dict[str, dict[str, Any]]], missing: dict[str, str]) -> None:
-    """One row per (restorer, task): metric means with 95% CI half-widths, n, failures."""
+def summary_columns(results: dict[str, dict[str, dict[str, Any]]],
+                    missing: dict[str, str]) -> list[str]:
+    """Quality metrics first (psnr, ssim, lpips, niqe, others), then latency and memory."""
     columns: list[str] = []
     for by_task in results.values():
         for agg in by_task.values():
-            for name in agg:
-                if isinstance(agg[name], dict) and name not in columns:
-                    columns.append(name)
+            columns += [k for k, v in agg.items() if isinstance(v, dict) and k not in columns]
     ordered = [c for c in ("psnr", "ssim", "lpips", "niqe") if c in columns or c in missing]
     ordered += [c for c in columns if c not in ordered and c not in ("latency_ms", "peak_mem_mb")]
-    ordered += [c for c in ("latency_ms", "peak_mem_mb") if c in columns]
+    return ordered + [c for c in ("latency_ms", "peak_mem_mb") if c in columns]
+
+
+def print_summary(results: dict[str, dict[str, dict[str, Any]]], missing: dict[str, str]) -> None:
+    """One row per (restorer, task): metric means with 95% CI half-widths, n, failures."""
+    ordered = summary_columns(results, missing)
     table = Table(title="restorebench results (mean ±95% CI half-width)")
     table.add_column("restorer")
     table.add_column("task")
@@ -145,6 +149,40 @@ def print_summary(results: dict[str, dict[str, dict[str, Any]]], missing: dict[s
     console.print(table)
     for name, reason in missing.items():
         console.print(f"[yellow]* {name} missing:[/] {reason}")
+
+
+@app.command()
+def report(
+    paths: Annotated[list[Path], typer.Argument(help="Run folders or results.json files.")],
+    markdown: Annotated[bool, typer.Option(help="Print a markdown table instead.")] = False,
+) -> None:
+    """Re-print the summary of finished runs from their results.json (no recomputation)."""
+    from harness.results import RESULTS_FILE, read_results
+
+    for path in paths:
+        file = path / RESULTS_FILE if path.is_dir() else path
+        if not file.exists():
+            fail(f"{file} does not exist; give a run folder (results/<run>) or its results.json")
+        payload = read_results(file)
+        console.print(f"[bold]{payload.get('run_id', file.parent.name)}[/]  "
+                      f"({payload.get('created', '')}, device {payload.get('device', '?')})")
+        if markdown:
+            console.print(markdown_table(payload["results"]), markup=False)
+        else:
+            print_summary(payload["results"], payload.get("missing_metrics", {}))
+
+
+def markdown_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Mean (± CI half-width) per metric, one row per (restorer, task)."""
+    columns = summary_columns(results, {})
+    lines = ["| restorer | task | " + " | ".join(columns) + " | n | failed |",
+             "|---|---|" + "---|" * (len(columns) + 2)]
+    for restorer, by_task in results.items():
+        for task, agg in by_task.items():
+            cells = [_fmt(agg.get(c)) for c in columns]
+            lines.append(f"| {restorer} | {task} | " + " | ".join(cells)
+                         + f" | {agg.get('n_ok', 0)} | {agg.get('n_failed', 0)} |")
+    return "\n".join(lines)
 
 
 # bench list --------------------------------------------------------------------------------------
