@@ -24,6 +24,7 @@ import inspect
 import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -73,8 +74,14 @@ class Restorer(ABC):
     input_range: ClassVar[str] = "RGB float [0,1]"
     #: Test-time optimisation needs autograd: ``restore`` then runs outside inference mode.
     needs_grad: ClassVar[bool] = False
-    #: Methods with a training procedure set this and implement :meth:`train`.
+    #: Methods with a training procedure set this and implement the training hooks below
+    #: (:meth:`setup_training`, :meth:`training_step`; ``bench train`` drives them).
     trainable: ClassVar[bool] = False
+    #: What the runner does before timing the first image: ``"crop"`` restores a 64×64 crop
+    #: (CUDA kernels, cuDNN autotune, lazy allocations); ``"none"`` skips it (test-time
+    #: optimisation methods, whose restore is minutes of work); ``"custom"`` calls
+    #: :meth:`warm_up`, which the class overrides with something cheap (e.g. one sampler step).
+    warmup: ClassVar[str] = "crop"
     #: The registered name (set by the registry decorator).
     name: ClassVar[str] = ""
 
@@ -129,7 +136,12 @@ class Restorer(ABC):
         """Restore ``lq`` (B,3,H,W) in [0,1]; returns the same shape, clamped to [0,1].
 
         ``meta`` carries what the task knows about the degradation (e.g. ``sigma`` for AWGN
-        tasks); non-blind methods may use it and must say so in their params. Runs under
+        tasks); non-blind methods may use it and must say so in their params. The runner also
+        puts the image's randomness there: ``meta["generator"]``, a CPU ``torch.Generator``
+        seeded from (run seed, task, sample id), and ``meta["seed"]``, that seed (recorded in
+        the sample record). Stochastic methods draw from it (or seed their own device generator
+        from ``meta["seed"]``) so that a run is reproducible image by image, in any order, on
+        any number of workers, and after ``--resume``. Runs under
         ``torch.inference_mode`` unless the class sets ``needs_grad`` (posterior samplers that
         differentiate through a decoder at test time, e.g. LD-RPS).
         """
@@ -149,9 +161,55 @@ class Restorer(ABC):
         out = self._restore(x, meta or {})
         return out[..., :height, :width].clamp(0.0, 1.0)
 
-    def train(self, pairs: Any, **kwargs: Any) -> None:
-        """Train on ``pairs`` (an iterable of (lq, gt) batches); only for ``trainable`` methods."""
+    def warm_up(self, lq: torch.Tensor, meta: dict[str, Any]) -> None:
+        """Run once before the first timed image (``warmup = "crop"`` or ``"custom"``)."""
+        self.restore(lq, meta)
+
+    # Training (``trainable`` restorers; driven by harness.training / ``bench train``) -----------
+    def setup_training(self, device: torch.device) -> None:
+        """Build the networks for training (random init, or the config's ``init`` checkpoint),
+        move them to ``device`` and put them in train mode. Called instead of :meth:`load`."""
         raise NotImplementedError(f"restorer {self.name!r} is not trainable")
+
+    def train_modules(self) -> dict[str, torch.nn.Module]:
+        """The networks that are optimised, averaged (EMA) and saved in checkpoints, by name."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, torch.nn.Module)}
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """AdamW parameter groups; default: every parameter of :meth:`train_modules` that
+        requires grad. A phase that freezes a part (UnfoldLDM Phase II) returns fewer."""
+        params = [p for m in self.train_modules().values() for p in m.parameters() if p.requires_grad]
+        return [{"params": params}]
+
+    def training_step(self, lq: torch.Tensor, gt: torch.Tensor, step: int,
+                      total_steps: int) -> dict[str, torch.Tensor]:
+        """Forward one batch and return the losses; ``"loss"`` is what is back-propagated,
+        the other entries are logged. The loop owns backward, clipping, optimiser and EMA."""
+        raise NotImplementedError(f"restorer {self.name!r} is not trainable")
+
+    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {name: module.state_dict() for name, module in self.train_modules().items()}
+
+    def load_state_dict(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        modules = self.train_modules()
+        unknown = sorted(set(state) - set(modules))
+        missing = sorted(set(modules) - set(state))
+        if unknown or missing:
+            raise ValueError(f"{self.name}: checkpoint holds networks {sorted(state)}, this "
+                             f"restorer has {sorted(modules)} (unknown {unknown}, missing {missing})")
+        for name, module in modules.items():
+            module.load_state_dict(state[name], strict=True)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Load a ``bench train`` checkpoint (EMA weights when it has them) and record its
+        file, sha256 and provenance in :attr:`weights`, so ``info()`` and MLflow carry them."""
+        from harness.checkpoints import read_checkpoint
+
+        checkpoint = read_checkpoint(Path(path))
+        if checkpoint.restorer != self.name:
+            raise ValueError(f"{path} is a checkpoint of {checkpoint.restorer!r}, not {self.name!r}")
+        self.load_state_dict(checkpoint.inference_weights())
+        self.weights = [*self.weights, checkpoint.weights_record()]
 
     @abstractmethod
     def _restore(self, lq: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
