@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.registry import UnknownNameError
-from harness.specs import parse_item
+from harness.specs import parse_item, parse_restorer
 
 app = typer.Typer(help="restorebench: benchmark blind image restoration.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -55,7 +55,11 @@ def run(
     run_name: Annotated[str | None, typer.Option(help="Run folder name (default: timestamp).")] = None,
     resume: Annotated[bool, typer.Option(
         help="Continue the named run (or the latest in --output-dir), skipping recorded images.")] = False,
-    seed: Annotated[int, typer.Option(help="Base seed of synthetic degradations and samplers.")] = 0,
+    seed: Annotated[int | None, typer.Option(
+        help="Base seed: overrides each task's degradation seed (0 included) and seeds every "
+             "restorer's per-image generator (default: the tasks' own seeds, restorer base 0).")] = None,
+    shard_size: Annotated[int | None, typer.Option(
+        help="Split each (restorer, task) pair into units of this many samples.")] = None,
     save_images: Annotated[bool, typer.Option(help="Write restored images as PNG.")] = False,
     tracking_uri: Annotated[str | None, typer.Option(
         help="MLflow tracking URI (default sqlite:///<output-dir>/mlflow.db).")] = None,
@@ -69,12 +73,16 @@ def run(
     if data_root is not None:
         os.environ["BENCH_DATA_ROOT"] = str(data_root)
     from harness.assets import AssetCorruptError, AssetMissingError
-    from harness.restorer import RESTORERS
+    from harness.plan import RestorerItem
+    from harness.registries import RESTORERS, TASKS
     from harness.runner import RunConfig, run_benchmark
-    from harness.task import TASKS, DataMissingError
+    from harness.task import DataMissingError
 
     try:
-        restorers = [parse_item(r) for r in (restorer or RESTORERS.defaults())]
+        restorers = []
+        for item in restorer or RESTORERS.defaults():
+            name, options, tag = parse_restorer(item)
+            restorers.append(RestorerItem(name, options, train_tag=tag))
         tasks = [parse_item(t) for t in (task or TASKS.defaults())]
         if not restorers or not tasks:
             raise ValueError("no default restorer or task is declared; name them with -r and -t")
@@ -83,6 +91,7 @@ def run(
     config = RunConfig(restorers=restorers, tasks=tasks, device=device, limit=limit,
                        metrics=[m.strip() for m in metrics.split(",")] if metrics else None,
                        output_dir=output_dir, run_name=run_name, resume=resume, seed=seed,
+                       shard_size=shard_size,
                        save_images=save_images, tracking=not no_tracking,
                        tracking_uri=tracking_uri, experiment=experiment, argv=list(sys.argv),
                        show_progress=progress)
@@ -98,6 +107,10 @@ def run(
                   f"(samples: {summary.run_dir / 'samples.jsonl'})")
     if summary.n_skipped:
         console.print(f"resumed: {summary.n_skipped} image(s) already recorded were skipped")
+    for warning in summary.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+    for error in summary.tracking_errors:
+        err_console.print(f"[red]MLflow:[/] {escape(error)} (results files are complete)")
     if summary.n_failed:
         err_console.print(f"[yellow]{summary.n_failed} image(s) failed; see 'error' in "
                           f"samples.jsonl[/]")
@@ -144,11 +157,11 @@ def print_summary(results: dict[str, dict[str, dict[str, Any]]], missing: dict[s
         for task, agg in by_task.items():
             cells = ["missing*" if c in missing and c not in agg else _fmt(agg.get(c))
                      for c in ordered]
-            table.add_row(restorer, task, *cells, str(agg.get("n_ok", 0)),
+            table.add_row(escape(restorer), escape(task), *cells, str(agg.get("n_ok", 0)),
                           str(agg.get("n_failed", 0)))
     console.print(table)
     for name, reason in missing.items():
-        console.print(f"[yellow]* {name} missing:[/] {reason}")
+        console.print(f"[yellow]* {escape(name)} missing:[/] {escape(reason)}")
 
 
 @app.command()

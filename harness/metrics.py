@@ -28,44 +28,23 @@ import contextlib
 import io
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from harness.assets import Asset, AssetFile, AssetMissingError, fetch, register_asset, sha256_of
-from harness.registry import Registry, UnknownNameError
+from harness.metric_api import DatasetMetric, MetricSpec, MetricUnavailable
+from harness.registries import METRICS
+from harness.registry import UnknownNameError
 from harness.task import MetricConventions
 
-Scorer = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+__all__ = ["METRICS", "DatasetMetric", "MetricSpec", "MetricSuite", "MetricUnavailable",
+           "get_metric", "pyiqa_direction"]
+
+Scorer = Callable[[torch.Tensor, torch.Tensor | None, dict[str, Any]], torch.Tensor]
 
 
-class MetricUnavailable(RuntimeError):
-    """A metric cannot be computed on this machine (weights missing, backend absent)."""
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """A metric the runner can compute.
-
-    Attributes:
-        name: key in results and MLflow.
-        mode: ``FR`` (needs GT) or ``NR``.
-        lower_better: direction, used by tables and plots.
-        build: ``(conventions, device) -> scorer(out, gt) -> (B,) tensor``.
-        describe: ``conventions -> {param: value}``, what exactly is computed (logged).
-    """
-
-    name: str
-    mode: str
-    lower_better: bool
-    description: str
-    build: Callable[[MetricConventions, torch.device], Scorer]
-    describe: Callable[[MetricConventions], dict[str, Any]]
-
-
-METRICS: Registry[MetricSpec] = Registry("metric")
 
 # Assets ------------------------------------------------------------------------------------------
 NIQE_PARAMS = register_asset(Asset(
@@ -146,7 +125,7 @@ def ssim_color_space(conventions: MetricConventions) -> str:
 # Built-in metrics --------------------------------------------------------------------------------
 def _build_psnr(conventions: MetricConventions, device: torch.device) -> Scorer:
     metric = _quiet_create("psnr", device, **_color_opts(conventions.color_space))
-    return lambda out, gt: metric(out, gt)
+    return lambda out, gt, meta: metric(out, gt)
 
 
 def _build_ssim(conventions: MetricConventions, device: torch.device) -> Scorer:
@@ -154,10 +133,10 @@ def _build_ssim(conventions: MetricConventions, device: torch.device) -> Scorer:
     if device.type == "cpu":  # same numbers as pyiqa, ~30x faster (see harness/ssim_cpu.py)
         from harness.ssim_cpu import ssim_cpu
 
-        return lambda out, gt: ssim_cpu(out, gt, opts["test_y_channel"],
-                                         opts.get("color_space", "yiq"))
+        return lambda out, gt, meta: ssim_cpu(out, gt, opts["test_y_channel"],
+                                               opts.get("color_space", "yiq"))
     metric = _quiet_create("ssim", device, downsample=False, **opts)
-    return lambda out, gt: metric(out, gt)
+    return lambda out, gt, meta: metric(out, gt)
 
 
 def _install_torchvision_checkpoint(path: Path) -> None:
@@ -173,7 +152,7 @@ def _build_lpips(conventions: MetricConventions, device: torch.device) -> Scorer
     linear = _metric_asset(LPIPS_LINEAR, "alex.pth")
     _install_torchvision_checkpoint(backbone)
     metric = _quiet_create("lpips", device, pretrained_model_path=str(linear))
-    return lambda out, gt: metric(out, gt)
+    return lambda out, gt, meta: metric(out, gt)
 
 
 def niqe_mat_file() -> Path:
@@ -196,7 +175,7 @@ def _build_niqe(conventions: MetricConventions, device: torch.device) -> Scorer:
     params = niqe_mat_file()
     # NIQE runs on the CPU in float64: it is unstable across devices (pyiqa#23).
     metric = _quiet_create("niqe", torch.device("cpu"), pretrained_model_path=str(params))
-    return lambda out, _gt: metric(out.detach().to("cpu", torch.float64).float())
+    return lambda out, _gt, _meta: metric(out.detach().to("cpu", torch.float64).float())
 
 
 def _fr_description(impl: str) -> Callable[[MetricConventions], dict[str, Any]]:
@@ -221,23 +200,54 @@ METRICS.register("niqe", target=MetricSpec(
                "grey": "yiq", "device": "cpu"}))
 
 
+def pyiqa_configs() -> dict[str, dict[str, Any]]:
+    """pyiqa's ``DEFAULT_CONFIGS`` (mode, ``lower_better``, range of every metric), read from its
+    module file without importing the pyiqa package (which pulls in torchvision models)."""
+    global _PYIQA_CONFIGS
+    if _PYIQA_CONFIGS is None:
+        import importlib.util
+
+        package = importlib.util.find_spec("pyiqa")
+        if package is None or not package.submodule_search_locations:
+            raise MetricUnavailable("pyiqa is not installed")
+        path = Path(list(package.submodule_search_locations)[0]) / "default_model_configs.py"
+        spec = importlib.util.spec_from_file_location("_pyiqa_default_model_configs", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        _PYIQA_CONFIGS = dict(module.DEFAULT_CONFIGS)
+    return _PYIQA_CONFIGS
+
+
+_PYIQA_CONFIGS: dict[str, dict[str, Any]] | None = None
+
+
+def pyiqa_direction(name: str) -> bool:
+    """``lower_better`` as pyiqa declares it (its configs omit the key for higher-is-better)."""
+    return bool(pyiqa_configs()[name].get("lower_better", False))
+
+
 def get_metric(name: str) -> MetricSpec:
-    """A registered metric, or any pyiqa metric by its pyiqa name (pyiqa defaults)."""
+    """A registered metric, or any pyiqa metric by its pyiqa name (pyiqa defaults).
+
+    Mode and direction of a pyiqa metric come from pyiqa's own configuration, so ``ilniqe``,
+    ``gmsd`` or ``lpips-vgg`` get the right arrow without a list kept here."""
     try:
         return METRICS.get(name)
     except UnknownNameError:
-        pyiqa = _pyiqa()
-        if name not in pyiqa.list_models():
+        configs = pyiqa_configs()
+        if name not in configs:
             raise
-        mode = "NR" if name in pyiqa.list_models(metric_mode="NR") else "FR"
+        mode = configs[name].get("metric_mode", "FR")
 
         def build(conventions: MetricConventions, device: torch.device) -> Scorer:
             metric = _quiet_create(name, device)
-            return (lambda out, gt: metric(out)) if mode == "NR" else (lambda out, gt: metric(out, gt))
+            if mode == "NR":
+                return lambda out, gt, meta: metric(out)
+            return lambda out, gt, meta: metric(out, gt)
 
-        probe_lower_better = name in {"lpips", "dists", "niqe", "brisque", "pi", "nrqm_inv"}
-        return MetricSpec(name, mode, probe_lower_better, f"pyiqa {name} (pyiqa defaults)", build,
-                          lambda c: {"impl": f"pyiqa {name}", "options": "pyiqa defaults"})
+        return MetricSpec(name, mode, pyiqa_direction(name), f"pyiqa {name} (pyiqa defaults)", build,
+                          lambda c: {"impl": f"pyiqa {name}", "options": "pyiqa defaults",
+                                     "lower_better": pyiqa_direction(name)})
 
 
 # Convention-aware preprocessing -------------------------------------------------------------------
@@ -260,16 +270,21 @@ def crop(x: torch.Tensor, border: int) -> torch.Tensor:
 
 
 class MetricSuite:
-    """The metrics of one (task conventions, device) pair, built once and reused per image."""
+    """The metrics of one (task conventions, device) pair, built once and reused per image.
+
+    Per-image metrics give one value per image; dataset-level metrics give one JSON state per
+    image (``score`` returns them) and are reduced by :meth:`reduce` from the records' states.
+    ``extra`` are :class:`MetricSpec` objects not in the registry (e.g. a detection metric
+    configured by ``bench detect``).
+    """
 
     def __init__(self, names: list[str], conventions: MetricConventions, device: torch.device,
-                 has_gt: bool):
+                 has_gt: bool, extra: list[MetricSpec] | None = None):
         self.conventions = conventions
-        self.scorers: dict[str, tuple[MetricSpec, Scorer]] = {}
+        self.scorers: dict[str, tuple[MetricSpec, Any]] = {}
         self.missing: dict[str, str] = {}
         self.specs: dict[str, MetricSpec] = {}
-        for name in names:
-            spec = get_metric(name)
+        for spec in [*(get_metric(name) for name in names), *(extra or [])]:
             self.specs[spec.name] = spec
             if spec.mode == "FR" and not has_gt:
                 self.missing[spec.name] = "task has no ground truth (full-reference metric)"
@@ -288,9 +303,16 @@ class MetricSuite:
                 out[f"{name}.{key}"] = value
         return out
 
+    def directions(self) -> dict[str, dict[str, Any]]:
+        """``{metric: {lower_better, mode, kind}}`` for results.json (reports read it)."""
+        return {name: {"lower_better": spec.lower_better, "mode": spec.mode, "kind": spec.kind}
+                for name, spec in self.specs.items()}
+
     @torch.inference_mode()
-    def score(self, out: torch.Tensor, gt: torch.Tensor | None) -> tuple[dict[str, float], dict[str, str]]:
-        """Per-image values (batch of one) and per-metric errors for this image."""
+    def score(self, out: torch.Tensor, gt: torch.Tensor | None, meta: dict[str, Any] | None = None
+              ) -> tuple[dict[str, float], dict[str, str], dict[str, Any]]:
+        """Per-image values, per-metric errors, and dataset-level states of one image."""
+        meta = meta or {}
         out = prepare_output(out, self.conventions)
         fr_out = out
         if gt is not None:
@@ -302,10 +324,35 @@ class MetricSuite:
             fr_out, gt = crop(fr_out, self.conventions.crop_border), crop(gt, self.conventions.crop_border)
         values: dict[str, float] = {}
         errors: dict[str, str] = {}
+        states: dict[str, Any] = {}
         for name, (spec, scorer) in self.scorers.items():
+            image_out = fr_out if spec.mode == "FR" else out
             try:
-                value = scorer(fr_out, gt) if spec.mode == "FR" else scorer(out, None)
-                values[name] = float(value.flatten()[0])
+                if spec.kind == "dataset":
+                    states[name] = scorer.update(image_out, gt, meta)
+                else:
+                    value = scorer(image_out, gt if spec.mode == "FR" else None, meta)
+                    value = value.flatten()[0] if isinstance(value, torch.Tensor) else value
+                    values[name] = float(value)
             except Exception as exc:
                 errors[name] = f"{type(exc).__name__}: {exc}"
-        return values, errors
+        return values, errors, states
+
+    def reduce(self, records: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
+        """Dataset-level values of a unit from its records' states: ``{key: {mean, n, ...}}``."""
+        out: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for name, (spec, scorer) in self.scorers.items():
+            if spec.kind != "dataset":
+                continue
+            states = [r["metric_states"][name] for r in records
+                      if r.get("status") == "ok" and name in r.get("metric_states", {})]
+            if not states:
+                continue
+            try:
+                for key, value in scorer.compute(states).items():
+                    out[key] = {"mean": float(value), "std": None, "ci95": [None, None],
+                                "n": len(states), "kind": "dataset"}
+            except Exception as exc:
+                errors[name] = f"{type(exc).__name__}: {exc}"
+        return out, errors

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from harness.registry import Registry
+from harness.registries import RESTORERS
 
 
 @dataclass
@@ -230,9 +230,6 @@ class Restorer(ABC):
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-RESTORERS: Registry[type[Restorer]] = Registry(
-    "restorer", base_cls=Restorer, entry_point_group="restorebench.restorers",
-    modules=("restorers",))
 
 
 def register_restorer(name: str, *aliases: str):

@@ -22,7 +22,11 @@ from typing import Any
 
 import torch
 
-SCHEMA_VERSION = 1
+#: 2: records carry ``restorer_id`` / ``task_id`` (config identities), ``degradation_seed``,
+#: ``host`` and optional ``metric_states``; ``results.json`` gains ``units`` (per pair: ids,
+#: planned/recorded counts, failed samples with their errors) and ``metrics`` (direction, mode,
+#: kind per metric). Version-1 files are read by :func:`read_results` / :func:`read_samples`.
+SCHEMA_VERSION = 2
 SAMPLES_FILE = "samples.jsonl"
 RESULTS_FILE = "results.json"
 KEY_PACKAGES = ("restorebench", "torch", "torchvision", "pyiqa", "mlflow", "diffusers",
@@ -86,6 +90,10 @@ class SampleLog:
 
     def records(self) -> list[dict[str, Any]]:
         return read_samples(self.path)
+
+    @staticmethod
+    def read(path: Path) -> list[dict[str, Any]]:
+        return read_samples(path)
 
     def write(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(_json_safe(record), sort_keys=True) + "\n")
@@ -151,7 +159,17 @@ def write_results(path: Path, payload: dict[str, Any]) -> None:
 
 
 def read_results(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A ``results.json`` of any schema version, upgraded to the current shape: version 1 lacks
+    ``units`` and ``metrics`` (directions); they are filled from what the file holds."""
+    payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    if payload.get("schema_version", 1) < 2:
+        payload.setdefault("units", [
+            {"restorer": r, "restorer_id": r, "task": t, "task_id": t,
+             "n_planned": None, "n_recorded": agg.get("n_ok", 0) + agg.get("n_failed", 0),
+             "failed": []}
+            for r, by_task in payload.get("results", {}).items() for t, agg in by_task.items()])
+        payload.setdefault("metrics", {})
+    return payload
 
 
 def now_iso() -> str:

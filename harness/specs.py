@@ -59,3 +59,19 @@ def _split_top_level(text: str) -> list[str]:
     if current:
         parts.append("".join(current))
     return [p for p in (p.strip() for p in parts) if p]
+
+
+def parse_restorer(spec: str) -> tuple[str, dict[str, Any], str | None]:
+    """``'unet[checkpoint=a.pt]@noise'`` → ``('unet', {'checkpoint': 'a.pt'}, 'noise')``.
+
+    The optional ``@TAG`` says what a checkpoint was trained on; the row is then labelled
+    ``NAME (trained on TAG)`` (``bench run`` and ``bench study`` alike)."""
+    text = spec.strip()
+    tag = None
+    at = text.rfind("@")
+    if at > text.rfind("]"):
+        text, tag = text[:at], text[at + 1:].strip()
+        if not tag:
+            raise ValueError(f"{spec!r}: empty training tag after '@' (write NAME[...]@TAG)")
+    name, options = parse_item(text)
+    return name, options, tag

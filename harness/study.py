@@ -11,11 +11,11 @@ Restorer entries are ``NAME[key=value,...]@TAG``: the bracket is the restorer's 
 ``bench run``), the optional ``@TAG`` says what that checkpoint was trained on and the row is
 labelled ``NAME (trained on TAG)``.
 
-Each entry is one ordinary runner invocation (its own run folder under ``<study>/runs/``, its
-own ``results.json``/``samples.jsonl``): two checkpoints of the same restorer would otherwise
-share a restorer name inside one run and collide. With tracking, the study opens one MLflow
-parent run holding the tables and figures as artifacts; each runner's parent run is attached
-beneath it (tag ``mlflow.parentRunId``), with the per-cell child runs beneath those.
+The whole grid is one runner call (``<study>/run/``: one ``results.json``/``samples.jsonl``):
+run units are keyed by restorer configuration, so two checkpoints of one restorer are two rows
+of one run, labelled by their entries. With tracking, the study opens one MLflow parent run
+holding the tables and figures as artifacts; the runner's parent run is attached beneath it
+(tag ``mlflow.parentRunId``), with the per-cell child runs beneath that.
 
 Nothing here names a concrete restorer or task; how task names are built for a severity sweep
 is a template the caller passes.
@@ -32,9 +32,10 @@ from typing import Any
 import pandas as pd
 
 from harness.metrics import get_metric
+from harness.plan import RestorerItem
 from harness.results import RESULTS_FILE, git_hash, new_run_name, read_results
 from harness.runner import RunConfig, run_benchmark
-from harness.specs import parse_item
+from harness.specs import parse_restorer
 from harness.tracking import Tracker, default_tracking_uri
 
 SUMMARY_FIELDS = ("mean", "std", "ci95_lo", "ci95_hi", "n")
@@ -57,14 +58,7 @@ class StudyEntry:
 
 def parse_entry(spec: str) -> StudyEntry:
     """``'unet[checkpoint=a.pt]@noise'`` → StudyEntry('unet', {'checkpoint': 'a.pt'}, 'noise')."""
-    text = spec.strip()
-    tag = None
-    at = text.rfind("@")
-    if at > text.rfind("]"):
-        text, tag = text[:at], text[at + 1:].strip()
-        if not tag:
-            raise ValueError(f"{spec!r}: empty training tag after '@' (write NAME[...]@TAG)")
-    name, options = parse_item(text)
+    name, options, tag = parse_restorer(spec)
     return StudyEntry(name, options, tag)
 
 
@@ -161,26 +155,18 @@ def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
                                               "tasks": ",".join(t for t, _ in config.tasks),
                                               "metric": config.primary_metric,
                                               "limit": config.limit, "seed": config.seed})
-    rows: list[dict[str, Any]] = []
-    missing: dict[str, str] = {}
-    n_failed = 0
     status = "FAILED"
     try:
-        for index, entry in enumerate(entries):
-            run = RunConfig(restorers=[(entry.name, dict(entry.options))], tasks=list(config.tasks),
-                            device=config.device, limit=config.limit, metrics=config.metrics,
-                            output_dir=study_dir / "runs", run_name=f"{index:02d}-{_slug(entry.label)}",
-                            seed=config.seed, tracking=config.tracking, tracking_uri=uri,
-                            experiment=config.experiment, argv=config.argv,
-                            show_progress=config.show_progress)
-            summary = run_benchmark(run, console)
-            if tracker is not None and summary.parent_run_id:
-                tracker.log_tags(summary.parent_run_id, {"mlflow.parentRunId": parent,
-                                                         "study.label": entry.label})
-            missing.update(summary.missing_metrics)
-            n_failed += summary.n_failed
-            rows.extend(_rows(entry, summary.run_dir, config.levels))
-        table = pd.DataFrame(rows)
+        run = RunConfig(restorers=[RestorerItem(e.name, dict(e.options), label=e.label,
+                                                train_tag=e.train_tag) for e in entries],
+                        tasks=list(config.tasks), device=config.device, limit=config.limit,
+                        metrics=config.metrics, output_dir=study_dir, run_name="run",
+                        seed=config.seed, tracking=config.tracking, tracking_uri=uri,
+                        experiment=config.experiment, argv=config.argv,
+                        show_progress=config.show_progress, parent_run_id=parent or None)
+        summary = run_benchmark(run, console)
+        missing = dict(summary.missing_metrics)
+        table = pd.DataFrame(_rows(entries, summary.run_dir, config.levels))
         files = write_outputs(config, table, study_dir, missing)
         if tracker is not None:
             for path in files.values():
@@ -191,21 +177,22 @@ def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
     finally:
         if tracker is not None:
             tracker.end(parent, status)
-    return StudySummary(study_dir, table, files, parent, missing, n_failed)
+    return StudySummary(study_dir, table, files, parent, missing, summary.n_failed)
 
 
-def _rows(entry: StudyEntry, run_dir: Path, levels: list[int] | None) -> list[dict[str, Any]]:
-    """Long-form rows from one runner's ``results.json`` (task order as run)."""
+def _rows(entries: list[StudyEntry], run_dir: Path, levels: list[int] | None) -> list[dict[str, Any]]:
+    """Long-form rows from the study run's ``results.json`` (entry order, task order as run)."""
     results = read_results(run_dir / RESULTS_FILE)
     rows = []
-    for task_index, task_name in enumerate(results["tasks"]):
-        for restorer_name, by_task in results["results"].items():
+    for entry in entries:
+        by_task = results["results"].get(entry.label, {})
+        for task_index, task_name in enumerate(results["tasks"]):
             aggregates = by_task.get(task_name, {})
             for metric, agg in aggregates.items():
                 if not isinstance(agg, dict) or metric in ("latency_ms", "peak_mem_mb"):
                     continue
                 lo, hi = agg.get("ci95") or (None, None)
-                rows.append({"restorer": entry.label, "restorer_name": restorer_name,
+                rows.append({"restorer": entry.label, "restorer_name": entry.name,
                              "train_tag": entry.train_tag, "task": task_name,
                              **({"level": levels[task_index]} if levels else {}),
                              "metric": metric, "mean": agg.get("mean"), "std": agg.get("std"),

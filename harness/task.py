@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from harness.registry import Registry
+from harness.registries import TASKS
 
 COLOR_SPACES = ("rgb", "ycbcr601", "yiq")
 
@@ -133,8 +133,6 @@ class Task(ABC):
 
 TaskFactory = Callable[..., Task]
 
-TASKS: Registry[TaskFactory] = Registry("task", entry_point_group="restorebench.tasks",
-                                        modules=("tasks",))
 
 
 def register_task(name: str, *aliases: str):

@@ -52,9 +52,11 @@ class Tracker:
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path):
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        from mlflow import MlflowClient
+
+        # after the import: mlflow configures its loggers when it is imported
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        from mlflow import MlflowClient
 
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.tracking_uri = tracking_uri
@@ -174,3 +176,92 @@ class NullTracker(Tracker):
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         pass
+
+
+class TrackingWorker:
+    """MLflow calls of one run on a background thread, in order.
+
+    Creating the store (sqlite schema migrations), the parent run and every child run's batch
+    run while the evaluation goes on; :meth:`finish` waits for the queue. A tracking failure
+    never ends the evaluation: it is kept and reported by :attr:`errors` (and printed by the
+    CLI), the records and ``results.json`` are written regardless.
+
+    Args:
+        factory: builds the :class:`Tracker` (inside the worker thread; ``None`` = no tracking).
+    """
+
+    def __init__(self, factory: Any | None):
+        import queue
+        import threading
+
+        self.enabled = factory is not None
+        self.errors: list[str] = []
+        self.parent_id = ""
+        self._queue: queue.Queue = queue.Queue()
+        self._tracker: Tracker | None = None
+        self._factory = factory
+        self._thread = threading.Thread(target=self._work, name="mlflow", daemon=True)
+        if self.enabled:
+            self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            self._tracker = self._factory()
+        except Exception as exc:
+            self.errors.append(f"MLflow set-up failed: {type(exc).__name__}: {exc}")
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if self._tracker is None:
+                continue
+            try:
+                job(self._tracker)
+            except Exception as exc:  # keep going: later calls may still succeed
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def submit(self, job: Any) -> None:
+        if self.enabled:
+            self._queue.put(job)
+
+    # The run layout ------------------------------------------------------------------------------
+    def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any]) -> None:
+        def job(tracker: Tracker) -> None:
+            self.parent_id = tracker.start_parent(run_name, tags, params)
+
+        self.submit(job)
+
+    def log_pair(self, *, name: str, tags: dict[str, Any], params: dict[str, Any],
+                 aggregates: dict[str, Any], rows: list[dict[str, Any]],
+                 images: list[tuple[str, Any]]) -> None:
+        """One child run with everything about one (restorer, task) pair, in batched calls."""
+        def job(tracker: Tracker) -> None:
+            from harness.images import montage
+
+            child = tracker.start_child(name, tags=tags)
+            tracker.log_params(child, params)
+            tracker.log_aggregates(child, aggregates)
+            # MLflow forbids ":" in artifact names; spec-string tasks (synth:...) contain it
+            artifact = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
+            tracker.log_table(child, rows, f"per_image/{artifact}.json")
+            for sample_id, panels in images:
+                safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sample_id)
+                tracker.log_image(child, montage(list(panels)), f"comparisons/{safe}_lq-out-gt.png")
+            tracker.end(child)
+
+        self.submit(job)
+
+    def finish(self, results_file: Path, missing: dict[str, str], status: str) -> None:
+        def job(tracker: Tracker) -> None:
+            if self.parent_id:
+                tracker.log_artifact(self.parent_id, results_file)
+                tracker.log_tags(self.parent_id, {f"missing.{k}": v for k, v in missing.items()})
+                tracker.end(self.parent_id, status)
+
+        self.submit(job)
+        self.close()
+
+    def close(self) -> None:
+        if self.enabled and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()

@@ -6,7 +6,7 @@ never break another. A module registers its class with ``@register_restorer(name
 same name. External packages plug in through the ``restorebench.restorers`` entry-point group.
 """
 
-from harness.restorer import RESTORERS
+from harness.registries import RESTORERS
 
 BUILTIN_RESTORERS: dict[str, str] = {
     "identity": "restorers.identity:Identity",

@@ -183,7 +183,7 @@ class TestCBM3DRegression:
             top, left = (height - 128) // 2, (width - 128) // 2
             window = (slice(None), slice(top, top + 128), slice(left, left + 128))
             lq, gt = sample.lq[window][None], sample.gt[window][None]
-            scores, errors = suite.score(restorer.restore(lq, sample.meta), gt)
+            scores, errors, _ = suite.score(restorer.restore(lq, sample.meta), gt)
             assert not errors
             assert scores["psnr"] == pytest.approx(want_psnr, abs=1e-3), sample_id
             assert scores["ssim"] == pytest.approx(want_ssim, abs=1e-4), sample_id

@@ -33,7 +33,7 @@ def test_default_run_prints_the_summary_table(default_run):
     assert "missing*" in result.output and "lpips missing" in result.output
     run_dirs = [p for p in out.iterdir() if (p / "results.json").exists()]
     results = json.loads((run_dirs[0] / "results.json").read_text())
-    assert results["schema_version"] == 1
+    assert results["schema_version"] == 2
     assert set(results["results"]) == {"identity", "nlm"}
     demo = results["results"]["nlm"]["demo"]
     assert demo["psnr"]["mean"] > results["results"]["identity"]["demo"]["psnr"]["mean"] + 3

@@ -94,12 +94,12 @@ class TestValidate:
 
 class TestRunRefusesMissingData:
     def test_fails_before_any_restorer_is_built(self, tmp_path, monkeypatch):
-        import harness.runner
+        import harness.restorer
 
         def no_model(*args, **kwargs):
             raise AssertionError("a restorer was built before the data check")
 
-        monkeypatch.setattr(harness.runner, "build_restorer", no_model)
+        monkeypatch.setattr(harness.restorer, "build_restorer", no_model)
         result = runner.invoke(app, ["run", "-r", "identity", "-t", "uieb-t90", "--no-tracking",
                                      "--output-dir", str(tmp_path / "out"),
                                      "--data-root", str(tmp_path / "empty")])

@@ -30,7 +30,7 @@ def _numpy_psnr(a: np.ndarray, b: np.ndarray) -> float:
 def test_rgb_psnr_equals_an_independent_computation_on_8bit_output():
     out, gt = _pair()
     suite = MetricSuite(["psnr"], MetricConventions(quantize=True), CPU, has_gt=True)
-    values, errors = suite.score(out, gt)
+    values, errors, _ = suite.score(out, gt)
     expected = _numpy_psnr(np.round(out.numpy() * 255) / 255, gt.numpy())
     assert not errors
     assert values["psnr"] == pytest.approx(expected, abs=1e-4)

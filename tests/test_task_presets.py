@@ -99,7 +99,7 @@ class TestConventions:
         to_tensor = lambda a: torch.from_numpy(a / 255).permute(2, 0, 1)[None].float()
         for name, space in (("rain100l", "ycbcr601"), ("rain12", "rgb")):
             suite = MetricSuite(["psnr"], build_task(name).conventions, torch.device("cpu"), True)
-            values, errors = suite.score(to_tensor(out8), to_tensor(gt8))
+            values, errors, _ = suite.score(to_tensor(out8), to_tensor(gt8))
             assert not errors
             assert values["psnr"] == pytest.approx(expected[space], abs=0.1), name
 
