@@ -24,18 +24,14 @@ from harness.specs import parse_item, parse_restorer
 
 app = typer.Typer(help="restorebench: benchmark blind image restoration.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
-list_app = typer.Typer(help="List restorers, tasks or metrics.", no_args_is_help=True)
-assets_app = typer.Typer(help="The offline asset cache (weights, metric parameters).",
-                         no_args_is_help=True)
-app.add_typer(list_app, name="list")
-app.add_typer(assets_app, name="assets")
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
+    """Print ``message`` literally (option syntax has brackets rich would eat) and exit."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -73,16 +69,22 @@ def run(
     if data_root is not None:
         os.environ["BENCH_DATA_ROOT"] = str(data_root)
     from harness.assets import AssetCorruptError, AssetMissingError
-    from harness.plan import RestorerItem
     from harness.registries import RESTORERS, TASKS
+
+    try:
+        parsed = [parse_restorer(item) for item in restorer or RESTORERS.defaults()]
+        for name, _, _ in parsed:  # a mistyped name answers from the manifest, before torch loads
+            RESTORERS.canonical(name)
+    except UnknownNameError as exc:
+        fail(str(exc))
+    except ValueError as exc:
+        fail(str(exc))
+    from harness.plan import RestorerItem
     from harness.runner import RunConfig, run_benchmark
     from harness.task import DataMissingError
 
     try:
-        restorers = []
-        for item in restorer or RESTORERS.defaults():
-            name, options, tag = parse_restorer(item)
-            restorers.append(RestorerItem(name, options, train_tag=tag))
+        restorers = [RestorerItem(name, options, train_tag=tag) for name, options, tag in parsed]
         tasks = [parse_item(t) for t in (task or TASKS.defaults())]
         if not restorers or not tasks:
             raise ValueError("no default restorer or task is declared; name them with -r and -t")
@@ -198,130 +200,12 @@ def markdown_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-# bench list --------------------------------------------------------------------------------------
-@list_app.command("restorers")
-def list_restorers() -> None:
-    """Restorers with what they are for."""
-    from harness.restorer import RESTORERS
-
-    table = Table(title="restorers")
-    for column in ("name", "aliases", "degradations", "description"):
-        table.add_column(column)
-    for name in RESTORERS.names():
-        try:
-            cls = RESTORERS.get(name)
-            table.add_row(name, ", ".join(RESTORERS.aliases_of(name)),
-                          ", ".join(cls.degradations), escape(cls.description))
-        except ImportError as exc:
-            table.add_row(name, "", "", f"[red]unavailable: {exc}[/]")
-    console.print(table)
-    for module, error in RESTORERS.import_errors.items():
-        err_console.print(f"[red]could not import {module}: {error}[/]")
-
-
-@list_app.command("tasks")
-def list_tasks() -> None:
-    """Tasks with descriptions and whether their data are present."""
-    from harness.task import TASKS, DataMissingError, build_task
-
-    table = Table(title="tasks")
-    for column in ("name", "degradation", "GT", "data", "description"):
-        table.add_column(column)
-    for name in TASKS.names():
-        try:
-            task = build_task(name)
-        except Exception as exc:
-            table.add_row(name, "", "", "[red]error[/]", f"{type(exc).__name__}: {exc}")
-            continue
-        try:
-            status = data_status(task)
-        except DataMissingError:
-            status = "[red]missing[/]"
-        table.add_row(name, task.degradation, "yes" if task.has_gt else "no", status,
-                      escape(task.description))
-    console.print(table)
-    for module, error in TASKS.import_errors.items():
-        err_console.print(f"[red]could not import {module}: {error}[/]")
-
-
-def data_status(task: Any) -> str:
-    """'present', 'partial (10 of 100)', or raises DataMissingError."""
-    n = len(task.sample_ids())
-    expected = task.expected_count
-    if expected and n < expected:
-        return f"[yellow]partial ({n} of {expected})[/]"
-    return f"[green]present ({n})[/]"
-
-
-@list_app.command("metrics")
-def list_metrics() -> None:
-    """Built-in metrics (any pyiqa metric name also works)."""
-    from harness.metrics import METRICS
-
-    table = Table(title="metrics (plus any `pyiqa.list_models()` name)")
-    for column in ("name", "mode", "lower is better", "description"):
-        table.add_column(column)
-    for name in METRICS.names():
-        spec = METRICS.get(name)
-        table.add_row(name, spec.mode, "yes" if spec.lower_better else "no", escape(spec.description))
-    table.add_row("latency_ms", "-", "yes", "wall time of restore() alone, warm-up excluded")
-    table.add_row("peak_mem_mb", "-", "yes", "CUDA max allocated, or process RSS peak on CPU")
-    console.print(table)
-
-
-# bench assets ------------------------------------------------------------------------------------
-@assets_app.command("list")
-def assets_list() -> None:
-    """Every declared asset file, its state in the cache and its canonical source."""
-    from harness.assets import bench_home, load_all_declarations, status
-
-    table = Table(title=f"assets in {bench_home()}")
-    for column in ("asset", "file", "status", "source"):
-        table.add_column(column)
-    for item in status(load_all_declarations()):
-        colour = {"ok": "green", "missing": "yellow", "corrupt": "red"}[item.status]
-        table.add_row(item.asset, item.file, f"[{colour}]{item.status}[/]", item.source)
-    console.print(table)
-
-
-@assets_app.command("import")
-def assets_import(folder: Annotated[Path, typer.Argument(help="Folder to search (recursively).")]
-                  ) -> None:
-    """Copy declared files found in FOLDER (matched by sha256) into the cache."""
-    from harness.assets import import_dir, load_all_declarations
-
-    try:
-        imported = import_dir(folder, load_all_declarations())
-    except NotADirectoryError as exc:
-        fail(str(exc))
-    for item in imported:
-        console.print(f"[green]imported[/] {item.asset}/{item.file}  ← {item.source}")
-    console.print(f"{len(imported)} file(s) imported into the cache")
-
-
-@assets_app.command("verify")
-def assets_verify() -> None:
-    """Re-check the sha256 of every cached file; exit 1 if any is corrupt."""
-    from harness.assets import load_all_declarations, status
-
-    corrupt = 0
-    for item in status(load_all_declarations()):
-        if item.status == "corrupt":
-            corrupt += 1
-            err_console.print(f"[red]corrupt[/] {item.path}")
-        elif item.status == "ok":
-            console.print(f"[green]ok[/] {item.asset}/{item.file}")
-        else:
-            console.print(f"[yellow]missing[/] {item.asset}/{item.file}  (source: {item.source})")
-    if corrupt:
-        raise typer.Exit(1)
-
-
 def _attach_optional_groups() -> None:
     """Command groups defined in other harness modules (datasets, studies)."""
     import importlib
 
-    for module_name, group in (("harness.cli_data", "data"), ("harness.cli_study", "study")):
+    for module_name, group in (("harness.cli_list", "list"), ("harness.cli_assets", "assets"),
+                               ("harness.cli_data", "data"), ("harness.cli_study", "study")):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -332,6 +216,15 @@ def _attach_optional_groups() -> None:
 
 
 _attach_optional_groups()
+
+
+def _attach_commands() -> None:
+    from harness.cli_train import train_command
+
+    app.command("train")(train_command)
+
+
+_attach_commands()
 
 
 def main() -> None:

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from harness.images import read_image
-from tasks._common import list_images
+from harness.training_sets import register_training_set
+from tasks._common import data_root, list_images
 from tasks.degradations import Compose, build_degradation, canonical_spec, check_severity
 from tasks.synthetic import SKIMAGE_PHOTOS, FolderSource, clean_source, skimage_photo
 
@@ -104,3 +105,166 @@ class DegradedCrops(torch.utils.data.Dataset):
         if self.return_params:
             return lq, gt, json.dumps(params)
         return lq, gt
+
+
+# Paired training splits of real benchmarks ---------------------------------------------------------
+class PairedCrops(torch.utils.data.Dataset):
+    """Seeded random crops of (LQ, GT) image pairs (a benchmark's training split).
+
+    Item ``i`` of epoch ``e`` is a pure function of ``(seed, e, i)``: pair, crop position and flip
+    are drawn from a CPU generator seeded by them (as :class:`DegradedCrops`). Images are decoded
+    on use (training splits are hundreds of large images; caching them would cost gigabytes).
+    """
+
+    def __init__(self, pairs: list[tuple[Path, Path]], crop: int = 128, length: int = 1000,
+                 seed: int = 0, name: str = "pairs"):
+        if not pairs:
+            raise ValueError(f"{name}: no (LQ, GT) pairs found")
+        self.pairs, self.crop, self.length = pairs, int(crop), int(length)
+        self.seed, self.name = int(seed), name
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        key = f"pairs|{self.name}|{self.seed}|{self.epoch}|{index}"
+        seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & ((1 << 63) - 1)
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        draw = lambda n: int(torch.randint(n, (), generator=generator))  # noqa: E731
+        lq_path, gt_path = self.pairs[draw(len(self.pairs))]
+        lq, gt = read_image(lq_path), read_image(gt_path)
+        if lq.shape != gt.shape:
+            raise ValueError(f"{lq_path} and {gt_path} differ in size: {tuple(lq.shape)} vs "
+                             f"{tuple(gt.shape)}")
+        height, width = lq.shape[-2:]
+        h, w = min(self.crop, height), min(self.crop, width)
+        top, left = draw(height - h + 1), draw(width - w + 1)
+        flip = bool(draw(2))
+        crops = [x[:, top:top + h, left:left + w] for x in (lq, gt)]
+        if flip:
+            crops = [x.flip(-1) for x in crops]
+        return crops[0].contiguous(), crops[1].contiguous()
+
+
+def _pairs_by_stem(lq_dir: Path, gt_dir: Path, what: str, where: str) -> list[tuple[Path, Path]]:
+    from harness.task import DataMissingError
+
+    if not lq_dir.is_dir() or not gt_dir.is_dir():
+        raise DataMissingError(f"{what}: expected LQ images in {lq_dir} and GT in {gt_dir}. {where}")
+    gts = {p.stem: p for p in list_images(gt_dir)}
+    return [(p, gts[p.stem]) for p in list_images(lq_dir) if p.stem in gts]
+
+
+def _severity(value: int | str | list[int]) -> int | tuple[int, int]:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, list) and len(value) == 2:
+        return (int(value[0]), int(value[1]))
+    low, _, high = str(value).partition("-")
+    return (int(low), int(high or low))
+
+
+@register_training_set("degraded", "synth")
+def degraded(clean: str = "cbsd68", degradation: str = "noise+blur+lowlight",
+             severity: int | str = "1-5", crop: int = 128, length: int = 10_000, seed: int = 0,
+             **operator_options: Any) -> DegradedCrops:
+    """Seeded degraded crops of a clean set: ``degraded[clean=cbsd68,degradation=noise,severity=1-5]``.
+
+    Args:
+        clean: a clean-set name (kodak24, cbsd68, mcmaster, skimage) or a folder of clean images.
+        degradation: operator / family spec (``noise+blur+lowlight``, ``gaussian_noise``...).
+        severity: a level 1-5 or a range ``"1-5"`` drawn per item.
+        crop: side of the square crops.
+        length: items per epoch.
+    """
+    return DegradedCrops(clean, degradation, severity=_severity(severity), crop=crop, length=length,
+                         seed=seed, **operator_options)
+
+
+@register_training_set("folder-pairs")
+def folder_pairs(lq: str, gt: str, crop: int = 128, length: int = 10_000, seed: int = 0) -> PairedCrops:
+    """Paired crops of two folders matched by file stem: ``folder-pairs[lq=DIR,gt=DIR]``.
+
+    Args:
+        lq: folder of degraded images.
+        gt: folder of clean images with the same file stems.
+    """
+    pairs = _pairs_by_stem(Path(lq).expanduser(), Path(gt).expanduser(), "folder-pairs", "")
+    return PairedCrops(pairs, crop, length, seed, name=f"folder-pairs:{lq}")
+
+
+LOL_TRAIN_LAYOUTS = (("lowlight/LOLdataset/our485/low", "lowlight/LOLdataset/our485/high"),
+                     ("LOLdataset/our485/low", "LOLdataset/our485/high"),
+                     ("lowlight/LOLv1/Train/input", "lowlight/LOLv1/Train/target"),
+                     ("lowlight/LOLv1/Train/low", "lowlight/LOLv1/Train/high"))
+
+
+@register_training_set("lolv1-train", "lol-our485")
+def lolv1_train(crop: int = 128, length: int = 10_000, seed: int = 0) -> PairedCrops:
+    """LOL-v1 ``our485`` (485 pairs, 600×400), the training split every LOL-v1 paper uses.
+
+    Args:
+        crop: side of the square crops.
+        length: items per epoch.
+    """
+    root = data_root()
+    for lq, gt in LOL_TRAIN_LAYOUTS:
+        if (root / lq).is_dir() and (root / gt).is_dir():
+            return PairedCrops(_pairs_by_stem(root / lq, root / gt, "lolv1-train", ""), crop, length,
+                               seed, name="lolv1-train")
+    from harness.task import DataMissingError
+
+    raise DataMissingError(
+        f"lolv1-train: LOL-v1 our485 not found under {root} (BENCH_DATA_ROOT). Download LOLdataset.zip "
+        f"from https://daooshee.github.io/BMVC2018website/ and extract it under {root / 'lowlight'} "
+        f"(expected {root / LOL_TRAIN_LAYOUTS[0][0]} and .../high)")
+
+
+@register_training_set("gopro-train")
+def gopro_train(crop: int = 256, length: int = 10_000, seed: int = 0) -> PairedCrops:
+    """GoPro train split (2103 pairs in 22 sequences; ``blur``, not ``blur_gamma``).
+
+    Args:
+        crop: side of the square crops.
+        length: items per epoch.
+    """
+    from harness.task import DataMissingError
+
+    root = data_root()
+    for base in (root / "deblur" / "GOPRO_Large" / "train", root / "GOPRO_Large" / "train"):
+        if base.is_dir():
+            pairs = [pair for seq in sorted(base.iterdir()) if seq.is_dir()
+                     for pair in _pairs_by_stem(seq / "blur", seq / "sharp", "gopro-train", "")]
+            return PairedCrops(pairs, crop, length, seed, name="gopro-train")
+    raise DataMissingError(f"gopro-train: GOPRO_Large/train not found under {root / 'deblur'}; get "
+                           f"GOPRO_Large.zip from https://seungjunnah.github.io/Datasets/gopro")
+
+
+@register_training_set("sidd-train")
+def sidd_train(crop: int = 256, length: int = 10_000, seed: int = 0) -> PairedCrops:
+    """SIDD-Medium sRGB (320 pairs: ``Data/<scene>/*NOISY_SRGB_010.PNG`` / ``*GT_SRGB_010.PNG``).
+
+    Args:
+        crop: side of the square crops.
+        length: items per epoch.
+    """
+    from harness.task import DataMissingError
+
+    root = data_root()
+    for base in (root / "denoise" / "SIDD_Medium_Srgb" / "Data", root / "SIDD_Medium_Srgb" / "Data"):
+        if base.is_dir():
+            pairs = []
+            for scene in sorted(base.iterdir()):
+                for noisy in sorted(scene.glob("*NOISY_SRGB_*.PNG")):
+                    gt = noisy.with_name(noisy.name.replace("NOISY", "GT"))
+                    if gt.exists():
+                        pairs.append((noisy, gt))
+            return PairedCrops(pairs, crop, length, seed, name="sidd-train")
+    raise DataMissingError(f"sidd-train: SIDD_Medium_Srgb/Data not found under {root / 'denoise'}; "
+                           f"get SIDD-Medium sRGB from https://abdokamel.github.io/sidd/")

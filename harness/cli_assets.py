@@ -1,0 +1,62 @@
+"""``bench assets list|import|verify``: the offline asset cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from harness.cli import console, err_console, fail
+
+app = typer.Typer(help="The offline asset cache (weights, metric parameters).", no_args_is_help=True)
+
+
+@app.command("list")
+def assets_list() -> None:
+    """Every declared asset file, its state in the cache and its canonical source."""
+    from harness.assets import bench_home, load_all_declarations, status
+
+    table = Table(title=f"assets in {bench_home()}")
+    for column in ("asset", "file", "status", "source"):
+        table.add_column(column)
+    for item in status(load_all_declarations()):
+        colour = {"ok": "green", "missing": "yellow", "corrupt": "red"}[item.status]
+        table.add_row(item.asset, item.file, f"[{colour}]{item.status}[/]", item.source)
+    console.print(table)
+
+
+@app.command("import")
+def assets_import(folder: Annotated[Path, typer.Argument(help="Folder to search (recursively).")]
+                  ) -> None:
+    """Copy declared files found in FOLDER (matched by sha256) into the cache."""
+    from harness.assets import import_dir, load_all_declarations
+
+    try:
+        imported = import_dir(folder, load_all_declarations())
+    except NotADirectoryError as exc:
+        fail(str(exc))
+    for item in imported:
+        console.print(f"[green]imported[/] {item.asset}/{item.file}  ← {item.source}")
+    console.print(f"{len(imported)} file(s) imported into the cache")
+
+
+@app.command("verify")
+def assets_verify() -> None:
+    """Re-check the sha256 of every cached file; exit 1 if any is corrupt."""
+    from harness.assets import load_all_declarations, status
+
+    corrupt = 0
+    for item in status(load_all_declarations()):
+        if item.status == "corrupt":
+            corrupt += 1
+            err_console.print(f"[red]corrupt[/] {item.path}")
+        elif item.status == "ok":
+            console.print(f"[green]ok[/] {item.asset}/{item.file}")
+        else:
+            console.print(f"[yellow]missing[/] {item.asset}/{item.file}  (source: {item.source})")
+    if corrupt:
+        raise typer.Exit(1)
+
+
