@@ -1,0 +1,163 @@
+"""``bench train``: the generic loop, its checkpoints, kill-and-resume, and loading in ``bench run``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.checkpoints import export_weights, read_checkpoint
+from harness.plan import RestorerItem
+from harness.runner import RunConfig, run_benchmark
+from harness.specs import parse_item
+from harness.training import Recipe, TrainConfig, _batch_order, train
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+TRAIN_SET = "degraded[clean=skimage,degradation=gaussian_noise,severity=2,crop=32,length=24]"
+VAL_TASK = "synth:skimage:gaussian_noise@2[crop=48]"
+LAUNCH = ("import sys; sys.path.insert(0, {tests!r}); import tiny_trainable; "
+          "from harness.cli import main; sys.argv = ['bench'] + sys.argv[1:]; main()")
+
+
+def bench_train(out: Path, *extra: str, delay: float = 0.0) -> subprocess.Popen:
+    """``bench train`` in a real process, with the test suite's tiny restorer registered."""
+    args = [sys.executable, "-c", LAUNCH.format(tests=str(TESTS)), "train",
+            "-r", f"test-tiny-trainable[step_delay={delay}]", "--train-set", TRAIN_SET,
+            "--val-task", VAL_TASK, "--val-limit", "1", "--val-every", "6", "--iters", "24",
+            "--batch-size", "4", "--lr", "0.003", "--checkpoint-every", "3", "--ema", "0.9",
+            "--out", str(out), "--no-tracking", "--no-progress", "--device", "cpu", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def test_batches_are_a_pure_function_of_seed_and_epoch():
+    assert _batch_order(10, 3, seed=1, epoch=2) == _batch_order(10, 3, seed=1, epoch=2)
+    assert _batch_order(10, 3, seed=1, epoch=2) != _batch_order(10, 3, seed=1, epoch=3)
+    batches = _batch_order(10, 3, seed=0, epoch=0)
+    assert len(batches) == 3 and all(len(b) == 3 for b in batches)  # drop-last
+    assert len({i for b in batches for i in b}) == 9
+
+
+def test_killed_and_resumed_training_ends_with_the_uninterrupted_weights(tmp_path):
+    reference = bench_train(tmp_path / "reference.pt")
+    output, _ = reference.communicate(timeout=300)
+    assert reference.returncode == 0, output
+    assert "iteration 24" in output
+
+    killed_path = tmp_path / "killed.pt"
+    victim = bench_train(killed_path, delay=0.15)
+    deadline = time.time() + 240
+    iteration = 0
+    while time.time() < deadline and victim.poll() is None:  # wait for a mid-run checkpoint
+        if killed_path.exists():
+            try:
+                iteration = read_checkpoint(killed_path).training["iteration"]
+            except Exception:  # being replaced right now
+                iteration = 0
+            if 6 <= iteration < 21:
+                break
+        time.sleep(0.05)
+    assert victim.poll() is None, "the run ended before it could be killed"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert 6 <= read_checkpoint(killed_path).training["iteration"] < 24
+
+    resumed = bench_train(killed_path, "--resume", delay=0.15)
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    assert "resumed at" in output and "iteration 24" in output
+
+    a, b = read_checkpoint(tmp_path / "reference.pt"), read_checkpoint(killed_path)
+    for weights_a, weights_b in ((a.model, b.model), (a.ema, b.ema)):
+        for key, tensor in weights_a["net"].items():
+            assert torch.equal(tensor, weights_b["net"][key]), key
+    assert a.weights_sha256 == b.weights_sha256
+    assert b.provenance["train_set"] == TRAIN_SET and b.provenance["val_task"] == VAL_TASK
+    assert "test-tiny-trainable" in b.provenance["command"]
+    assert set(b.provenance["last_validation"]) == {"psnr", "ssim"}
+
+
+def test_resume_refuses_another_recipe(tmp_path):
+    first = bench_train(tmp_path / "a.pt")
+    assert first.wait(timeout=300) == 0
+    other = bench_train(tmp_path / "a.pt", "--resume", "--lr", "0.01")
+    output, _ = other.communicate(timeout=300)
+    assert other.returncode == 2 and "another recipe" in output
+
+
+def test_checkpoint_loads_in_bench_run_with_provenance_in_params(tmp_path):
+    import tiny_trainable  # noqa: F401  (registers the restorer in this process)
+    from mlflow import MlflowClient
+
+    ckpt = tmp_path / "tiny.pt"
+    summary = train(TrainConfig(
+        restorer=RestorerItem("test-tiny-trainable"), train_set=("degraded", {
+            "clean": "skimage", "degradation": "gaussian_noise", "severity": 2, "crop": 32,
+            "length": 16}), out=ckpt, recipe=Recipe(iters=8, batch_size=4, lr=3e-3),
+        val_task=None, checkpoint_every=4, tracking=False, show_progress=False, device="cpu",
+        argv=["bench", "train", "test"]))
+    assert summary.iteration == 8 and ckpt.exists()
+    sidecar = json.loads(ckpt.with_name(ckpt.name + ".json").read_text())
+    assert sidecar["sha256"] == summary.sha256 and sidecar["iteration"] == 8
+
+    shipped = tmp_path / "shipped.pt"
+    export_weights(ckpt, shipped)
+    assert read_checkpoint(shipped).training is None
+    assert shipped.stat().st_size < ckpt.stat().st_size  # no optimiser state
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = run_benchmark(RunConfig(
+        restorers=[("test-tiny-trainable", {"checkpoint": str(shipped)}), ("identity", {})],
+        tasks=[parse_item(VAL_TASK)], limit=1, metrics=["psnr"], output_dir=tmp_path / "out",
+        tracking_uri=uri, show_progress=False, device="cpu"))
+    results = json.loads((run.run_dir / "results.json").read_text())
+    label = f"test-tiny-trainable[checkpoint={shipped}]"
+    weights = results["restorers"][label]["weights"][0]
+    assert weights["sha256"] == read_checkpoint(shipped).sha256
+    task = parse_item(VAL_TASK)[0]
+    trained, identity = (results["results"][k][task]["psnr"]["mean"] for k in (label, "identity"))
+    assert trained != pytest.approx(identity, abs=1e-6)  # the trained weights were really used
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("restorebench").experiment_id])
+    child = next(r for r in runs if r.info.run_name.startswith("test-tiny-trainable"))
+    provenance = json.loads(child.data.params["restorer.checkpoint.provenance"])
+    assert provenance["train_set"].startswith("degraded[") and provenance["command"] == "bench train test"
+    assert child.data.params["restorer.checkpoint.weights_sha256"] == read_checkpoint(shipped).weights_sha256
+
+
+def test_a_damaged_checkpoint_is_refused(tmp_path):
+    import tiny_trainable  # noqa: F401
+
+    ckpt = tmp_path / "tiny.pt"
+    train(TrainConfig(restorer=RestorerItem("test-tiny-trainable"), train_set=("degraded", {
+        "clean": "skimage", "degradation": "gaussian_noise", "severity": 1, "crop": 16, "length": 8}),
+        out=ckpt, recipe=Recipe(iters=2, batch_size=4), tracking=False, show_progress=False,
+        device="cpu"))
+    payload = torch.load(ckpt, weights_only=True)
+    payload["model"]["net"]["body.0.bias"] += 1.0
+    torch.save(payload, ckpt)
+    with pytest.raises(ValueError, match="damaged"):
+        read_checkpoint(ckpt)
+    with pytest.raises(FileNotFoundError, match="bench train"):
+        read_checkpoint(tmp_path / "absent.pt")
+
+
+def test_untrainable_restorer_and_unknown_training_set_are_clear_errors(tmp_path):
+    from harness.registry import UnknownNameError
+
+    with pytest.raises(ValueError, match="not trainable"):
+        train(TrainConfig(restorer=RestorerItem("identity"), train_set=("degraded", {
+            "clean": "skimage", "crop": 16, "length": 8}), out=tmp_path / "x.pt",
+            tracking=False, show_progress=False, device="cpu"))
+    with pytest.raises(UnknownNameError, match="did you mean|Did you mean"):
+        train(TrainConfig(restorer=RestorerItem("identity"), train_set=("degradd", {}),
+                          out=tmp_path / "y.pt", tracking=False, show_progress=False, device="cpu"))
