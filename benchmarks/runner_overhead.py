@@ -4,7 +4,9 @@ Measures, on the CPU (or ``--device``), for a few image sizes:
 
 * the time of each metric (PSNR, SSIM, NIQE; LPIPS when its weights are cached) per image;
 * the wall time of a whole ``identity`` run over the ``demo`` task versus the sum of the timed
-  ``restore`` calls, i.e. what loading, metrics, JSONL writing and MLflow add per image.
+  ``restore`` calls, i.e. what loading, metrics, JSONL writing and MLflow add per image;
+* the share of wall time MLflow costs in ``bench run -r identity -t kodak24-awgn25 --metrics
+  psnr`` (whole processes, medians; target ≤ 10 %).
 
 Usage::
 
@@ -63,6 +65,35 @@ def loop_overhead(device: str, tracking: bool) -> dict:
             "restore_s": f"{restore:.3f}", "overhead_per_image_ms": f"{per_image_ms:.0f}"}
 
 
+def tracking_share(repeats: int) -> list[dict]:
+    """Whole ``bench run -r identity -t kodak24-awgn25 --metrics psnr`` processes with and without
+    MLflow (fresh output folder, so the sqlite store is created each time): median wall times and
+    the share of the tracked run's wall time that tracking costs. Target: ≤ 10 %."""
+    import os
+    import shutil
+    import statistics
+    import subprocess
+    import sys
+
+    bench = shutil.which("bench") or sys.executable
+    prefix = [bench] if bench.endswith("bench") else [bench, "-m", "harness.cli"]
+    walls: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(repeats):
+        for tracking in (False, True):
+            with tempfile.TemporaryDirectory() as tmp:
+                args = [*prefix, "run", "-r", "identity", "-t", "kodak24-awgn25", "--metrics", "psnr",
+                        "--output-dir", tmp, "--no-progress", *([] if tracking else ["--no-tracking"])]
+                start = time.perf_counter()
+                done = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ))
+                walls[tracking].append(time.perf_counter() - start)
+                if done.returncode != 0:
+                    raise SystemExit(f"bench run failed (BENCH_DATA_ROOT set?):\n{done.stderr[-2000:]}")
+    off, on = statistics.median(walls[False]), statistics.median(walls[True])
+    return [{"command": "bench run -r identity -t kodak24-awgn25 --metrics psnr", "runs": repeats,
+             "no_tracking_s": f"{off:.2f}", "tracking_s": f"{on:.2f}",
+             "tracking_share": f"{max(0.0, on - off) / on:.1%}"}]
+
+
 def markdown(rows: list[dict]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
@@ -74,6 +105,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tracking-repeats", type=int, default=5,
+                        help="whole-process runs per setting for the tracking share (0 = skip; "
+                             "needs BENCH_DATA_ROOT with denoise/kodak24)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}\n")
@@ -81,6 +115,9 @@ def main() -> None:
     print()
     print(markdown([loop_overhead(args.device, tracking=False),
                     loop_overhead(args.device, tracking=True)]))
+    if args.tracking_repeats:
+        print()
+        print(markdown(tracking_share(args.tracking_repeats)))
 
 
 if __name__ == "__main__":

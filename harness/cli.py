@@ -22,7 +22,8 @@ from rich.table import Table
 from harness.registry import UnknownNameError
 from harness.specs import parse_item, parse_restorer
 
-app = typer.Typer(help="restorebench: benchmark blind image restoration.", no_args_is_help=True,
+app = typer.Typer(
+    rich_markup_mode=None, help="restorebench: benchmark blind image restoration.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 
 console = Console(width=None if sys.stdout.isatty() else 160)

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from harness.cli import console, err_console, fail
 
-app = typer.Typer(help="The offline asset cache (weights, metric parameters).", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="The offline asset cache (weights, metric parameters).", no_args_is_help=True)
 
 
 @app.command("list")

@@ -21,7 +21,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-app = typer.Typer(help="Benchmark datasets: validate what is on disk, fetch what is missing.",
+app = typer.Typer(
+    rich_markup_mode=None, help="Benchmark datasets: validate what is on disk, fetch what is missing.",
                   no_args_is_help=True)
 
 EXIT_PARTIAL = 3

@@ -16,7 +16,8 @@ from rich.table import Table
 
 from harness.cli import console, err_console
 
-app = typer.Typer(help="List restorers, tasks or metrics.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="List restorers, tasks or metrics.", no_args_is_help=True)
 
 
 # bench list --------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import typer
 
 from harness.registry import UnknownNameError
 
-app = typer.Typer(help="Studies: restorer × task grids (OOD) and severity sweeps.",
+app = typer.Typer(
+    rich_markup_mode=None, help="Studies: restorer × task grids (OOD) and severity sweeps.",
                   no_args_is_help=True)
 
 RESTORER_HELP = ("Restorer as NAME, NAME[key=value,...] or NAME[checkpoint=PATH,...]@TAG, where TAG "
