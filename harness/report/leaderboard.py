@@ -249,7 +249,8 @@ def _pipe_table(frame: pd.DataFrame) -> str:
 
 def direction_legend(board: Leaderboard) -> str:
     unknown = [m for m in board.metrics if board.directions.get(m) is None]
-    text = "↑ higher is better, ↓ lower is better; best per task in bold; ± is the 95% bootstrap CI half-width."
+    text = ("↑ higher is better, ↓ lower is better; best per task in bold; "
+            "± is the 95% bootstrap CI half-width.")
     if unknown:
         text += f" Direction unknown (no best marked): {', '.join(unknown)}."
     return text
@@ -269,7 +270,8 @@ def to_markdown(board: Leaderboard, title: str | None = None) -> str:
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}",
-                  "<": r"\textless{}", ">": r"\textgreater{}", "±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$"}
+                  "<": r"\textless{}", ">": r"\textgreater{}", "±": r"$\pm$", "↑": r"$\uparrow$",
+                  "↓": r"$\downarrow$"}
 
 
 def latex_escape(text: str) -> str:
