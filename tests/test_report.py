@@ -351,3 +351,37 @@ def test_html_report_in_headless_chromium(demo_runs, tmp_path):
     finally:
         driver.quit()
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_html_holds_study_figures_detection_tables_and_metadata(tmp_path):
+    """A study folder given as the argument means its runs; its heatmap and pivots are shown."""
+    from PIL import Image
+
+    from harness.report.cli import make_report
+
+    study = tmp_path / "ood-1"
+    records = [{"restorer": r, "task": "t", "sample_id": f"s{i}", "status": "ok",
+                "metrics": {"psnr": 20.0 + i + (r == "b"), "det_map50": 0.5 + 0.01 * i}, "latency_ms": 3.0}
+               for r in ("a", "b") for i in range(4)]
+    for index, name in enumerate(("a", "b")):
+        _write_run(study / "runs" / f"0{index}-{name}",
+                   {name: {"t": _unit(psnr=21.5 + index, det_map50=0.52, latency_ms=3.0)}},
+                   records=[r for r in records if r["restorer"] == name],
+                   tasks={"t": {"has_gt": True, "n": 4, "conventions": {"color_space": "rgb"}}})
+    pd.DataFrame([{"restorer": "a", "task": "t", "metric": "psnr", "mean": 21.5}]).to_csv(
+        study / "study.csv", index=False)
+    pd.DataFrame({"t": [21.5, 22.5]}, index=pd.Index(["a", "b"], name="restorer")).to_csv(
+        study / "ood_psnr.csv")
+    (study / "ood.md").write_text("# ood\n")
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(study / "ood_psnr.png")
+    files = make_report([study], tmp_path / "out")
+    assert "detection_markdown" in files.files
+    html = files.files["html"].read_text()
+    assert '<section id="studies">' in html and 'alt="ood_psnr.png" src="data:image/png;base64,' in html
+    assert '<section id="detection">' in html and "det_map50 ?" in html.split('id="detection"')[1]
+    assert "det_map50" not in html.split('id="leaderboard-table"')[1].split("</table>")[0]
+    assert "<b>A</b> = a (00-a), <b>B</b> = b (01-b)" in html  # paired table between the runs
+    assert "abc123" in html and "No previews were saved" in html
+    detection_md = files.files["detection_markdown"].read_text()
+    # schema 1 does not declare det_map50's direction and no registry knows it: no best marked
+    assert "| 00-a | a | t | 0.5200 ±0.1000 |" in detection_md and "**" not in detection_md
