@@ -238,6 +238,13 @@ def test_bench_report_defaults_to_the_latest_run_and_writes_every_format(demo_ru
     html = (tmp_path / "both" / "report.html").read_text()
     assert html.count('<img data-role="out"') == 5 * 2 + 3 and html.count("no preview") == 2
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing is fetched over the network
+    linked = runner.invoke(app, ["report", str(first), "--no-tracking", "--embed", "no", "--max-samples", "2",
+                                 "--out", str(tmp_path / "linked")])
+    assert linked.exit_code == 0, linked.output
+    page = (tmp_path / "linked" / "report.html").read_text()
+    assert page.count('<img data-role="out" alt="nlm" draggable="false" src="report_files/') == 2
+    assert len(list((tmp_path / "linked" / "report_files").glob("*.png"))) == 2 * 4 + 1  # + scatter
+    assert "Showing 2 of 5 samples" in page
     bad = runner.invoke(app, ["report", str(out / "nope"), "--no-tracking"])
     assert bad.exit_code != 0 and "does not exist" in bad.output
 
