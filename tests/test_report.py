@@ -375,7 +375,8 @@ def test_html_holds_study_figures_detection_tables_and_metadata(tmp_path):
                    {name: {"t": _unit(psnr=21.5 + index, det_map50=0.52, latency_ms=3.0)}},
                    records=[r for r in records if r["restorer"] == name],
                    tasks={"t": {"has_gt": True, "n": 4, "conventions": {"color_space": "rgb"}}})
-    pd.DataFrame([{"restorer": "a", "task": "t", "metric": "psnr", "mean": 21.5}]).to_csv(
+    pd.DataFrame([{"restorer": "a (trained on noise)", "restorer_name": "a", "task": "t",
+                   "metric": "psnr", "mean": 21.5, "run_dir": str(study / "runs" / "00-a")}]).to_csv(
         study / "study.csv", index=False)
     pd.DataFrame({"t": [21.5, 22.5]}, index=pd.Index(["a", "b"], name="restorer")).to_csv(
         study / "ood_psnr.csv")
@@ -387,8 +388,10 @@ def test_html_holds_study_figures_detection_tables_and_metadata(tmp_path):
     assert '<section id="studies">' in html and 'alt="ood_psnr.png" src="data:image/png;base64,' in html
     assert '<section id="detection">' in html and "det_map50 ?" in html.split('id="detection"')[1]
     assert "det_map50" not in html.split('id="leaderboard-table"')[1].split("</table>")[0]
-    assert "<b>A</b> = a (00-a), <b>B</b> = b (01-b)" in html  # paired table between the runs
+    assert "<b>A</b> = a (trained on noise) (00-a), <b>B</b> = b (01-b)" in html  # study labels
+    assert "| 00-a | a (trained on noise) | t |" in files.files["markdown"].read_text()
     assert "abc123" in html and "No previews were saved" in html
     detection_md = files.files["detection_markdown"].read_text()
     # schema 1 does not declare det_map50's direction and no registry knows it: no best marked
-    assert "| 00-a | a | t | 0.5200 ±0.1000 |" in detection_md and "**" not in detection_md
+    assert "| 00-a | a (trained on noise) | t | 0.5200 ±0.1000 |" in detection_md
+    assert "**" not in detection_md

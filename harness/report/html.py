@@ -121,8 +121,8 @@ def _frame_table(frame: Any, cls: str = "") -> str:
     return "\n".join(lines + ["</tbody></table>"])
 
 
-def _unit_label(unit: Unit, multi_run: bool) -> str:
-    return unit.restorer + (f" ({unit.run_id})" if multi_run else "")
+def _unit_label(run: RunData, unit: Unit, multi_run: bool) -> str:
+    return run.label(unit.restorer) + (f" ({unit.run_id})" if multi_run else "")
 
 
 def _paired_section(runs: list[RunData], board: Leaderboard) -> str:
@@ -132,7 +132,7 @@ def _paired_section(runs: list[RunData], board: Leaderboard) -> str:
     tasks = list(dict.fromkeys(u.task for r in runs for u in r.units))
     directions = dict(board.directions)
     for task in tasks:
-        units = [u for r in runs for u in r.units if u.task == task]
+        units = [(r, u) for r in runs for u in r.units if u.task == task]
         if len(units) < 2:
             continue
         parts.append(f"<h3>{esc(task)}</h3>")
@@ -140,11 +140,11 @@ def _paired_section(runs: list[RunData], board: Leaderboard) -> str:
             parts.append(f"<p>Showing the first {MAX_PAIRED_UNITS} of {len(units)} restorers; "
                          "use <code>bench compare A B --task T</code> for the others.</p>")
             units = units[:MAX_PAIRED_UNITS]
-        for a, b in itertools.combinations(units, 2):
+        for (run_a, a), (run_b, b) in itertools.combinations(units, 2):
             metrics = [m for m in board.metrics
                        if any(m in r.get("metrics", {}) or m in r for r in a.records)]
             results = compare_records(a.records, b.records, metrics, directions, resamples=HTML_RESAMPLES)
-            la, lb = _unit_label(a, multi), _unit_label(b, multi)
+            la, lb = _unit_label(run_a, a, multi), _unit_label(run_b, b, multi)
             parts.append(f'<p class="pair"><b>A</b> = {esc(la)}, <b>B</b> = {esc(lb)}</p>')
             parts.append(_frame_table(result_frame(results, "A", "B"), "paired"))
     if not parts:
@@ -212,15 +212,15 @@ def _viewer_section(runs: list[RunData], images: Images, max_samples: int | None
             for run, unit in pairs:
                 found = read_previews(run.run_dir, unit.restorer, task, sample_id)
                 lq, gt = lq or found.lq, gt or found.gt
-                outs.append((unit, found.out))
-            if lq is None and all(p is None for _, p in outs):
+                outs.append((run, unit, found.out))
+            if lq is None and all(p is None for _, _, p in outs):
                 continue
             panels = [_panel("lq", "LQ", lq, images)]
-            panels += [_panel("out", _unit_label(u, multi), p, images, _caption(_per_image(u, sample_id)))
-                       for u, p in outs]
+            panels += [_panel("out", _unit_label(r, u, multi), p, images, _caption(_per_image(u, sample_id)))
+                       for r, u, p in outs]
             if gt is not None:
                 panels.append(_panel("gt", "GT", gt, images))
-            shown += sum(1 for p in [lq, gt, *(p for _, p in outs)] if p is not None)
+            shown += sum(1 for p in [lq, gt, *(p for _, _, p in outs)] if p is not None)
             rows.append(f'<div class="sample" data-sample="{esc(sample_id)}"><h4>{esc(sample_id)}</h4>'
                         f'<div class="panels">{"".join(panels)}</div></div>')
         parts.append(f'<h3>{esc(task)}</h3>')

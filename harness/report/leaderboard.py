@@ -137,7 +137,8 @@ def build_leaderboard(runs: list[RunData], include: Callable[[str], bool] = lamb
                     cells[metric] = Cell(agg)
                 else:
                     cells[metric] = Cell(None, _missing_reason(unit, run, metric))
-            board.rows.append(Row(run.run_id, unit.restorer, unit.task, unit.n_ok, unit.n_failed, cells))
+            board.rows.append(Row(run.run_id, run.label(unit.restorer), unit.task, unit.n_ok,
+                                  unit.n_failed, cells))
             line = conventions_line(run, unit.task)
             lines = board.conventions.setdefault(unit.task, [])
             if line not in lines:

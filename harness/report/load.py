@@ -152,6 +152,11 @@ class RunData:
     directions: dict[str, bool | None]
     #: the study folder this run belongs to (``<study>/runs/<run>``), if any.
     study_dir: Path | None
+    #: restorer name → the study's row label (``unet (trained on noise)``), for study runs.
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def label(self, restorer: str) -> str:
+        return self.labels.get(restorer, restorer)
 
     def task_info(self, task: str) -> dict[str, Any]:
         info = self.payload.get("tasks", {}).get(task, {})
@@ -230,7 +235,22 @@ def read_run(path: Path) -> RunData:
     study_dir = run_dir.parent.parent if run_dir.parent.name == "runs" else None
     if study_dir is not None and not (study_dir / "study.csv").exists():
         study_dir = None
-    return RunData(run_dir, run_id, schema, payload, records, units, missing, directions, study_dir)
+    labels = _study_labels(study_dir, run_dir) if study_dir is not None else {}
+    return RunData(run_dir, run_id, schema, payload, records, units, missing, directions, study_dir, labels)
+
+
+def _study_labels(study_dir: Path, run_dir: Path) -> dict[str, str]:
+    """The row labels ``harness.study`` gave this run's restorers (``study.csv``: restorer =
+    label, restorer_name = registry name, run_dir); two checkpoints of one restorer differ only
+    there."""
+    import csv
+
+    labels: dict[str, str] = {}
+    with open(study_dir / "study.csv", encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if Path(row.get("run_dir") or "").name == run_dir.name and row.get("restorer_name"):
+                labels.setdefault(row["restorer_name"], row.get("restorer") or row["restorer_name"])
+    return labels
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
