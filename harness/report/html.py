@@ -156,13 +156,9 @@ def _paired_section(runs: list[RunData], board: Leaderboard) -> str:
     return intro + "\n".join(parts)
 
 
-def _per_image(unit: Unit | None, sample_id: str) -> dict[str, Any]:
-    if unit is None:
-        return {}
-    for record in unit.records:
-        if str(record.get("sample_id")) == sample_id:
-            return record
-    return {}
+def _by_sample(unit: Unit) -> dict[str, dict[str, Any]]:
+    """sample_id → record (the last one wins, as a resumed run appends)."""
+    return {str(r.get("sample_id")): r for r in unit.records}
 
 
 def _caption(record: dict[str, Any]) -> str:
@@ -200,6 +196,7 @@ def _viewer_section(runs: list[RunData], images: Images, max_samples: int | None
     tasks = list(dict.fromkeys(u.task for r in runs for u in r.units))
     for t_index, task in enumerate(tasks):
         pairs = [(r, u) for r in runs for u in r.units if u.task == task]
+        records = {id(u): _by_sample(u) for _, u in pairs}
         sample_ids = list(dict.fromkeys(str(rec["sample_id"]) for _, u in pairs for rec in u.records
                                         if "sample_id" in rec))
         total = len(sample_ids)
@@ -216,8 +213,8 @@ def _viewer_section(runs: list[RunData], images: Images, max_samples: int | None
             if lq is None and all(p is None for _, _, p in outs):
                 continue
             panels = [_panel("lq", "LQ", lq, images)]
-            panels += [_panel("out", _unit_label(r, u, multi), p, images, _caption(_per_image(u, sample_id)))
-                       for r, u, p in outs]
+            panels += [_panel("out", _unit_label(r, u, multi), p, images,
+                              _caption(records[id(u)].get(sample_id, {}))) for r, u, p in outs]
             if gt is not None:
                 panels.append(_panel("gt", "GT", gt, images))
             shown += sum(1 for p in [lq, gt, *(p for _, _, p in outs)] if p is not None)
