@@ -167,38 +167,15 @@ def print_summary(results: dict[str, dict[str, dict[str, Any]]], missing: dict[s
         console.print(f"[yellow]* {escape(name)} missing:[/] {escape(reason)}")
 
 
-@app.command()
-def report(
-    paths: Annotated[list[Path], typer.Argument(help="Run folders or results.json files.")],
-    markdown: Annotated[bool, typer.Option(help="Print a markdown table instead.")] = False,
-) -> None:
-    """Re-print the summary of finished runs from their results.json (no recomputation)."""
-    from harness.results import RESULTS_FILE, read_results
+# bench report / bench compare: harness/report/cli.py --------------------------------------------
+def _attach_report_commands() -> None:
+    from harness.report import cli as report_cli
 
-    for path in paths:
-        file = path / RESULTS_FILE if path.is_dir() else path
-        if not file.exists():
-            fail(f"{file} does not exist; give a run folder (results/<run>) or its results.json")
-        payload = read_results(file)
-        console.print(f"[bold]{payload.get('run_id', file.parent.name)}[/]  "
-                      f"({payload.get('created', '')}, device {payload.get('device', '?')})")
-        if markdown:
-            console.print(markdown_table(payload["results"]), markup=False)
-        else:
-            print_summary(payload["results"], payload.get("missing_metrics", {}))
+    app.command("report")(report_cli.report)
+    app.command("compare")(report_cli.compare)
 
 
-def markdown_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """Mean (± CI half-width) per metric, one row per (restorer, task)."""
-    columns = summary_columns(results, {})
-    lines = ["| restorer | task | " + " | ".join(columns) + " | n | failed |",
-             "|---|---|" + "---|" * (len(columns) + 2)]
-    for restorer, by_task in results.items():
-        for task, agg in by_task.items():
-            cells = [_fmt(agg.get(c)) for c in columns]
-            lines.append(f"| {restorer} | {task} | " + " | ".join(cells)
-                         + f" | {agg.get('n_ok', 0)} | {agg.get('n_failed', 0)} |")
-    return "\n".join(lines)
+_attach_report_commands()
 
 
 def _attach_optional_groups() -> None:

@@ -142,11 +142,11 @@ def test_save_images_writes_the_scored_outputs_and_tracking_options_are_honoured
 def test_report_reprints_a_finished_run(default_run):
     out, result = default_run
     run_dir = next(p for p in out.iterdir() if (p / "results.json").exists())
-    table = runner.invoke(app, ["report", str(run_dir)])
+    table = runner.invoke(app, ["report", str(run_dir), "--no-tracking", "--no-html"])
     assert table.exit_code == 0 and "nlm" in table.output and "psnr" in table.output
-    md = runner.invoke(app, ["report", str(run_dir / "results.json"), "--markdown"])
+    md = runner.invoke(app, ["report", str(run_dir / "results.json"), "--markdown", "--no-tracking"])
     results = json.loads((run_dir / "results.json").read_text())["results"]
     nlm_psnr = results["nlm"]["demo"]["psnr"]["mean"]
-    assert f"| nlm | demo | {nlm_psnr:.2f} ±" in md.output
-    missing = runner.invoke(app, ["report", str(out / "nope")])
+    assert f"| nlm | demo | **{nlm_psnr:.2f} ±" in md.output  # best PSNR of the task in bold
+    missing = runner.invoke(app, ["report", str(out / "nope"), "--no-tracking"])
     assert missing.exit_code != 0 and "does not exist" in missing.output
