@@ -58,6 +58,8 @@ def run(
     shard_size: Annotated[int | None, typer.Option(
         help="Split each (restorer, task) pair into units of this many samples.")] = None,
     save_images: Annotated[bool, typer.Option(help="Write restored images as PNG.")] = False,
+    previews: Annotated[bool, typer.Option(
+        help="Write small previews (long side <= 512) for bench report's image viewer.")] = True,
     tracking_uri: Annotated[str | None, typer.Option(
         help="MLflow tracking URI (default sqlite:///<output-dir>/mlflow.db).")] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "restorebench",
@@ -95,7 +97,7 @@ def run(
                        metrics=[m.strip() for m in metrics.split(",")] if metrics else None,
                        output_dir=output_dir, run_name=run_name, resume=resume, seed=seed,
                        shard_size=shard_size,
-                       save_images=save_images, tracking=not no_tracking,
+                       save_images=save_images, save_previews=previews, tracking=not no_tracking,
                        tracking_uri=tracking_uri, experiment=experiment, argv=list(sys.argv),
                        show_progress=progress)
     try:

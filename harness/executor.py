@@ -57,12 +57,14 @@ class LocalExecutor:
     """Runs units in this process on one device (see the module docstring)."""
 
     def __init__(self, plan: Plan, device: torch.device, *, save_images: Callable | None = None,
+                 save_previews: Callable | None = None,
                  on_restorer: Callable[[RestorerSpec, Restorer], None] | None = None,
                  on_warning: Callable[[str], None] | None = None,
                  keep_outputs: Callable[[Unit, str, dict[str, Any]], bool] | None = None):
         self.plan = plan
         self.device = device
         self.save_images = save_images
+        self.save_previews = save_previews
         self.on_restorer = on_restorer
         self.on_warning = on_warning or (lambda message: None)
         self.keep_outputs = keep_outputs
@@ -153,6 +155,8 @@ class LocalExecutor:
                 record["restorer_record"] = extra
             if self.save_images is not None:
                 self.save_images(unit, sample_id, out)
+            if self.save_previews is not None:
+                self.save_previews(unit, sample_id, lq, out, gt)
             if self.keep_outputs is not None and self.keep_outputs(unit, sample_id, record):
                 self.outputs[(unit.restorer.id, unit.task.id, sample_id)] = (
                     lq.detach().cpu(), out.detach().cpu(), None if gt is None else gt.detach().cpu())

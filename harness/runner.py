@@ -57,6 +57,8 @@ class RunConfig:
     resume: bool = False
     seed: int | None = None
     save_images: bool = False
+    #: small PNG previews (long side ≤ 512) under ``<run>/previews/`` for ``bench report``'s viewer
+    save_previews: bool = True
     tracking: bool = True
     tracking_uri: str | None = None
     experiment: str = "restorebench"
@@ -172,10 +174,17 @@ class Runner:
             task = "".join(c if c.isalnum() or c in "-_.[]=,@" else "_" for c in unit.task.label)
             save_image(out, run_dir / "images" / safe / task / f"{sample_id}.png")
 
+        def previews(unit: Any, sample_id: str, lq: torch.Tensor, out: torch.Tensor,
+                     gt: torch.Tensor | None) -> None:
+            from harness.previews import save_previews
+
+            save_previews(run_dir, unit.restorer.label, unit.task.label, sample_id, lq, out, gt)
+
         executor_factory = self.config.executor or (
             lambda plan, device, config, **kw: LocalExecutor(plan, device, **kw))
         executor = executor_factory(plan, self.device, self.config,
                                     save_images=save if self.config.save_images else None,
+                                    save_previews=previews if self.config.save_previews else None,
                                     on_warning=warnings.append, keep_outputs=keep)
         suite_of = getattr(executor, "suite", None) or LocalExecutor(plan, self.device).suite
 

@@ -1,9 +1,6 @@
 """Run folders for the report tests, made with the real runner on the ``demo`` task.
 
-The runner does not call :func:`harness.previews.save_previews` yet (the lead wires it in), so
-:func:`add_previews` writes them from what a ``--save-images`` run leaves behind: the scored 8-bit
-output of each image, plus the task's own LQ and GT reloaded by sample id. The call is the one
-the runner will make per scored sample.
+The runner writes the previews the viewer shows (``RunConfig.save_previews``, on by default).
 
 Also a headless-Chromium driver (Selenium), shared by the browser test and the README screenshot
 (``python tests/report_support.py OUT_DIR`` writes ``docs/img/report.png`` from fresh demo runs).
@@ -25,41 +22,17 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 def demo_run(output_dir: Path, run_name: str, *restorer_args: str) -> Path:
-    """``bench run`` on the demo task (offline, no data) with ``--save-images``; then previews."""
+    """``bench run`` on the demo task (offline, no data); the runner writes the previews."""
     from typer.testing import CliRunner
 
     from harness.cli import app
 
     args = ["run", "--output-dir", str(output_dir), "--run-name", run_name, "--no-tracking",
-            "--no-progress", "--save-images", *restorer_args]
+            "--no-progress", *restorer_args]
     result = CliRunner().invoke(app, args)
     if result.exit_code != 0:
         raise RuntimeError(f"bench {' '.join(args)} failed:\n{result.output}\n{result.exception!r}")
-    run_dir = Path(output_dir) / run_name
-    add_previews(run_dir)
-    return run_dir
-
-
-def add_previews(run_dir: Path) -> int:
-    """Previews for every ok record of a ``--save-images`` run; returns how many were written."""
-    from harness.images import read_image
-    from harness.previews import save_previews
-    from harness.results import read_samples
-    from harness.task import build_task
-
-    tasks: dict[str, Any] = {}
-    written = 0
-    for record in read_samples(run_dir / "samples.jsonl"):
-        if record.get("status") != "ok":
-            continue
-        name, restorer, sample_id = record["task"], record["restorer"], record["sample_id"]
-        task = tasks.setdefault(name, build_task(name))
-        sample = task.load(sample_id)
-        out = read_image(run_dir / "images" / restorer / name / f"{sample_id}.png")
-        gt = None if sample.gt is None else sample.gt.unsqueeze(0)
-        save_previews(run_dir, restorer, name, sample_id, sample.lq.unsqueeze(0), out.unsqueeze(0), gt)
-        written += 1
-    return written
+    return Path(output_dir) / run_name
 
 
 def chromium_binaries() -> tuple[str, str] | None:

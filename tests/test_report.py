@@ -269,14 +269,14 @@ def test_bench_compare_is_paired_and_uses_direction(demo_runs, tmp_path):
 
 def test_report_from_an_mlflow_experiment_is_logged_as_artifacts(tmp_path, monkeypatch):
     from mlflow import MlflowClient
-    from report_support import add_previews
 
     monkeypatch.setenv("BENCH_OFFLINE", "1")
     out = tmp_path / "results"
     run = runner.invoke(app, ["run", "-r", "identity", "--limit", "2", "--output-dir", str(out),
-                              "--experiment", "exp-a", "--no-progress", "--save-images", "--metrics", "psnr"])
+                              "--experiment", "exp-a", "--no-progress", "--metrics", "psnr"])
     assert run.exit_code == 0, run.output
-    add_previews(next(p for p in out.iterdir() if (p / "results.json").exists()))
+    run_dir = next(p for p in out.iterdir() if (p / "results.json").exists())
+    assert len(list((run_dir / "previews").rglob("*.png"))) == 6  # the runner wrote out, lq, gt of 2
     report = runner.invoke(app, ["report", "--experiment", "exp-a", "--output-dir", str(out),
                                  "--out", str(tmp_path / "rep")])
     assert report.exit_code == 0, report.output
