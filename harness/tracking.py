@@ -47,11 +47,62 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def ensure_sqlite_store(path: Path) -> None:
+    """Create a fresh MLflow sqlite store by copying a pre-migrated empty one.
+
+    MLflow builds a new store by replaying its alembic migrations: 3–8 s here, more than the
+    whole evaluation of a fast restorer on a small set. The empty store of each MLflow version is
+    built once, in ``$BENCH_HOME/mlflow-store-template/<version>.db``, and copied from then on
+    (0.05 s). Both steps go through a temporary file and an exclusive link, so two processes
+    starting at once never run migrations on one file (MLflow's alembic would fail with
+    "table _alembic_tmp_experiments already exists").
+    """
+    import shutil
+    from importlib.metadata import version
+
+    if path.exists():
+        return
+    from harness.assets import bench_home
+
+    template = bench_home() / "mlflow-store-template" / f"mlflow-{version('mlflow')}.db"
+    if not template.exists():
+        template.parent.mkdir(parents=True, exist_ok=True)
+        scratch = template.with_name(f".{template.name}.{os.getpid()}.tmp")
+        import logging
+
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        for name in ("mlflow", "alembic"):  # "Creating initial MLflow database tables..."
+            logging.getLogger(name).setLevel(logging.WARNING)
+        store = SqlAlchemyStore(f"sqlite:///{scratch}", str(template.parent / "unused-artifacts"))
+        store.engine.dispose()
+        try:
+            os.link(scratch, template)  # first one wins; the others use the winner's file
+        except FileExistsError:
+            pass
+        scratch.unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    shutil.copyfile(template, scratch)
+    try:
+        os.link(scratch, path)
+    except FileExistsError:
+        pass
+    scratch.unlink(missing_ok=True)
+
+
 class Tracker:
     """Thin wrapper over ``MlflowClient`` for the parent/child run layout."""
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path):
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        store = _sqlite_path(tracking_uri)
+        if store is not None:
+            ensure_sqlite_store(store)
         from mlflow import MlflowClient
 
         # after the import: mlflow configures its loggers when it is imported
