@@ -38,7 +38,7 @@ def _letterbox_tensor(path: Path, size: int) -> torch.Tensor:
 
 
 def build_toy_detector(target: Path, names: dict[int, str], calibration_images: Sequence[Path], *,
-                       seed: int = 0, cls_bias_shift: float = 8.0, imgsz: int = 320,
+                       seed: int = 0, cls_bias_shift: float = 6.0, imgsz: int = 320,
                        cfg: str = "yolov8n.yaml") -> Path:
     """Build, calibrate and save the stand-in detector as an ultralytics ``.pt`` checkpoint."""
     configure_ultralytics()
