@@ -154,8 +154,9 @@ def draw_panel(ax: Any, image: torch.Tensor, boxes: np.ndarray, classes: np.ndar
 def boxes_figure(panels: Sequence[tuple[str, torch.Tensor]], detector: Any, path: Path,
                  conf: float = 0.25, labels: Any | None = None, max_boxes: int = 15) -> Path:
     """A strip of panels (``clean | degraded | restored ...``), each detected again and drawn with
-    its boxes of ``conf ≥ conf`` (the ``max_boxes`` most confident, for legibility); ``labels`` (real boxes, detector class ids), when given, are
-    drawn on an extra first panel over the clean image."""
+    its boxes of ``conf ≥ conf`` (the ``max_boxes`` most confident, for legibility); ``labels``
+    (real boxes, detector class ids), when given, are drawn on an extra first panel over the
+    clean image."""
     import matplotlib
 
     matplotlib.use("Agg")

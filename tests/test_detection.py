@@ -269,3 +269,29 @@ def test_exdark_and_voc_converters(tmp_path):
         "<ymax>60</ymax></bndbox></object><object><name>dog</name></object></annotation>")
     assert convert_voc(tmp_path / "b.xml", tmp_path / "out" / "b.txt") == 1
     assert (tmp_path / "out" / "b.txt").read_text() == "4 0.200000 0.350000 0.200000 0.500000\n"
+
+
+@pytest.mark.data
+def test_bench_detect_end_to_end(coco8, toy_weights, tmp_path):
+    """``bench detect`` on two coco8 images: states in samples.jsonl, mAP and the clean row in
+    results.json, then the table, the bar chart and one boxes strip in ``<run>/detection``."""
+    from typer.testing import CliRunner
+
+    from downstream.cli import app
+
+    args = ["detect", "-r", "identity", "--data", str(coco8 / "coco8.yaml"), "--detector",
+            str(toy_weights), "--labels", "gt", "--degradation", "noise@2", "--imgsz", "320",
+            "--limit", "2", "--no-tracking", "--output-dir", str(tmp_path), "--device", "cpu",
+            "--metrics", "psnr", "--n-images", "1", "--no-progress", "--run-name", "r"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "r"
+    unit = json.loads((run / "results.json").read_text())["results"]["identity"]["synth:coco8:noise@2"]
+    assert unit["det_map50.n_images"] == 2 and "det_map50.clean" in unit and "psnr" in unit
+    records = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert all(len(r["metric_states"]["det_map50"]["tp"]) == len(r["metric_states"]["det_map50"]["conf"])
+               for r in records)
+    table = (run / "detection" / "detection.md").read_text()
+    assert "| clean |" in table and "| degraded |" in table
+    assert (run / "detection" / "detection_bars.png").stat().st_size > 0
+    assert len(list((run / "detection").glob("boxes_*.png"))) == 1
