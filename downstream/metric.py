@@ -104,7 +104,7 @@ class Detector:
 
     def __init__(self, weights: str | Path, imgsz: int = 640, device: str | torch.device = "cpu",
                  conf: float = 0.001, iou: float = 0.7, max_det: int = 300):
-        self.model, self.path = load_detector(weights)
+        self.model, self.path = load_detector(weights, str(device))
         self.weights = str(weights)
         self.imgsz, self.conf, self.iou, self.max_det = int(imgsz), float(conf), float(iou), int(max_det)
         self.device = str(device)

@@ -71,10 +71,12 @@ def detection_rows(results: dict[str, Any], metric: str, task: str | None = None
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """``row``, ``restorer``, quality metrics, then the detection columns, in first-seen order."""
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    return columns
+    rank = {name: i for i, name in enumerate(("row", "restorer", *QUALITY))}
+    return sorted(columns, key=lambda c: (rank.get(c, len(rank)), columns.index(c)))
 
 
 def _fmt(value: Any) -> str:

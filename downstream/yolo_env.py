@@ -155,14 +155,15 @@ def sha256_file(path: Path) -> str:
 
 
 @lru_cache(maxsize=4)
-def _load(path: str, mtime_ns: int) -> Any:
+def _load(path: str, mtime_ns: int, device: str) -> Any:
     configure_ultralytics()
     from ultralytics import YOLO
 
     return YOLO(path, task="detect")
 
 
-def load_detector(weights: str | Path) -> tuple[Any, Path]:
-    """``(ultralytics.YOLO, local weights path)``; one model object per file and process."""
+def load_detector(weights: str | Path, device: str = "cpu") -> tuple[Any, Path]:
+    """``(ultralytics.YOLO, local weights path)``; one model object per (file, device) and
+    process: ultralytics binds its predictor to the device of the first ``predict`` call."""
     path = resolve_weights(weights)
-    return _load(str(path), path.stat().st_mtime_ns), path
+    return _load(str(path), path.stat().st_mtime_ns, str(device)), path
