@@ -319,15 +319,21 @@ def detection_metric_spec(weights: str | Path, data_yaml_or_labels: str | Path |
     resolve_weights(weights)  # a missing file fails now, naming the file
     if protocol == "gt" and data_yaml_or_labels is None:
         raise ValueError("labels=gt needs a data yaml or labels folder")
-    dataset = load_dataset(data_yaml_or_labels, split) if protocol == "gt" else None
+    # a labels folder has no class names: its ids are the detector's (class map "none")
+    labels_folder = protocol == "gt" and Path(str(data_yaml_or_labels)).is_dir()
+    if labels_folder and class_map == "auto":
+        class_map = "none"
+    dataset = load_dataset(data_yaml_or_labels, split) if protocol == "gt" and not labels_folder \
+        else None
     metric_name = name or headline_name(protocol)
 
     def build(conventions: Any, runner_device: Any) -> DetectionMetric:
         chosen = device if device is not None else (runner_device or "cpu")
         detector = Detector(weights, imgsz=imgsz, device=str(chosen), conf=conf, iou=iou,
                             max_det=max_det)
-        cmap = resolve_class_map(dataset.names, detector.names, class_map) if dataset else None
-        return DetectionMetric(metric_name, detector, protocol, dataset, cmap, conf_label)
+        data = load_dataset(data_yaml_or_labels, split, detector.names) if labels_folder else dataset
+        cmap = resolve_class_map(data.names, detector.names, class_map) if data else None
+        return DetectionMetric(metric_name, detector, protocol, data, cmap, conf_label)
 
     def describe(conventions: Any) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -340,8 +346,9 @@ def detection_metric_spec(weights: str | Path, data_yaml_or_labels: str | Path |
             "ultralytics": ultralytics_version()}
         if protocol == "pseudo":
             info["conf_label"] = conf_label
-        if dataset is not None:
-            info.update({"labels": str(dataset.labels_dir), "split": split,
+        if protocol == "gt":
+            info.update({"labels": str(dataset.labels_dir if dataset else data_yaml_or_labels),
+                         "split": split,
                          "class_map": class_map if isinstance(class_map, str) else "custom"})
         return info
 

@@ -196,6 +196,7 @@ def severity_curves(points: dict[str, dict[int, float]], path: Path, ylabel: str
     for row, by_level in points.items():
         levels = sorted(by_level)
         ax.plot(levels, [by_level[level] for level in levels], marker="o", label=row)
+    ax.set_xticks(sorted({level for by_level in points.values() for level in by_level}))
     ax.set_xlabel("severity")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.0)

@@ -135,15 +135,15 @@ def resolve_weights(weights: str | Path) -> Path:
     from ultralytics.utils.downloads import attempt_download_asset
 
     cached.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        attempt_download_asset(cached)
+    try:  # the returned path can differ from ``cached``: yolov5n.pt is renamed yolov5nu.pt
+        downloaded = Path(attempt_download_asset(cached))
     except Exception as exc:  # network errors of every kind end in the same advice
         raise DetectorWeightsMissing(f"detector weights {text!r}: download failed "
                                      f"({type(exc).__name__}: {exc}). {where}") from exc
-    if not cached.is_file():
+    if not downloaded.is_file():
         raise DetectorWeightsMissing(f"detector weights {text!r}: ultralytics knows no such "
                                      f"release asset. {where}")
-    return cached
+    return downloaded
 
 
 def sha256_file(path: Path) -> str:

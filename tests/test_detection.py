@@ -201,6 +201,13 @@ def test_real_labels_protocol_on_coco8_with_clean_row(coco8, toy_weights):
     with pytest.raises(ValueError, match="labelled image"):  # a cropped image cannot use labels
         metric.update(torch.zeros(1, 3, 64, 64), None, {"sample_id": dataset.sample_ids()[0]})
 
+    # a bare labels folder (ids are the detector's) scores the same
+    by_folder = detection_metric_spec(toy_weights, coco8 / "labels" / "val", protocol="gt",
+                                      imgsz=320, device="cpu").build(None, "cpu")
+    image = read_image(dataset.image_path(dataset.sample_ids()[0]))[None]
+    assert by_folder.update(image, None, {"gt_path": str(dataset.image_path(dataset.sample_ids()[0]))}) \
+        == {k: v for k, v in states[0].items() if k != "clean"}
+
 
 # offline behaviour -----------------------------------------------------------------------------
 def test_offline_missing_weights_name_the_file(tmp_path):
