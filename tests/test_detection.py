@@ -217,26 +217,64 @@ def test_offline_missing_weights_name_the_file(tmp_path):
         detection_metric_spec(tmp_path / "no_such_detector.pt", protocol="pseudo")
 
 
-def test_ultralytics_is_configured_offline_and_outside_home(tmp_path):
-    """In a fresh process: settings live under BENCH_HOME, no DNS probe (ONLINE False), sync and
-    logger integrations off, nothing written into the home folder."""
+_NO_NETWORK_SCRIPT = r"""
+import json, socket, sys
+calls = []
+def refuse(name):
+    def call(*args, **kwargs):
+        calls.append(name)
+        raise OSError(f"network disabled by the test ({name})")
+    return call
+socket.getaddrinfo = refuse("getaddrinfo")
+socket.create_connection = refuse("create_connection")
+socket.socket.connect = refuse("connect")
+from pathlib import Path
+import numpy as np
+from PIL import Image
+from downstream.yolo_env import configure_ultralytics
+configure_ultralytics()
+from ultralytics.utils import ONLINE, SETTINGS
+from downstream.metric import detection_metric_spec
+from downstream.toy_detector import build_toy_detector
+from harness.images import read_image
+work = Path(sys.argv[1])
+rng = np.random.default_rng(0)
+images = []
+for i in range(2):
+    images.append(work / f"{i}.png")
+    Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(images[-1])
+weights = build_toy_detector(work / "toy.pt", {0: "a", 1: "b"}, images, cls_bias_shift=12)
+metric = detection_metric_spec(weights, protocol="pseudo", imgsz=128, device="cpu").build(None, "cpu")
+x = read_image(images[0])[None]
+result = metric.compute([metric.update(x, x, {"sample_id": "0"})])
+print(json.dumps({"online": ONLINE, "file": str(SETTINGS.file_path), "sync": SETTINGS["sync"],
+                  "mlflow": SETTINGS["mlflow"], "calls": calls, "map50": result["consistency_map50"],
+                  "n_targets": result["consistency_map50.n_targets"]}))
+"""
+
+
+def test_ultralytics_offline_no_network_nothing_in_home(tmp_path):
+    """In a fresh process with every socket call refused: importing and configuring ultralytics,
+    building and saving a YOLO, loading it, predicting and scoring never touch the network
+    (no DNS probe: ONLINE is False), settings live under BENCH_HOME with sync and logger
+    integrations off, and nothing is written into the home folder."""
     import subprocess
     import sys
 
     home, bench = tmp_path / "home", tmp_path / "bench"
     home.mkdir()
-    code = ("import json; from downstream.yolo_env import configure_ultralytics as c; c(); "
-            "from ultralytics.utils import SETTINGS, ONLINE; "
-            "print(json.dumps({'online': ONLINE, 'file': str(SETTINGS.file_path), "
-            "'sync': SETTINGS['sync'], 'mlflow': SETTINGS['mlflow']}))")
+    (tmp_path / "script.py").write_text(_NO_NETWORK_SCRIPT)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "XDG_"))}
-    env.update(HOME=str(home), BENCH_HOME=str(bench),
+    env.update(HOME=str(home), BENCH_HOME=str(bench), BENCH_OFFLINE="1",
                PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120, check=True)
+    out = subprocess.run([sys.executable, str(tmp_path / "script.py"), str(tmp_path)], env=env,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
     info = json.loads(out.stdout.strip().splitlines()[-1])
-    assert info == {"online": False, "file": str(bench / "ultralytics" / "Ultralytics" / "settings.json"),
-                    "sync": False, "mlflow": False}
+    assert info["calls"] == []
+    assert info["online"] is False and info["sync"] is False and info["mlflow"] is False
+    assert info["file"] == str(bench / "ultralytics" / "Ultralytics" / "settings.json")
+    assert info["n_targets"] > 0 and info["map50"] == pytest.approx(0.995, abs=1e-9)
     assert not any(home.rglob("*"))
 
 
