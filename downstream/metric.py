@@ -182,6 +182,9 @@ def reduce_states(states: list[dict[str, Any]], names: dict[int, str], prefix: s
     configure_ultralytics()
     from ultralytics.utils.metrics import DetMetrics
 
+    if not hasattr(DetMetrics, "update_stats"):
+        raise RuntimeError(f"ultralytics {ultralytics_version()}: DetMetrics has no update_stats; "
+                           f"the detection metric needs the ultralytics>=8.4 API (tested: 8.4.190)")
     metrics = DetMetrics(names=dict(names))
     n_targets = n_predictions = 0
     for index, state in enumerate(states):
