@@ -167,6 +167,8 @@ def detect(
     except errors as exc:
         _fail(str(exc))
     has_gt = task_item[0].startswith("synth:") or "gt" in task_item[1]
+    if labels == "pseudo" and task_item[0] == "folder" and not has_gt:
+        _fail("--labels pseudo needs a clean twin: give --degradation (synthetic) or a task with GT")
     quality = [m.strip() for m in metrics.split(",")] if metrics else (
         ["psnr", "ssim"] if has_gt else None)
     config = RunConfig(restorers=restorers, tasks=[task_item], device=device, limit=limit,

@@ -215,6 +215,15 @@ def test_offline_missing_weights_name_the_file(tmp_path):
         resolve_weights("yolo11n.pt")
     with pytest.raises(DetectorWeightsMissing, match="no_such_detector.pt"):
         detection_metric_spec(tmp_path / "no_such_detector.pt", protocol="pseudo")
+    from typer.testing import CliRunner
+
+    from downstream.cli import app
+
+    result = CliRunner().invoke(app, ["detect", "-r", "identity", "--data", "synth:skimage:noise@1",
+                                      "--detector", "yolo11n.pt", "--labels", "pseudo",
+                                      "--no-tracking", "--output-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "yolo11n.pt" in result.output
+    assert not (tmp_path / "mlflow.db").exists() and not list(tmp_path.iterdir())
 
 
 _NO_NETWORK_SCRIPT = r"""
