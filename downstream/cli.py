@@ -61,15 +61,10 @@ def plan_task(data: str, degradation: str | None, split: str) -> tuple[tuple[str
 
 
 def run_detection(config: Any, spec: Any, console: Any = None) -> Any:
-    """Run with the detection spec: ``RunConfig.metric_specs`` when the runner has it, else the
-    temporary bridge :mod:`downstream._runner_shim`."""
-    from harness.runner import RunConfig, run_benchmark
+    """Run with the detection spec in the same pass as the quality metrics (``metric_specs``)."""
+    from harness.runner import run_benchmark
 
-    if "metric_specs" in {f.name for f in dataclasses.fields(RunConfig)}:
-        return run_benchmark(dataclasses.replace(config, metric_specs=[spec]), console=console)
-    from downstream._runner_shim import run_with_metric_specs
-
-    return run_with_metric_specs(config, [spec], console=console)
+    return run_benchmark(dataclasses.replace(config, metric_specs=[spec]), console=console)
 
 
 def make_figures(run_dir: Path, spec_name: str, task_item: tuple[str, dict[str, Any]],

@@ -199,9 +199,18 @@ _attach_optional_groups()
 
 
 def _attach_commands() -> None:
+    """``bench train`` (harness) and ``bench detect`` (``downstream/``, optional: it needs
+    ultralytics, which a minimal install may lack)."""
     from harness.cli_train import train_command
 
     app.command("train")(train_command)
+    try:
+        from downstream.cli import detect
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("downstream", "downstream.cli"):
+            raise
+        return
+    app.command("detect")(detect)
 
 
 _attach_commands()

@@ -143,7 +143,7 @@ class LocalExecutor:
                                  f"{tuple(lq.shape)}")
             if not torch.isfinite(out).all():
                 raise ValueError(f"{restorer.name} produced NaN/inf values")
-            values, metric_errors, states = suite.score(out, gt, sample.meta)
+            values, metric_errors, states = suite.score(out, gt, {**sample.meta, "sample_id": sample_id})
             record.update(status="ok", metrics=values, latency_ms=elapsed * 1000.0,
                           peak_mem_mb=memory.peak_mb, height=lq.shape[-2], width=lq.shape[-1])
             if states:

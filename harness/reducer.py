@@ -6,8 +6,8 @@ or an earlier attempt's) it aggregates that pair and logs its MLflow child run: 
 aggregates, the per-image table and a few LQ | output | GT images, in one batch. At the end
 it writes ``results.json`` from *all* records of the run folder.
 
-MLflow work is done by a background thread (:class:`harness.tracking.TrackingWorker`): the
-store set-up and every batch overlap the evaluation instead of adding to it. Per image, MLflow
+MLflow work is done by a child process (:class:`harness.tracking.TrackingProcess`): the
+import, the store set-up and every batch overlap the evaluation instead of adding to it. Per image, MLflow
 sees nothing; per pair, one child run is created and filled in a few batched calls.
 """
 
@@ -21,14 +21,13 @@ from harness.aggregate import aggregate_records
 from harness.metrics import MetricSuite
 from harness.plan import Plan
 from harness.results import RESULTS_FILE, SAMPLES_FILE, SampleLog, now_iso, write_results
-from harness.tracking import TrackingWorker
 from harness.units import PairState, RestorerSpec, TaskSpec, record_key
 
 SuiteProvider = Callable[[str], MetricSuite]
 
 
 class Reducer:
-    def __init__(self, plan: Plan, run_dir: Path, tracker: TrackingWorker, suite: SuiteProvider,
+    def __init__(self, plan: Plan, run_dir: Path, tracker: Any, suite: SuiteProvider,
                  run_info: dict[str, Any], *, n_comparisons: int = 3,
                  comparisons: Callable[[str, str, str], Any] | None = None,
                  progress: Any = None):

@@ -34,7 +34,7 @@ from harness.results import (
     read_results,
     versions,
 )
-from harness.tracking import Tracker, TrackingWorker, default_tracking_uri
+from harness.tracking import TrackingProcess, TrackingWorker, default_tracking_uri
 
 
 @dataclass
@@ -125,12 +125,12 @@ class Runner:
                                   "or choose another --run-name")
         return run_dir
 
-    def _tracker(self) -> TrackingWorker:
+    def _tracker(self) -> TrackingWorker | TrackingProcess:
+        """MLflow in a child process (its import and store set-up overlap the run)."""
         if not self.config.tracking:
             return TrackingWorker(None)
         uri = self.config.tracking_uri or default_tracking_uri(self.config.output_dir)
-        root = Path(self.config.output_dir) / "mlartifacts"
-        return TrackingWorker(lambda: Tracker(uri, self.config.experiment, root))
+        return TrackingProcess(uri, self.config.experiment, Path(self.config.output_dir) / "mlartifacts")
 
     def plan(self) -> Plan:
         config = self.config
@@ -142,12 +142,16 @@ class Runner:
         from harness.executor import LocalExecutor
         from harness.reducer import Reducer
 
-        plan = self.plan()
-        run_dir = self._run_dir()
+        tracker = self._tracker()  # starts MLflow's set-up now; no run is created unless planned
+        try:
+            plan = self.plan()
+            run_dir = self._run_dir()
+        except BaseException:
+            tracker.close()
+            raise
         run_dir.mkdir(parents=True, exist_ok=True)
         run_info = {"device": str(self.device), "git_hash": git_hash(), "argv": self.config.argv,
                     "versions": versions(), "limit": self.config.limit}
-        tracker = self._tracker()
         tracker.start_parent(
             run_dir.name,
             tags={"git_hash": run_info["git_hash"], "argv": " ".join(self.config.argv),

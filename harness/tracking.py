@@ -277,42 +277,122 @@ class TrackingWorker:
 
     # The run layout ------------------------------------------------------------------------------
     def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any]) -> None:
-        def job(tracker: Tracker) -> None:
-            self.parent_id = tracker.start_parent(run_name, tags, params)
+        self.submit(lambda tracker: self._do_start_parent(tracker, run_name, tags, params))
 
-        self.submit(job)
+    def _do_start_parent(self, tracker: Tracker, run_name: str, tags: dict[str, Any],
+                         params: dict[str, Any]) -> None:
+        self.parent_id = tracker.start_parent(run_name, tags, params)
 
-    def log_pair(self, *, name: str, tags: dict[str, Any], params: dict[str, Any],
-                 aggregates: dict[str, Any], rows: list[dict[str, Any]],
-                 images: list[tuple[str, Any]]) -> None:
+    def log_pair(self, **kwargs: Any) -> None:
         """One child run with everything about one (restorer, task) pair, in batched calls."""
-        def job(tracker: Tracker) -> None:
-            from harness.images import montage
+        self.submit(lambda tracker: self._do_log_pair(tracker, **kwargs))
 
-            child = tracker.start_child(name, tags=tags)
-            tracker.log_params(child, params)
-            tracker.log_aggregates(child, aggregates)
-            # MLflow forbids ":" in artifact names; spec-string tasks (synth:...) contain it
-            artifact = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
-            tracker.log_table(child, rows, f"per_image/{artifact}.json")
-            for sample_id, panels in images:
-                safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sample_id)
-                tracker.log_image(child, montage(list(panels)), f"comparisons/{safe}_lq-out-gt.png")
-            tracker.end(child)
+    def _do_log_pair(self, tracker: Tracker, *, name: str, tags: dict[str, Any],
+                     params: dict[str, Any], aggregates: dict[str, Any], rows: list[dict[str, Any]],
+                     images: list[tuple[str, Any]]) -> None:
+        child = tracker.start_child(name, tags=tags)
+        tracker.log_params(child, params)
+        tracker.log_aggregates(child, aggregates)
+        # MLflow forbids ":" in artifact names; spec-string tasks (synth:...) contain it
+        artifact = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
+        tracker.log_table(child, rows, f"per_image/{artifact}.json")
+        for sample_id, panels in images:
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sample_id)
+            if isinstance(panels, (list, tuple)):  # tensors: montage here (thread worker)
+                from harness.images import montage
 
-        self.submit(job)
+                panels = montage(list(panels))
+            tracker.log_image(child, panels, f"comparisons/{safe}_lq-out-gt.png")
+        tracker.end(child)
 
     def finish(self, results_file: Path, missing: dict[str, str], status: str) -> None:
-        def job(tracker: Tracker) -> None:
-            if self.parent_id:
-                tracker.log_artifact(self.parent_id, results_file)
-                tracker.log_tags(self.parent_id, {f"missing.{k}": v for k, v in missing.items()})
-                tracker.end(self.parent_id, status)
-
-        self.submit(job)
+        self.submit(lambda tracker: self._do_finish(tracker, results_file, missing, status))
         self.close()
+
+    def _do_finish(self, tracker: Tracker, results_file: Path, missing: dict[str, str],
+                   status: str) -> None:
+        if self.parent_id:
+            tracker.log_artifact(self.parent_id, results_file)
+            tracker.log_tags(self.parent_id, {f"missing.{k}": v for k, v in missing.items()})
+            tracker.end(self.parent_id, status)
 
     def close(self) -> None:
         if self.enabled and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+
+
+def _run_logger(jobs: Any, results: Any, uri: str, experiment: str, artifact_root: str) -> None:
+    """The tracking process: set up MLflow, then execute ``(method, kwargs)`` jobs in order."""
+    errors: list[str] = []
+    worker = TrackingWorker(None)  # the run layout methods, executed here synchronously
+    tracker = None
+    try:
+        tracker = Tracker(uri, experiment, Path(artifact_root))
+    except Exception as exc:
+        errors.append(f"MLflow set-up failed: {type(exc).__name__}: {exc}")
+    while True:
+        job = jobs.get()
+        if job is None:
+            break
+        method, kwargs = job
+        if tracker is None:
+            continue
+        try:
+            getattr(worker, f"_do_{method}")(tracker, **kwargs)
+        except Exception as exc:
+            errors.append(f"{method}: {type(exc).__name__}: {exc}")
+    results.put({"parent_id": worker.parent_id, "errors": errors})
+
+
+class TrackingProcess:
+    """The MLflow calls of a ``bench run`` in a child process.
+
+    ``import mlflow`` and opening the store cost 2–5 s of pure-Python work; on a thread that
+    work holds the GIL and stalls the evaluation, in a process it runs on another core. Only
+    plain data cross the queue (run names, params, aggregates, per-image rows, small PIL
+    thumbnails). The process is started with ``spawn`` (no inherited torch threads or locks) as
+    soon as the run starts, so MLflow is ready when the plan has been checked; nothing is created
+    in MLflow unless :meth:`start_parent` is called.
+    """
+
+    def __init__(self, uri: str, experiment: str, artifact_root: Path):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.enabled = True
+        self.parent_id = ""
+        self.errors: list[str] = []
+        self._jobs = context.Queue()
+        self._results = context.Queue()
+        self._process = context.Process(target=_run_logger, name="mlflow",
+                                        args=(self._jobs, self._results, uri, experiment,
+                                              str(artifact_root)), daemon=True)
+        self._process.start()
+        self._closed = False
+
+    def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any]) -> None:
+        self._jobs.put(("start_parent", {"run_name": run_name, "tags": tags, "params": params}))
+
+    def log_pair(self, **kwargs: Any) -> None:
+        from harness.images import montage
+
+        # PIL images cross the queue; tensors would make the child import torch to unpickle them
+        kwargs["images"] = [(sid, montage(list(panels))) for sid, panels in kwargs.get("images", [])]
+        self._jobs.put(("log_pair", kwargs))
+
+    def finish(self, results_file: Path, missing: dict[str, str], status: str) -> None:
+        self._jobs.put(("finish", {"results_file": results_file, "missing": missing, "status": status}))
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._jobs.put(None)
+        try:
+            outcome = self._results.get(timeout=600)
+            self.parent_id, self.errors = outcome["parent_id"], outcome["errors"]
+        except Exception as exc:  # the process died: say so, the result files are complete
+            self.errors.append(f"the MLflow process ended without reporting ({type(exc).__name__})")
+        self._process.join(timeout=60)
