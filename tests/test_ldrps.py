@@ -232,3 +232,16 @@ def _timer():
     from restorers.ldrps.restorer import _Timer
 
     return _Timer(CPU, False)
+
+
+def test_cbsd68_colorize_task(with_data):
+    from harness.task import build_task
+
+    task = build_task("cbsd68-colorize")
+    ids = task.sample_ids()
+    assert len(ids) == 68
+    sample = task.load(ids[0])
+    assert sample.lq.shape == sample.gt.shape == (3, 256, 256)
+    assert torch.equal(sample.lq[0], sample.lq[1]) and torch.equal(sample.lq[1], sample.lq[2])
+    assert not torch.equal(sample.gt[0], sample.gt[1])  # colour GT
+    assert task.conventions.ssim_color_space == "yiq" and task.conventions.quantize
