@@ -101,6 +101,8 @@ log = logging.getLogger(__name__)
 
 #: A folder written by ``restorers.ldrps.tiny_pipeline`` carries its own (random) relu2_2 file.
 MODEL_FOLDER_VGG = "perceptual/vgg16_relu2_2.pth"
+#: ... and an ``ldrps.json`` with small defaults for ``steps``, ``size`` and ``fpam_width``.
+MODEL_FOLDER_DEFAULTS = "ldrps.json"
 
 
 def lanczos_resize(image: torch.Tensor, size: tuple[int, int], eight_bit: bool) -> torch.Tensor:
@@ -167,7 +169,7 @@ class LDRPS(Restorer):
         text: bool | None = None,
         recurrences: Annotated[int, Range(0, 3)] | None = None,
         output_round: Annotated[int, Range(0, 3)] | Literal["last"] = "last",
-        steps: Annotated[int, Range(1, 1000)] = 450,
+        steps: Annotated[int, Range(1, 1000)] | None = None,
         strength: Annotated[float, Range(0.0, 1.0)] = 0.5,
         cfg_scale: Annotated[float, Range(0.0, None)] = 8.0,
         guidance_step: Annotated[float, Range(0.0, None)] | None = None,
@@ -175,12 +177,12 @@ class LDRPS(Restorer):
         overrides: dict | None = None,
         fpam: Literal["residual", "plain"] = "residual",
         companions: Literal[0, 1] = 1,
-        fpam_width: Annotated[int, Range(1, 256)] = 64,
+        fpam_width: Annotated[int, Range(1, 256)] | None = None,
         decoder: Literal["vae", "taesd"] = "vae",
         taesd: str | None = None,
         perceptual: bool = True,
         vgg_weights: str | None = None,
-        size: Annotated[int, Range(8, 2048)] = 512,
+        size: Annotated[int, Range(8, 2048)] | None = None,
         force_256: bool = False,
         truncate_8bit: bool = False,
         input_8bit: bool = True,
@@ -206,7 +208,7 @@ class LDRPS(Restorer):
             text: text guidance on/off (default: the preset's choice when a prompt source is given).
             recurrences: recurrent rounds after the first pass, 0-3 (default: the preset's).
             output_round: which round's output restore returns (0 = first pass; every round is kept).
-            steps: DDIM steps of the first pass (450 in the reference).
+            steps: DDIM steps of the first pass (default 450 = reference, or the folder's ldrps.json).
             strength: re-noising strength of a recurrent round (0.5 -> t = 449 at 450 steps).
             cfg_scale: classifier-free guidance scale (8 in the reference; skipped for an empty prompt).
             guidance_step: posterior step size s (default: the preset's).
@@ -214,12 +216,12 @@ class LDRPS(Restorer):
             overrides: any preset field, e.g. {"exposure_weight": 0}.
             fpam: residual (reference run script, --use_bn) or plain F-PAM.
             companions: unguided companion samples that also train F-PAM (1 = reference, 0 = faster).
-            fpam_width: base width of F-PAM and both discriminators (64 = reference; smaller for tiny tests).
+            fpam_width: base width of F-PAM and both discriminators (default 64 = reference, or ldrps.json).
             decoder: decoder inside the guidance: full VAE (reference) or TAESD (fast).
             taesd: TAESD source (folder or hub id); default the taesd_bf16 asset.
             perceptual: use the VGG16 relu2_2 perceptual terms (false drops them; recorded in the config).
             vgg_weights: VGG16 state-dict file; default the vgg16_imagenet asset.
-            size: working resolution (512 reference; must be a multiple of the VAE factor).
+            size: working resolution (default 512 = reference, or ldrps.json; a multiple of the VAE factor).
             force_256: reference protocol: always return 256x256 (the input must be 256x256).
             truncate_8bit: reference quantisation: truncate to 8 bit (astype uint8) before the resize.
             input_8bit: resize the input as the reference's 8-bit file (round, PIL Lanczos).
@@ -241,6 +243,10 @@ class LDRPS(Restorer):
             raise ValueError("LD-RPS: text=true needs a prompt source (prompt=..., prompts_file=... "
                              "or captioner=...)")
         self.model_id = model
+        folder_defaults = _folder_defaults(model)
+        steps = int(steps if steps is not None else folder_defaults.get("steps", 450))
+        size = int(size if size is not None else folder_defaults.get("size", 512))
+        fpam_width = int(fpam_width if fpam_width is not None else folder_defaults.get("fpam_width", 64))
         self.preset_name = preset
         base = PRESETS[preset].with_overrides(overrides)
         if guidance_step is not None:
@@ -267,6 +273,9 @@ class LDRPS(Restorer):
         self.record_dir = Path(record).expanduser() if record else None
         self.inject_path = Path(inject).expanduser() if inject else None
         self.profile, self.max_new_tokens = profile, max_new_tokens
+        self._config.update(steps=steps, size=size, fpam_width=fpam_width)
+        if folder_defaults:
+            self._config["model_folder_defaults"] = folder_defaults
         self._config["resolved_preset"] = self.preset.as_dict()
         self._config["text_guidance"] = self.use_text
         self._config["perceptual_used"] = perceptual
@@ -641,6 +650,24 @@ class LDRPS(Restorer):
         evaluation is a D_g update, is left out): for tests and diagnostics."""
         x = self.guidance_decoder(x0)
         return self._loss_terms(x, self.fpam(x), y, t, {}, adversarial=False)
+
+
+def _folder_defaults(model: str) -> dict[str, int]:
+    """``steps``/``size``/``fpam_width`` defaults a model folder declares in ``ldrps.json`` (the tiny
+    test pipeline does, so that ``ldrps[model=TINY]`` runs in seconds on a CPU); explicit options
+    win, and the values used are in the logged config."""
+    import json
+
+    if not is_local(model):
+        return {}
+    file = Path(model).expanduser() / MODEL_FOLDER_DEFAULTS
+    if not file.is_file():
+        return {}
+    data = json.loads(file.read_text())
+    unknown = sorted(set(data) - {"steps", "size", "fpam_width"})
+    if unknown:
+        raise ValueError(f"{file}: unknown keys {unknown} (allowed: steps, size, fpam_width)")
+    return {k: int(v) for k, v in data.items()}
 
 
 def _sample_name(meta: dict[str, Any]) -> str:

@@ -6,8 +6,9 @@ scheduler/``), written by the libraries' own ``save_pretrained`` from random-ini
 and a CLIP BPE tokenizer built from a hand-made vocabulary. The scheduler is SD2.1-base's PNDM
 config (leading spacing, offset 1, scaled-linear β). It also holds
 ``perceptual/vgg16_relu2_2.pth``: **random** VGG16 relu2_2 weights, so that the perceptual terms
-run offline; ``TINY_RANDOM.txt`` says so. The outputs are meaningless; the algorithm and its
-costs are the same as with real weights.
+run offline; ``TINY_RANDOM.txt`` says so. ``ldrps.json`` sets small defaults (64² images, 20
+steps, F-PAM width 8) that options given explicitly override. The outputs are meaningless; the
+algorithm and its costs per pixel are the same as with real weights.
 
     python -m restorers.ldrps.tiny_pipeline OUT_DIR [--seed 0]
     bench run -r 'ldrps[model=OUT_DIR]' -t lolv1-tao256 --limit 2 --no-tracking
@@ -87,6 +88,8 @@ def write_tiny_pipeline(out_dir: str | Path, seed: int = 0, context_length: int 
     features = vgg16_relu2_2()
     torch.save({f"features.{k}": v for k, v in features.state_dict().items()},
                out / "perceptual" / "vgg16_relu2_2.pth")
+    # small defaults so that `ldrps[model=OUT_DIR]` runs in seconds on a CPU (explicit options win)
+    (out / "ldrps.json").write_text(json.dumps({"size": 64, "steps": 20, "fpam_width": 8}))
     (out / "TINY_RANDOM.txt").write_text(
         "Random-initialised tiny SD-like pipeline written by restorers.ldrps.tiny_pipeline "
         f"(seed {seed}); perceptual/vgg16_relu2_2.pth is RANDOM too. For tests and timing only.\n")
