@@ -54,10 +54,16 @@ class VGGPerceptual(nn.Module):
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
-    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        batch = torch.cat([prediction, target]).float()
-        feats = self.features((batch - self.mean) / self.std)
-        a, b = feats.chunk(2)
+    def features_of(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features((x.float() - self.mean) / self.std)
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor,
+                target_features: torch.Tensor | None = None) -> torch.Tensor:
+        """MSE of features; ``target_features`` (of a fixed target, e.g. the observation y) saves
+        recomputing them every step."""
+        if target_features is not None:
+            return F.mse_loss(self.features_of(prediction), target_features)
+        a, b = self.features_of(torch.cat([prediction, target])).chunk(2)
         return F.mse_loss(a, b)
 
 

@@ -46,8 +46,14 @@ def _write_tokenizer(folder: Path, max_length: int) -> None:
     tokenizer.save_pretrained(str(folder))
 
 
-def write_tiny_pipeline(out_dir: str | Path, seed: int = 0, context_length: int = 16) -> Path:
-    """Write the tiny pipeline to ``out_dir`` and return it."""
+def write_tiny_pipeline(out_dir: str | Path, seed: int = 0, context_length: int = 16,
+                        unet_channels: tuple[int, int] = (16, 32),
+                        vae_channels: tuple[int, int, int, int] = (8, 8, 16, 16),
+                        defaults: dict[str, int] | None = None) -> Path:
+    """Write the tiny pipeline to ``out_dir`` and return it.
+
+    ``unet_channels`` / ``vae_channels`` set the widths (the benchmark uses wider ones so that the
+    decoder's share of a step is closer to SD's); ``defaults`` is written to ``ldrps.json``."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
 
@@ -65,14 +71,14 @@ def write_tiny_pipeline(out_dir: str | Path, seed: int = 0, context_length: int 
     CLIPTextModel(text_config).save_pretrained(str(out / "text_encoder"))
     UNet2DConditionModel(
         sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(16, 32), norm_num_groups=8, cross_attention_dim=32,
+        block_out_channels=tuple(unet_channels), norm_num_groups=8, cross_attention_dim=32,
         attention_head_dim=4, use_linear_projection=True,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
     ).save_pretrained(str(out / "unet"))
     AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=4,
-        block_out_channels=(8, 8, 16, 16), sample_size=64, scaling_factor=0.18215,
+        block_out_channels=tuple(vae_channels), sample_size=64, scaling_factor=0.18215,
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
     ).save_pretrained(str(out / "vae"))
     # written as SD2.1-base ships it: a PNDM config that also carries DDIM keys (clip_sample)
@@ -89,7 +95,7 @@ def write_tiny_pipeline(out_dir: str | Path, seed: int = 0, context_length: int 
     torch.save({f"features.{k}": v for k, v in features.state_dict().items()},
                out / "perceptual" / "vgg16_relu2_2.pth")
     # small defaults so that `ldrps[model=OUT_DIR]` runs in seconds on a CPU (explicit options win)
-    (out / "ldrps.json").write_text(json.dumps({"size": 64, "steps": 20, "fpam_width": 8}))
+    (out / "ldrps.json").write_text(json.dumps(defaults or {"size": 64, "steps": 20, "fpam_width": 8}))
     (out / "TINY_RANDOM.txt").write_text(
         "Random-initialised tiny SD-like pipeline written by restorers.ldrps.tiny_pipeline "
         f"(seed {seed}); perceptual/vgg16_relu2_2.pth is RANDOM too. For tests and timing only.\n")
