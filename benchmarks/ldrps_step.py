@@ -53,7 +53,7 @@ def reference_order(r: LDRPS, image: torch.Tensor, init: dict[str, Any],
         times[name] = times.get(name, 0.0) + ldrps_restorer.CLOCK() - start
         return out
 
-    y = lanczos_resize(image, (r.size, r.size), r.input_8bit)[None]
+    y = lanczos_resize(image, (r.size, r.size), r.input_8bit)[None].to(image.device)
     ys = y.expand(2, -1, -1, -1)
     uncond = r._uncond
     cond = r._embeddings(prompt)
@@ -126,6 +126,10 @@ def main() -> None:
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="cpu: process CPU time (robust on a shared machine with --threads 1)")
     parser.add_argument("--model", default=None, help="an SD folder instead of the benchmark pipeline")
+    parser.add_argument("--perceptual", action="store_true",
+                        help="keep the VGG terms (full-width VGG is ~16x over-weighted against the "
+                             "quarter-width pipeline, so it is off by default)")
+    parser.add_argument("--repeats", type=int, default=2, help="best of N timings per loop")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.clock == "cpu":
@@ -136,10 +140,13 @@ def main() -> None:
 
         import_dir(Path(os.environ["BENCH_WEIGHTS_DIR"]) / "taesd_bf16")
     tmp = tempfile.TemporaryDirectory()
+    # quarter of SD2.1's VAE widths (128, 256, 512, 512): per pixel 1/16 of its decoder FLOPs, like
+    # F-PAM and the discriminators at width 16 (reference 64)
     model = args.model or str(write_tiny_pipeline(Path(tmp.name) / "bench", unet_channels=(32, 64),
-                                                  vae_channels=(32, 64, 64, 64)))
+                                                  vae_channels=(32, 64, 128, 128)))
     options = dict(model=model, size=args.size, steps=args.steps, recurrences=args.recurrences,
                    preset=args.preset, fpam_width=args.fpam_width, profile=True,
+                   perceptual=args.perceptual,
                    overrides={"exposure_patch": min(32, args.size)}, record=str(Path(tmp.name) / "rec"))
     prompt = args.prompt if args.prompt else None
     image = torch.rand(3, args.size // 2 * 2, args.size, generator=torch.Generator().manual_seed(0)) * 0.5
@@ -147,13 +154,22 @@ def main() -> None:
     r.load(CPU)
     ours(r, image, None)  # warm-up and the recorded initial state
     init = torch.load(Path(tmp.name) / "rec" / "bench.pt", weights_only=False)["init"]
-    out_ours, t_ours, parts_ours, steps = ours(r, image, init)
-    start = ldrps_restorer.CLOCK()
-    out_ref, parts_ref, steps_ref = reference_order(r, image, init, prompt or "")
-    t_ref = ldrps_restorer.CLOCK() - start
+    best_ours: tuple | None = None
+    best_ref: tuple | None = None
+    for _ in range(args.repeats):  # best of N: the machine is shared
+        run = ours(r, image, init)
+        best_ours = run if best_ours is None or run[1] < best_ours[1] else best_ours
+        start = ldrps_restorer.CLOCK()
+        out_ref, parts_ref, steps_ref = reference_order(r, image, init, prompt or "")
+        t_ref = ldrps_restorer.CLOCK() - start
+        best_ref = (out_ref, t_ref, parts_ref, steps_ref) if best_ref is None or t_ref < best_ref[1] \
+            else best_ref
+    out_ours, t_ours, parts_ours, steps = best_ours
+    out_ref, t_ref, parts_ref, steps_ref = best_ref
     assert steps == steps_ref
     print(f"pipeline {model}  size {args.size}  steps {steps} per image  preset {args.preset}  "
-          f"prompt {prompt!r}  threads {args.threads}  clock {args.clock}")
+          f"prompt {prompt!r}  perceptual {args.perceptual}  threads {args.threads}  "
+          f"clock {args.clock}  best of {args.repeats}")
     print(row("reference order", t_ref, parts_ref, steps))
     print(row("ours (equal output)", t_ours, parts_ours, steps))
     print(f"  ratio {t_ref / t_ours:.2f}x   max |out_ref - out_ours| = "
@@ -167,7 +183,8 @@ def main() -> None:
             print(f"{label:<28} skipped: {type(exc).__name__}: {str(exc)[:120]}")
             continue
         ours(variant, image, init)
-        _, t_var, parts_var, _ = ours(variant, image, init)
+        _, t_var, parts_var, _ = min((ours(variant, image, init) for _ in range(args.repeats)),
+                                     key=lambda run: run[1])
         print(row(label, t_var, parts_var, steps) + f"   ratio {t_ref / t_var:.2f}x (not equal output)")
 
 
