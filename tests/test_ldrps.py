@@ -188,8 +188,11 @@ class TestRestorer:
 
     def test_force_256_and_output_round(self, tiny_model):
         restorer = _restorer(tiny_model, recurrences=1, output_round=0, force_256=True,
-                             truncate_8bit=True, steps=4)
+                             truncate_8bit=True, steps=4, prompt="low", text=False)
+        calls = []
+        restorer.unet.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
         out = restorer.restore(_image(0, (1, 3, 256, 256)), {"seed": 1})
+        assert set(calls) == {2} and restorer.last_stats["prompt"] == ""  # text off: CFG skipped
         assert out.shape == (1, 3, 256, 256)
         assert torch.equal(out[0], restorer.round_outputs[0])
         assert torch.equal(torch.round(out * 255), out * 255)  # 8-bit levels
@@ -204,6 +207,20 @@ class TestRestorer:
         assert any(w["file"] == "taesd_decoder.safetensors" for w in restorer.weights)
 
 
+def test_prompt_sources(tmp_path):
+    from restorers.ldrps.models import read_prompts
+
+    (tmp_path / "p.json").write_text('{"1": " a dark room "}')
+    (tmp_path / "p.tsv").write_text("1\ta dark room\n2\tsky\n")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "1.txt").write_text("a dark room\n")
+    assert read_prompts(tmp_path / "p.json") == {"1": "a dark room"}
+    assert read_prompts(tmp_path / "p.tsv") == {"1": "a dark room", "2": "sky"}
+    assert read_prompts(tmp_path / "dir") == {"1": "a dark room"}
+    with pytest.raises(ValueError, match="needs a prompt source"):
+        LDRPS(text=True)
+
+
 class TestOffline:
     def test_missing_model_folder_and_hub_id(self, tmp_path):
         with pytest.raises(ModelMissingError, match=r"does not exist.*ldrps\[model=DIR\]"):
@@ -213,6 +230,12 @@ class TestOffline:
         with pytest.raises(ModelMissingError, match="lacks"):
             (tmp_path / "partial" / "unet").mkdir(parents=True)
             LDRPS(model=str(tmp_path / "partial")).check_assets()
+
+    def test_missing_captioner(self, tiny_model, tmp_path):
+        with pytest.raises(ModelMissingError, match="captioner folder"):
+            LDRPS(model=str(tiny_model), captioner=str(tmp_path / "nocap"), **TINY).check_assets()
+        with pytest.raises(ModelMissingError, match="captioner 'nobody/captioner'"):
+            LDRPS(model=str(tiny_model), captioner="nobody/captioner", **TINY).check_assets()
 
     def test_missing_vgg_is_a_clear_error(self, tiny_model, tmp_path):
         folder = tmp_path / "novgg"
