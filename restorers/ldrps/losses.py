@@ -2,8 +2,8 @@
 
 * :class:`VGGPerceptual` — MSE between torchvision-VGG16 ``features[:9]`` (relu2_2, 128 channels
   at H/2) of ImageNet-normalised inputs; frozen, eval mode. One copy serves F-PAM and the
-  guidance (the reference holds two identical frozen copies). Its weights are the declared asset
-  ``vgg16_imagenet`` (torchvision's ``vgg16-397923af.pth``); a missing file is an
+  guidance (the reference holds two identical frozen copies). Its weights are torchvision's
+  ``vgg16-397923af.pth`` from the declared asset ``torchvision-imagenet-backbones``; a missing file is an
   :class:`~harness.assets.AssetMissingError`, never a random network.
 * :func:`exposure_loss` — Zero-DCE L_exp: mean over RGB, p×p average pooling, mean((A − 0.5)²).
 * :func:`colour_loss` — Zero-DCE L_col: √[(m_r−m_g)⁴ + (m_r−m_b)⁴ + (m_b−m_g)⁴] on channel means.
@@ -17,15 +17,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.assets import Asset, AssetFile, fetch, register_asset, sha256_of
+from harness.assets import Asset, fetch, sha256_of
 
-VGG16_ASSET = register_asset(Asset(
-    name="vgg16_imagenet",
-    files=(AssetFile("vgg16-397923af.pth", "397923af",
-                     "https://download.pytorch.org/models/vgg16-397923af.pth"),),
-    description="torchvision VGG16 IMAGENET1K_V1 (LD-RPS perceptual loss, relu2_2 features only)",
-    licence="BSD-3-Clause (torchvision); ImageNet terms apply to the training data",
-    homepage="https://pytorch.org/vision/stable/models/generated/torchvision.models.vgg16.html"))
+VGG16_FILE = "vgg16-397923af.pth"
+
+
+def vgg16_asset() -> Asset:
+    """The declared asset holding torchvision's ``vgg16-397923af.pth`` (IMAGENET1K_V1): the
+    harness's ``torchvision-imagenet-backbones`` (LPIPS needs the same file), so the 528 MB file
+    is cached once."""
+    from harness.metrics import LPIPS_BACKBONES
+
+    LPIPS_BACKBONES.file(VGG16_FILE)  # KeyError if the harness stops declaring it
+    return LPIPS_BACKBONES
 
 #: torchvision ``vgg16().features`` indices 0..8 (conv1_1 … relu2_2) that hold parameters.
 _VGG_CONVS = {0: (3, 64), 2: (64, 64), 5: (64, 128), 7: (128, 128)}
@@ -69,14 +73,15 @@ class VGGPerceptual(nn.Module):
 
 def load_vgg_features(path: str | Path | None = None) -> tuple[nn.Sequential, dict[str, str]]:
     """relu2_2 features from ``path`` (a full torchvision VGG16 state dict or just the
-    ``features.{0,2,5,7}`` tensors) or, when ``path`` is None, from the ``vgg16_imagenet`` asset.
+    ``features.{0,2,5,7}`` tensors) or, when ``path`` is None, from the declared asset.
 
     Returns the network and its weights record ``{file, sha256, uri}``.
     Raises AssetMissingError (asset absent offline) or FileNotFoundError (``path`` absent)."""
     if path is None:
-        file = fetch(VGG16_ASSET.name)
-        record = {"file": file.name, "sha256": VGG16_ASSET.files[0].sha256,
-                  "uri": VGG16_ASSET.files[0].url}
+        asset = vgg16_asset()
+        file = fetch(asset.name, VGG16_FILE)
+        spec = asset.file(VGG16_FILE)
+        record = {"file": file.name, "sha256": spec.sha256, "uri": spec.url}
     else:
         file = Path(path).expanduser()
         if not file.is_file():

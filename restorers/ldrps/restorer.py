@@ -223,7 +223,7 @@ class LDRPS(Restorer):
             decoder: decoder inside the guidance: full VAE (reference) or TAESD (fast).
             taesd: TAESD source (folder or hub id); default the taesd_bf16 asset.
             perceptual: use the VGG16 relu2_2 perceptual terms (false drops them; recorded in the config).
-            vgg_weights: VGG16 state-dict file; default the vgg16_imagenet asset.
+            vgg_weights: VGG16 state-dict file; default the declared vgg16-397923af.pth asset.
             size: working resolution (default 512 = reference, or ldrps.json; a multiple of the VAE factor).
             force_256: reference protocol: always return 256x256 (the input must be 256x256).
             truncate_8bit: reference quantisation: truncate to 8 bit (astype uint8) before the resize.
@@ -297,9 +297,9 @@ class LDRPS(Restorer):
         check_model(self.model_id)
         if self.perceptual_on and self.vgg_weights is None and self._model_folder_vgg() is None:
             from harness.assets import fetch, offline
-            from restorers.ldrps.losses import VGG16_ASSET
+            from restorers.ldrps.losses import VGG16_FILE, vgg16_asset
 
-            fetch(VGG16_ASSET.name, download=not offline())
+            fetch(vgg16_asset().name, VGG16_FILE, download=not offline())
         if self.decoder_kind == "taesd" and self.taesd_source is None:
             from harness.assets import fetch, offline
             from restorers.ldrps.models import TAESD_ASSET
