@@ -219,6 +219,10 @@ def test_prompt_sources(tmp_path):
     assert read_prompts(tmp_path / "dir") == {"1": "a dark room"}
     with pytest.raises(ValueError, match="needs a prompt source"):
         LDRPS(text=True)
+    with pytest.raises(ValueError, match=r"recurrences must be in \[0, 3\]"):
+        LDRPS(recurrences=4)
+    with pytest.raises(ValueError, match="output_round=2"):
+        LDRPS(recurrences=1, output_round=2)
 
 
 class TestOffline:

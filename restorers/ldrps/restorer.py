@@ -257,6 +257,15 @@ class LDRPS(Restorer):
         if recurrences is not None:
             base = base.with_overrides({"recurrences": int(recurrences)})
         self.preset: TaskPreset = base
+        # the signature's Range/Literal hints are also checked here, so a bad value fails at
+        # construction whichever way the restorer is built
+        _check_range("recurrences", self.preset.recurrences, 0, 3)
+        _check_range("steps", steps, 1, 1000)
+        _check_range("strength", strength, 0.0, 1.0)
+        _check_range("size", size, 8, 2048)
+        _check_range("fpam_width", fpam_width, 1, 256)
+        if companions not in (0, 1):
+            raise ValueError(f"LD-RPS: companions must be 0 or 1, got {companions!r}")
         if isinstance(output_round, int) and output_round > self.preset.recurrences:
             raise ValueError(f"LD-RPS: output_round={output_round} but only rounds 0..."
                              f"{self.preset.recurrences} exist (recurrences={self.preset.recurrences})")
@@ -657,6 +666,11 @@ class LDRPS(Restorer):
         evaluation is a D_g update, is left out): for tests and diagnostics."""
         x = self.guidance_decoder(x0)
         return self._loss_terms(x, self.fpam(x), y, t, {}, adversarial=False)
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f"LD-RPS: {name} must be in [{low}, {high}], got {value!r}")
 
 
 def _folder_defaults(model: str) -> dict[str, int]:
