@@ -25,6 +25,7 @@ BUILTIN_RESTORERS: dict[str, str] = {
     "aod-net": "restorers.baselines.aod_net:AODNetRestorer",
     "dncnn": "restorers.baselines.dncnn:DnCNNRestorer",
     "ffdnet": "restorers.baselines.ffdnet:FFDNetRestorer",
+    "ldrps": "restorers.ldrps.restorer:LDRPS",
 }
 
 for _name, _target in BUILTIN_RESTORERS.items():

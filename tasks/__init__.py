@@ -5,6 +5,7 @@ data are read only when a task is used). External tasks plug in through the
 from harness.task import TASKS  # noqa: E402
 from tasks import (  # noqa: F401  (register presets)
     awgn,
+    colorize,
     deblur,
     dehaze,
     demo,
