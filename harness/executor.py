@@ -150,7 +150,8 @@ class LocalExecutor:
                 record["metric_states"] = states
             if metric_errors:
                 record["metric_errors"] = metric_errors
-            extra = meta.get("record")  # what a restorer reports about this image (e.g. steps)
+            # what a restorer reports about this image (LD-RPS: per-step latency and breakdown)
+            extra = getattr(restorer, "last_stats", None) or meta.get("record")
             if isinstance(extra, dict) and extra:
                 record["restorer_record"] = extra
             if self.save_images is not None:

@@ -102,6 +102,7 @@ class Restorer(ABC):
 
         init.__doc__ = original_init.__doc__
         init.__signature__ = signature  # type: ignore[attr-defined]
+        init.__wrapped__ = original_init  # type: ignore[attr-defined]  (options read its hints)
         cls.__init__ = init  # type: ignore[method-assign]
 
     def __init__(self) -> None:
