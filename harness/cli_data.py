@@ -79,7 +79,7 @@ def validate(
 ) -> None:
     """Check presence, pairing, counts and image sizes of each task's data."""
     from harness.cli import console
-    from harness.datasets import validate_task
+    from harness.data_validation import validate_task
 
     root = _set_root(data_root)
     named = bool(tasks)
@@ -132,7 +132,7 @@ def fetch(
     """Download a task's data into its canonical layout (when online and a source allows it);
     otherwise print where to get them and how to lay them out."""
     from harness.cli import console, fail
-    from harness.datasets import DataFetchError, fetch_dataset
+    from harness.data_fetch import DataFetchError, fetch_dataset
 
     root = _set_root(data_root)
     built = _build(task)

@@ -12,14 +12,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.datasets import (
-    DataFetchError,
-    DatasetSpec,
-    DataSource,
-    Layout,
-    export_hf_dataset,
-    fetch_dataset,
-)
+from harness.data_fetch import DataFetchError, export_hf_dataset, fetch_dataset
+from harness.datasets import DatasetSpec, DataSource, Layout
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.datasets import validate_task
+from harness.data_validation import validate_task
 from harness.metrics import MetricSuite
 from harness.task import DataMissingError, MetricConventions, build_task
 
