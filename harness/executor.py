@@ -31,9 +31,10 @@ from typing import Any, Protocol
 
 import torch
 
+import harness.restorer as restorer_api
 from harness.metrics import MetricSuite
 from harness.plan import Plan
-from harness.restorer import Restorer, build_restorer
+from harness.restorer import Restorer
 from harness.task import Sample, Task
 from harness.timing import PeakMemory, sync
 from harness.units import RestorerSpec, Unit
@@ -86,7 +87,7 @@ class LocalExecutor:
             groups.setdefault(unit.restorer.id, []).append(unit)
         for restorer_units in groups.values():
             spec = restorer_units[0].restorer
-            restorer = build_restorer(spec.name, **spec.options)
+            restorer = restorer_api.build_restorer(spec.name, **spec.options)
             restorer.load(self.device)
             if self.on_restorer is not None:
                 self.on_restorer(spec, restorer)
