@@ -44,8 +44,9 @@ def weights_digest(weights: dict[str, dict[str, torch.Tensor]]) -> str:
     digest = hashlib.sha256()
     for network in sorted(weights):
         for key in sorted(weights[network]):
-            tensor = weights[network][key].detach().cpu().contiguous()
-            digest.update(f"{network}/{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            tensor = weights[network][key].detach().cpu().contiguous().reshape(-1)  # 0-dim too
+            shape = tuple(weights[network][key].shape)
+            digest.update(f"{network}/{key}|{tensor.dtype}|{shape}|".encode())
             digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
