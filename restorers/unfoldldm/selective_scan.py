@@ -278,6 +278,8 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     ``backend`` forces ``"chunked"``, ``"reference"`` or ``"mamba"`` (the latter raises when
     mamba-ssm is absent or the tensors are not on CUDA, instead of silently falling back).
     """
+    if u.device.type == "meta":  # shape-only runs (model_complexity): the scan is counted analytically
+        return torch.empty_like(u)
     use_mamba = backend == "mamba" or (backend == "auto" and _mamba_scan_fn is not None and u.is_cuda)
     if use_mamba:
         if _mamba_scan_fn is None or not u.is_cuda:
