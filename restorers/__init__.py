@@ -25,6 +25,8 @@ BUILTIN_RESTORERS: dict[str, str] = {
     "aod-net": "restorers.baselines.aod_net:AODNetRestorer",
     "dncnn": "restorers.baselines.dncnn:DnCNNRestorer",
     "ffdnet": "restorers.baselines.ffdnet:FFDNetRestorer",
+    "unfoldldm": "restorers.unfoldldm.restorer:UnfoldLDM",
+    "dgunet-pnp": "restorers.unfoldldm.dgunet:DGUNetPnP",
 }
 
 for _name, _target in BUILTIN_RESTORERS.items():
