@@ -239,7 +239,8 @@ class UnfoldLDM(UnfoldingRestorer):
 
     def info(self):
         record = super().info()
-        record.config = {**record.config, "complexity": model_complexity(self.config.get("config", "small"))}
+        record.config = {**record.config,
+                         "complexity": model_complexity(self.config.get("config", "small"), self.stages)}
         return record
 
 
