@@ -67,8 +67,8 @@ class DecomposedEstimator(nn.Module):
         self.channels, self.token_dim = channels, token_dim
         self.row_proj = nn.Linear(width, 2 * channels * token_dim)
         self.col_proj = nn.Linear(width, 2 * channels * token_dim)
-        self.lambda_w = nn.Parameter(torch.tensor(-2.0))   # σ(−2) ≈ 0.12: near-identity at init
-        self.lambda_m = nn.Parameter(torch.tensor(-2.0))
+        self.lambda_w = nn.Parameter(torch.full((1,), -2.0))   # σ(−2) ≈ 0.12: near-identity at init
+        self.lambda_m = nn.Parameter(torch.full((1,), -2.0))  # shape (1,): 0-dim breaks weights_digest
         self.gain = nn.Linear(width, channels)
         nn.init.zeros_(self.gain.weight)
         nn.init.constant_(self.gain.bias, math.log(math.e - 1.0))   # softplus(b0) = 1
