@@ -20,10 +20,16 @@ def _one_thread():
 def _inputs(batch=2, dim=6, groups=2, state=3, length=37, dtype=torch.float64, seed=0, scale=1.0):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
-    return dict(u=r(batch, dim, length), delta=r(batch, dim, length) * scale,
-                A=-(torch.rand(dim, state, generator=g, dtype=dtype) * 4 + 0.1),
-                B=r(batch, groups, state, length), C=r(batch, groups, state, length), D=r(dim),
-                delta_bias=r(dim) * 0.3, delta_softplus=True)
+    return dict(
+        u=r(batch, dim, length),
+        delta=r(batch, dim, length) * scale,
+        A=-(torch.rand(dim, state, generator=g, dtype=dtype) * 4 + 0.1),
+        B=r(batch, groups, state, length),
+        C=r(batch, groups, state, length),
+        D=r(dim),
+        delta_bias=r(dim) * 0.3,
+        delta_softplus=True,
+    )
 
 
 @pytest.mark.parametrize("length,chunk", [(1, 4), (7, 3), (37, 8), (37, 5), (100, 16), (53, 64), (37, 1)])
@@ -67,7 +73,7 @@ def test_gradients_equal_reference_autograd():
         weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
         (out * weight).sum().backward()
         grads.append([leaves[n].grad for n in names])
-    for name, a, b in zip(names, *grads):
+    for name, a, b in zip(names, *grads, strict=True):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-10), name
 
 
@@ -84,7 +90,7 @@ def test_dispatch_on_cpu_and_mamba_guard():
     assert torch.equal(ss.selective_scan(**args), ss.selective_scan_chunked(**args))
     assert torch.equal(ss.selective_scan(**args, backend="reference"), ss.selective_scan_reference(**args))
     with pytest.raises(RuntimeError, match="mamba"):
-        ss.selective_scan(**args, backend="mamba")        # CPU tensors: never silently falls back
+        ss.selective_scan(**args, backend="mamba")  # CPU tensors: never silently falls back
 
 
 @pytest.mark.skipif(not (ss.mamba_available() and torch.cuda.is_available()), reason="needs mamba-ssm + CUDA")

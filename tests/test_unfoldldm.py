@@ -55,14 +55,14 @@ def test_decomposed_operator_equals_explicit_kronecker_matrix():
 
 def test_decomposed_adjoint_identity_with_predicted_w_m_gain():
     est = DecomposedEstimator(width=4, token_dim=4).double()
-    torch.nn.init.normal_(est.gain.weight)               # a non-trivial per-channel gain
+    torch.nn.init.normal_(est.gain.weight)  # a non-trivial per-channel gain
     features = torch.randn(2, 4, 9, 7, dtype=torch.float64)
     ops = Operators(None, est(features))
     x, r = torch.randn(2, 3, 9, 7, dtype=torch.float64), torch.randn(2, 3, 9, 7, dtype=torch.float64)
     lhs, rhs = (ops.D_d(x) * r).sum(), (x * ops.Dt_d(r)).sum()
     assert abs(lhs - rhs) / abs(lhs) < 1e-10
     W, M, _ = ops.decomposed
-    assert torch.allclose(W.sum(-1), torch.ones(2, 3, 9, dtype=torch.float64))   # row-stochastic mixing
+    assert torch.allclose(W.sum(-1), torch.ones(2, 3, 9, dtype=torch.float64))  # row-stochastic mixing
 
 
 def test_identities_at_initialisation():
@@ -71,11 +71,11 @@ def test_identities_at_initialisation():
     x, y = torch.rand(1, 3, 8, 8, dtype=torch.float64), torch.rand(1, 3, 8, 8, dtype=torch.float64)
     out = mgda(x, y, 0)
     assert torch.allclose(out.r_h, x - y, atol=1e-12)
-    assert torch.allclose(out.v, x - 0.5 * (x - y), atol=1e-12)       # ρ_h = 0.5 when alone
+    assert torch.allclose(out.v, x - 0.5 * (x - y), atol=1e-12)  # ρ_h = 0.5 when alone
     est = DecomposedEstimator(4, 4)
     _, _, gain = est(torch.randn(1, 4, 8, 8))
     assert torch.allclose(gain, torch.ones_like(gain))
-    assert math.isclose(torch.sigmoid(est.lambda_w).item(), 1 / (1 + math.e ** 2), rel_tol=1e-6)
+    assert math.isclose(torch.sigmoid(est.lambda_w).item(), 1 / (1 + math.e**2), rel_tol=1e-6)
     dra = DRA(8, 2, prior_dim=16)
     feats, z = torch.randn(1, 8, 8, 8), torch.randn(1, 4, 16)
     assert torch.allclose(dra(feats, z), dra(feats, None), atol=1e-6)
@@ -110,7 +110,7 @@ def test_eval_deterministic_given_seed():
     b = r.restore(x, {"generator": torch.Generator().manual_seed(7)})
     c = r.restore(x, {"generator": torch.Generator().manual_seed(8)})
     assert torch.equal(a, b)
-    assert not torch.equal(a, c)                 # the prior noise reaches the output (PDR gate)
+    assert not torch.equal(a, c)  # the prior noise reaches the output (PDR gate)
     zero = _restorer(prior_noise="zero")
     zero.net.load_state_dict(r.net.state_dict())
     assert torch.equal(zero.restore(x, {"seed": 1}), zero.restore(x, {"seed": 2}))
@@ -140,8 +140,14 @@ def _zero_copy(r):
 def test_ablation_switches_change_the_network():
     full = sum(p.numel() for p in UnfoldLDM(config="tiny").net.parameters())
     x = torch.rand(1, 3, 16, 16)
-    for kw, part in [({"prior": False}, "drldm"), ({"mgda": "holistic"}, None), ({"mgda": "decomposed"}, None),
-                     ({"vss": False}, None), ({"n_tokens": 1}, None), ({"stages": 1}, None)]:
+    for kw, part in [
+        ({"prior": False}, "drldm"),
+        ({"mgda": "holistic"}, None),
+        ({"mgda": "decomposed"}, None),
+        ({"vss": False}, None),
+        ({"n_tokens": 1}, None),
+        ({"stages": 1}, None),
+    ]:
         r = _restorer(**kw)
         assert sum(p.numel() for p in r.net.parameters()) != full or kw == {"stages": 1}
         assert r.restore(x).shape == x.shape
@@ -154,17 +160,30 @@ def test_ablation_switches_change_the_network():
 def test_options_are_declared_and_validated():
     specs = declared_options(UnfoldLDM)
     if specs["config"].allowed == "str":
-        pytest.xfail("harness: Restorer.__init_subclass__'s wrapper hides the type hints "
-                     "(needs init.__wrapped__ = original_init)")
-    assert {"config", "checkpoint", "phase", "init", "stages", "prior", "mgda", "vss", "output_stage",
-            "tile", "tile_overlap"} <= set(specs)
+        pytest.xfail(
+            "harness: Restorer.__init_subclass__'s wrapper hides the type hints "
+            "(needs init.__wrapped__ = original_init)"
+        )
+    assert {
+        "config",
+        "checkpoint",
+        "phase",
+        "init",
+        "stages",
+        "prior",
+        "mgda",
+        "vss",
+        "output_stage",
+        "tile",
+        "tile_overlap",
+    } <= set(specs)
     assert "ablation" in specs["prior"].help
     with pytest.raises(OptionError):
         validate_options("restorer", "unfoldldm", specs, {"config": "huge"})
     with pytest.raises(OptionError):
         validate_options("restorer", "unfoldldm", specs, {"stages": 6})
     with pytest.raises(ValueError, match="checkpoint"):
-        UnfoldLDM(config="tiny").load(CPU)            # no silent random weights
+        UnfoldLDM(config="tiny").load(CPU)  # no silent random weights
 
 
 def test_model_complexity_counts_inference_parameters():
@@ -205,7 +224,7 @@ def test_phase_two_freezes_e_clean_and_warms_up_diffusion_only():
     assert not any(id(p) in trainable for p in prior.e_clean.parameters())
     assert all(id(p) in trainable for p in prior.e_cond.parameters())
     lq, gt = _pair()
-    warm = r.training_step(lq, gt, step=10, total_steps=100)       # first 25%: diffusion only
+    warm = r.training_step(lq, gt, step=10, total_steps=100)  # first 25%: diffusion only
     assert set(warm) == {"loss", "diffusion"}
     warm["loss"].backward()
     assert all(g is None for g in _grads(prior.e_clean))
@@ -244,8 +263,15 @@ def test_checkpoint_round_trip_and_phase_two_init(tmp_path):
         for p in r.net.parameters():
             p.add_(0.01 * torch.randn_like(p))
     path = tmp_path / "phase1.pt"
-    write_checkpoint(path, restorer="unfoldldm", config=r.config, model=r.state_dict(), ema=None,
-                     training=None, provenance={"test": True})
+    write_checkpoint(
+        path,
+        restorer="unfoldldm",
+        config=r.config,
+        model=r.state_dict(),
+        ema=None,
+        training=None,
+        provenance={"test": True},
+    )
     loaded = UnfoldLDM(config="tiny", checkpoint=str(path))
     loaded.load(CPU)
     assert loaded.weights and loaded.weights[-1]["sha256"]
@@ -256,10 +282,10 @@ def test_checkpoint_round_trip_and_phase_two_init(tmp_path):
     assert torch.equal(loaded.restore(x, meta()), reference)
     phase2 = UnfoldLDM(config="tiny", phase=2, init=str(path))
     phase2.setup_training(CPU)
-    for a, b in zip(phase2.net.parameters(), r.net.parameters()):
+    for a, b in zip(phase2.net.parameters(), r.net.parameters(), strict=True):
         assert torch.equal(a, b)
     with pytest.raises(ValueError):
-        UnfoldLDM(config="tiny", prior=False, checkpoint=str(path)).load(CPU)   # networks differ
+        UnfoldLDM(config="tiny", prior=False, checkpoint=str(path)).load(CPU)  # networks differ
 
 
 # Plug-and-play host ---------------------------------------------------------------------------------

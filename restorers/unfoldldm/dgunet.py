@@ -38,7 +38,9 @@ class LearnedOperator(nn.Module):
 
     def __init__(self, width: int):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 3, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 3, 3, padding=1)
+        )
         nn.init.zeros_(self.body[-1].weight)
         nn.init.zeros_(self.body[-1].bias)
 
@@ -68,8 +70,12 @@ class ProxCNN(nn.Module):
     def __init__(self, width: int, n_blocks: int = 3, prior_dim: int = 0):
         super().__init__()
         self.embed = nn.Conv2d(3, width, 3, padding=1)
-        self.blocks = nn.ModuleList(nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
-                                                  nn.Conv2d(width, width, 3, padding=1)) for _ in range(n_blocks))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1)
+            )
+            for _ in range(n_blocks)
+        )
         self.out = nn.Conv2d(width, 3, 3, padding=1)
         self.film = nn.Linear(prior_dim, 2 * width, bias=False) if prior_dim else None
         if self.film is not None:
@@ -89,19 +95,31 @@ class ProxCNN(nn.Module):
 class DGUNetPnP(UnfoldingRestorer):
     description = "Small DGUNet-style unfolding net; plug-and-play host for MGDA / DR-LDM / OCFormer; trained"
     degradations = ("noise", "blur", "rain", "lowlight")
-    paper = ("Mou, Wang, Zhang. Deep Generalized Unfolding Networks for Image Restoration. CVPR 2022 "
-             "(host); UnfoldLDM arXiv 2511.18152 (the parts swapped in)")
+    paper = (
+        "Mou, Wang, Zhang. Deep Generalized Unfolding Networks for Image Restoration. CVPR 2022 "
+        "(host); UnfoldLDM arXiv 2511.18152 (the parts swapped in)"
+    )
     licence = "our implementation; weights: whatever you train"
 
-    def __init__(self, config: Literal["tiny", "small"] = "small", gradient: Literal["dgunet", "mgda"] = "dgunet",
-                 prior: bool = False, proximal: Literal["cnn", "ocformer"] = "cnn", checkpoint: str | None = None,
-                 phase: Literal[1, 2] = 2, init: str | None = None, stages: Annotated[int, Range(1, 5)] = 3,
-                 output_stage: Annotated[int, Range(1, 5)] | None = None, tile: int | None = None,
-                 tile_overlap: Annotated[int, Range(0, 256)] = 32,
-                 prior_noise: Literal["gaussian", "zero"] = "gaussian", random_init: bool = False,
-                 isda_weight: Annotated[float, Range(0, None)] = 0.0,
-                 diffusion_weight: Annotated[float, Range(0, None)] = 1.0,
-                 warmup_fraction: Annotated[float, Range(0, 1)] = 0.25):
+    def __init__(
+        self,
+        config: Literal["tiny", "small"] = "small",
+        gradient: Literal["dgunet", "mgda"] = "dgunet",
+        prior: bool = False,
+        proximal: Literal["cnn", "ocformer"] = "cnn",
+        checkpoint: str | None = None,
+        phase: Literal[1, 2] = 2,
+        init: str | None = None,
+        stages: Annotated[int, Range(1, 5)] = 3,
+        output_stage: Annotated[int, Range(1, 5)] | None = None,
+        tile: int | None = None,
+        tile_overlap: Annotated[int, Range(0, 256)] = 32,
+        prior_noise: Literal["gaussian", "zero"] = "gaussian",
+        random_init: bool = False,
+        isda_weight: Annotated[float, Range(0, None)] = 0.0,
+        diffusion_weight: Annotated[float, Range(0, None)] = 1.0,
+        warmup_fraction: Annotated[float, Range(0, 1)] = 0.25,
+    ):
         """
         Args:
             config: size; MGDA / DR-LDM / OCFormer parts come from ``unfoldldm``'s config of that name.
@@ -123,12 +141,29 @@ class DGUNetPnP(UnfoldingRestorer):
         """
         super().__init__()
         self.size, self.gradient_kind, self.use_prior, self.proximal_kind = config, gradient, prior, proximal
-        self.part_names = ("mgda" if gradient == "mgda" else "gradient", "drldm",
-                           "ocformer" if proximal == "ocformer" else "proximal")
-        self._setup(checkpoint=checkpoint, phase=phase, init=init, stages=stages, output_stage=output_stage,
-                    tile=tile, tile_overlap=tile_overlap, prior_noise=prior_noise, random_init=random_init,
-                    isda_weight=isda_weight, diffusion_weight=diffusion_weight, warmup_fraction=warmup_fraction,
-                    isda_target="previous", isda_cross=False, isda_gt=False, deep_supervision=0.0)
+        self.part_names = (
+            "mgda" if gradient == "mgda" else "gradient",
+            "drldm",
+            "ocformer" if proximal == "ocformer" else "proximal",
+        )
+        self._setup(
+            checkpoint=checkpoint,
+            phase=phase,
+            init=init,
+            stages=stages,
+            output_stage=output_stage,
+            tile=tile,
+            tile_overlap=tile_overlap,
+            prior_noise=prior_noise,
+            random_init=random_init,
+            isda_weight=isda_weight,
+            diffusion_weight=diffusion_weight,
+            warmup_fraction=warmup_fraction,
+            isda_target="previous",
+            isda_cross=False,
+            isda_gt=False,
+            deep_supervision=0.0,
+        )
 
     def build_network(self) -> UnfoldingNetwork:
         cfg, width = CONFIGS[self.size], WIDTHS[self.size]
@@ -136,12 +171,24 @@ class DGUNetPnP(UnfoldingRestorer):
             gradient: nn.Module = MGDA(cfg.mgda_width, cfg.d_state, cfg.token_dim, self.stages)
         else:
             gradient = DGUGradient(width, self.stages)
-        prior = DRLDM(cfg.prior_dim, cfg.n_tokens, cfg.encoder_width, cfg.encoder_res, cfg.denoiser_hidden,
-                      cfg.denoiser_layers, cfg.diffusion_steps) if self.use_prior else None
+        prior = (
+            DRLDM(
+                cfg.prior_dim,
+                cfg.n_tokens,
+                cfg.encoder_width,
+                cfg.encoder_res,
+                cfg.denoiser_hidden,
+                cfg.denoiser_layers,
+                cfg.diffusion_steps,
+            )
+            if self.use_prior
+            else None
+        )
         prior_dim = cfg.prior_dim if self.use_prior else 0
         if self.proximal_kind == "ocformer":
-            proximal: nn.Module = OCFormer(cfg.dim, list(cfg.blocks), cfg.refinement, list(cfg.heads),
-                                           cfg.ffn_factor, prior_dim)
+            proximal: nn.Module = OCFormer(
+                cfg.dim, list(cfg.blocks), cfg.refinement, list(cfg.heads), cfg.ffn_factor, prior_dim
+            )
         else:
             proximal = ProxCNN(width, prior_dim=prior_dim)
         return UnfoldingNetwork(gradient, prior, proximal, self.stages)

@@ -30,23 +30,29 @@ class DiffusionSchedule(nn.Module):
 
     def __init__(self, steps: int = 3, linear_start: float = 0.1, linear_end: float = 0.99):
         super().__init__()
-        betas = torch.linspace(math.sqrt(linear_start), math.sqrt(linear_end), steps, dtype=torch.float64) ** 2
+        betas = (
+            torch.linspace(math.sqrt(linear_start), math.sqrt(linear_end), steps, dtype=torch.float64) ** 2
+        )
         alphas_cumprod = torch.cumprod(1 - betas, 0)
         prev = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
         self.steps = steps
-        for name, value in {"betas": betas, "alphas_cumprod": alphas_cumprod,
-                            "sqrt_alphas_cumprod": alphas_cumprod.sqrt(),
-                            "sqrt_one_minus_alphas_cumprod": (1 - alphas_cumprod).sqrt(),
-                            "coef1": betas * prev.sqrt() / (1 - alphas_cumprod),
-                            "coef2": (1 - prev) * (1 - betas).sqrt() / (1 - alphas_cumprod)}.items():
+        for name, value in {
+            "betas": betas,
+            "alphas_cumprod": alphas_cumprod,
+            "sqrt_alphas_cumprod": alphas_cumprod.sqrt(),
+            "sqrt_one_minus_alphas_cumprod": (1 - alphas_cumprod).sqrt(),
+            "coef1": betas * prev.sqrt() / (1 - alphas_cumprod),
+            "coef2": (1 - prev) * (1 - betas).sqrt() / (1 - alphas_cumprod),
+        }.items():
             self.register_buffer(name, value.float(), persistent=False)
 
 
 class ResBlock(nn.Module):
     def __init__(self, width: int):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.1),
-                                  nn.Conv2d(width, width, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(width, width, 3, padding=1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -64,19 +70,26 @@ class PriorEncoder(nn.Module):
         if side * side != n_tokens:
             raise ValueError(f"N_p must be a square (1, 4, 16, ...), got {n_tokens}")
         self.grid = side
-        self.body = nn.Sequential(nn.Conv2d(c_in, width, 3, padding=1), nn.LeakyReLU(0.1),
-                                  *[ResBlock(width) for _ in range(n_res)],
-                                  nn.Conv2d(width, prior_dim, 3, padding=1), nn.LeakyReLU(0.1))
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, width, 3, padding=1),
+            nn.LeakyReLU(0.1),
+            *[ResBlock(width) for _ in range(n_res)],
+            nn.Conv2d(width, prior_dim, 3, padding=1),
+            nn.LeakyReLU(0.1),
+        )
         self.norm_tokens = nn.LayerNorm(prior_dim)
-        self.token_mlp = nn.Sequential(nn.Linear(n_tokens, 2 * n_tokens), nn.GELU(), nn.Linear(2 * n_tokens, n_tokens))
+        self.token_mlp = nn.Sequential(
+            nn.Linear(n_tokens, 2 * n_tokens), nn.GELU(), nn.Linear(2 * n_tokens, n_tokens)
+        )
         self.norm_channels = nn.LayerNorm(prior_dim)
-        self.channel_mlp = nn.Sequential(nn.Linear(prior_dim, 2 * prior_dim), nn.GELU(),
-                                         nn.Linear(2 * prior_dim, prior_dim))
+        self.channel_mlp = nn.Sequential(
+            nn.Linear(prior_dim, 2 * prior_dim), nn.GELU(), nn.Linear(2 * prior_dim, prior_dim)
+        )
         self.out = nn.Sequential(nn.Linear(prior_dim, prior_dim), nn.LeakyReLU(0.1))
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        maps = F.adaptive_avg_pool2d(self.body(u), self.grid)                      # (B, C_p, √N_p, √N_p)
-        tokens = maps.flatten(2).transpose(1, 2)                                    # (B, N_p, C_p)
+        maps = F.adaptive_avg_pool2d(self.body(u), self.grid)  # (B, C_p, √N_p, √N_p)
+        tokens = maps.flatten(2).transpose(1, 2)  # (B, N_p, C_p)
         tokens = tokens + self.token_mlp(self.norm_tokens(tokens).transpose(1, 2)).transpose(1, 2)
         tokens = tokens + self.channel_mlp(self.norm_channels(tokens))
         return self.out(tokens)
@@ -112,8 +125,16 @@ class DRLDM(nn.Module):
         steps: diffusion steps ``T`` (3 in the paper).
     """
 
-    def __init__(self, prior_dim: int, n_tokens: int, width: int, n_res: int, hidden: int, n_layers: int,
-                 steps: int = 3):
+    def __init__(
+        self,
+        prior_dim: int,
+        n_tokens: int,
+        width: int,
+        n_res: int,
+        hidden: int,
+        n_layers: int,
+        steps: int = 3,
+    ):
         super().__init__()
         self.prior_dim, self.n_tokens = prior_dim, n_tokens
         self.e_clean = PriorEncoder(96, width, n_res, n_tokens, prior_dim)
@@ -130,7 +151,7 @@ class DRLDM(nn.Module):
         s = self.schedule
         for t in range(start, -1, -1):
             z0_hat = self.denoiser(cond, t, z)
-            z = s.coef1[t] * z0_hat + s.coef2[t] * z        # t = 0: coef1 = 1, coef2 = 0 → ẑ_0
+            z = s.coef1[t] * z0_hat + s.coef2[t] * z  # t = 0: coef1 = 1, coef2 = 0 → ẑ_0
         return z
 
     def generate(self, v: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

@@ -15,9 +15,16 @@ from restorers.unfoldldm.mgda import MGDAOutput
 IsdaTarget = Literal["previous", "current"]
 
 
-def isda_loss(stages: list[MGDAOutput], inputs: list[torch.Tensor], outputs: list[torch.Tensor],
-              y: torch.Tensor, gt: torch.Tensor | None = None, target: IsdaTarget = "previous",
-              cross: bool = False, gt_anchor: bool = False) -> torch.Tensor:
+def isda_loss(
+    stages: list[MGDAOutput],
+    inputs: list[torch.Tensor],
+    outputs: list[torch.Tensor],
+    y: torch.Tensor,
+    gt: torch.Tensor | None = None,
+    target: IsdaTarget = "previous",
+    cross: bool = False,
+    gt_anchor: bool = False,
+) -> torch.Tensor:
     """Intra-stage degradation-aware consistency over stages ``k = 2..K`` (0 for ``K = 1``).
 
     Default: ``mean_k(‖A_D^{(k)}(x_{k−1}) − y‖₁ + ‖D_d^{(k)}(x_{k−1}) − y‖₁)`` = the residuals MGDA
@@ -48,7 +55,7 @@ def isda_loss(stages: list[MGDAOutput], inputs: list[torch.Tensor], outputs: lis
             if ops.decomposed is not None:
                 term = term + F.l1_loss(ops.D_d(x_k), y)
         if cross and out.r_h is not None and out.r_d is not None:
-            term = term + F.l1_loss(out.r_h, out.r_d)          # = ‖A_D(x) − D_d(x)‖₁
+            term = term + F.l1_loss(out.r_h, out.r_d)  # = ‖A_D(x) − D_d(x)‖₁
         if gt_anchor and gt is not None:
             if ops.holistic is not None:
                 term = term + F.l1_loss(ops.D_h(gt), y)
@@ -60,4 +67,4 @@ def isda_loss(stages: list[MGDAOutput], inputs: list[torch.Tensor], outputs: lis
 
 def diffusion_loss(z_hat: list[torch.Tensor], z0: list[torch.Tensor]) -> torch.Tensor:
     """``L_diff = mean_k ‖ẑ_0^{(k)} − z_0^{(k)}‖₁`` with ``z_0 = E_clean(x_gt, v_k)`` detached."""
-    return torch.stack([F.l1_loss(a, b.detach()) for a, b in zip(z_hat, z0)]).mean()
+    return torch.stack([F.l1_loss(a, b.detach()) for a, b in zip(z_hat, z0, strict=True)]).mean()

@@ -67,11 +67,11 @@ class DecomposedEstimator(nn.Module):
         self.channels, self.token_dim = channels, token_dim
         self.row_proj = nn.Linear(width, 2 * channels * token_dim)
         self.col_proj = nn.Linear(width, 2 * channels * token_dim)
-        self.lambda_w = nn.Parameter(torch.full((1,), -2.0))   # σ(−2) ≈ 0.12: near-identity at init
+        self.lambda_w = nn.Parameter(torch.full((1,), -2.0))  # σ(−2) ≈ 0.12: near-identity at init
         self.lambda_m = nn.Parameter(torch.full((1,), -2.0))  # shape (1,): 0-dim breaks weights_digest
         self.gain = nn.Linear(width, channels)
         nn.init.zeros_(self.gain.weight)
-        nn.init.constant_(self.gain.bias, math.log(math.e - 1.0))   # softplus(b0) = 1
+        nn.init.constant_(self.gain.bias, math.log(math.e - 1.0))  # softplus(b0) = 1
 
     def _mixing(self, tokens: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
         batch, length, _ = tokens.shape
@@ -79,8 +79,8 @@ class DecomposedEstimator(nn.Module):
         return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.token_dim), dim=-1)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        rows = features.mean(dim=3).transpose(1, 2)                               # (B, H, C_g)
-        cols = features.mean(dim=2).transpose(1, 2)                               # (B, W, C_g)
+        rows = features.mean(dim=3).transpose(1, 2)  # (B, H, C_g)
+        cols = features.mean(dim=2).transpose(1, 2)  # (B, W, C_g)
         s_w, s_m = self._mixing(rows, self.row_proj), self._mixing(cols, self.col_proj)
         lam_w, lam_m = torch.sigmoid(self.lambda_w), torch.sigmoid(self.lambda_m)
         eye_h = torch.eye(s_w.shape[-1], dtype=s_w.dtype, device=s_w.device)
@@ -137,8 +137,17 @@ class MGDA(nn.Module):
         chunk: CPU scan chunk length.
     """
 
-    def __init__(self, width: int, d_state: int, token_dim: int, stages: int, granularity: Granularity = "both",
-                 vss: bool = True, share_steps: bool = False, chunk: int | None = None):
+    def __init__(
+        self,
+        width: int,
+        d_state: int,
+        token_dim: int,
+        stages: int,
+        granularity: Granularity = "both",
+        vss: bool = True,
+        share_steps: bool = False,
+        chunk: int | None = None,
+    ):
         super().__init__()
         block = VSSBlock if vss else ConvBlock
         self.granularity = granularity

@@ -38,11 +38,11 @@ def gaussian_noise(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
 class UnfoldingTrace:
     """Everything a forward produces that a loss or a test may need."""
 
-    inputs: list[torch.Tensor] = field(default_factory=list)      # x_{k−1}
-    outputs: list[torch.Tensor] = field(default_factory=list)     # x_k
+    inputs: list[torch.Tensor] = field(default_factory=list)  # x_{k−1}
+    outputs: list[torch.Tensor] = field(default_factory=list)  # x_k
     gradient: list[MGDAOutput] = field(default_factory=list)
-    z_hat: list[torch.Tensor] = field(default_factory=list)       # generated ẑ_0 (Phase II / eval)
-    z0: list[torch.Tensor] = field(default_factory=list)          # E_clean targets
+    z_hat: list[torch.Tensor] = field(default_factory=list)  # generated ẑ_0 (Phase II / eval)
+    z0: list[torch.Tensor] = field(default_factory=list)  # E_clean targets
 
 
 class UnfoldingNetwork(nn.Module):
@@ -59,8 +59,9 @@ class UnfoldingNetwork(nn.Module):
         super().__init__()
         self.gradient, self.prior, self.proximal, self.stages = gradient, prior, proximal, stages
 
-    def _prior(self, v: torch.Tensor, gt: torch.Tensor | None, mode: Mode, noise: NoiseFn,
-               trace: UnfoldingTrace) -> torch.Tensor | None:
+    def _prior(
+        self, v: torch.Tensor, gt: torch.Tensor | None, mode: Mode, noise: NoiseFn, trace: UnfoldingTrace
+    ) -> torch.Tensor | None:
         prior = self.prior
         if prior is None:
             return None
@@ -75,7 +76,7 @@ class UnfoldingNetwork(nn.Module):
             z = prior.clean_prior(gt, v)
             trace.z0.append(z)
             return z
-        with torch.no_grad():                       # E_clean is the frozen Phase-I teacher
+        with torch.no_grad():  # E_clean is the frozen Phase-I teacher
             z0 = prior.clean_prior(gt, v)
         trace.z0.append(z0)
         if mode == "warmup":
@@ -87,8 +88,14 @@ class UnfoldingNetwork(nn.Module):
         trace.z_hat.append(z_hat)
         return z_hat
 
-    def forward(self, y: torch.Tensor, gt: torch.Tensor | None = None, mode: Mode = "eval",
-                noise: NoiseFn = gaussian_noise, stop_at: int | None = None) -> UnfoldingTrace:
+    def forward(
+        self,
+        y: torch.Tensor,
+        gt: torch.Tensor | None = None,
+        mode: Mode = "eval",
+        noise: NoiseFn = gaussian_noise,
+        stop_at: int | None = None,
+    ) -> UnfoldingTrace:
         trace = UnfoldingTrace()
         x = y
         last = self.stages if stop_at is None else min(stop_at, self.stages)

@@ -54,7 +54,7 @@ class DRA(nn.Module):
             self.film = nn.Linear(prior_dim, 2 * dim, bias=False)
             nn.init.zeros_(self.film.weight)
             self.prior_kv = nn.Linear(prior_dim, 2 * dim, bias=False)
-            nn.init.zeros_(self.prior_kv.weight[dim:])          # V_p half: prior branch = 0 at init
+            nn.init.zeros_(self.prior_kv.weight[dim:])  # V_p half: prior branch = 0 at init
             self.prior_temperature = nn.Parameter(torch.ones(heads, 1, 1))
 
     def forward(self, x: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
@@ -62,13 +62,17 @@ class DRA(nn.Module):
         z_mean = None if z is None else z.mean(dim=1)
         u = _film(self.film, x, z_mean)
         q, k, v = self.qkv_dwconv(self.qkv(u)).reshape(batch, 3, self.heads, dim // self.heads, -1).unbind(1)
-        qn, kn = F.normalize(q, dim=-1), F.normalize(k, dim=-1)                  # over HW
+        qn, kn = F.normalize(q, dim=-1), F.normalize(k, dim=-1)  # over HW
         out = torch.softmax(qn @ kn.transpose(-1, -2) * self.temperature, dim=-1) @ v  # (B,h,c_h,HW)
         if self.prior_kv is not None and z is not None:
-            k_p, v_p = self.prior_kv(z).reshape(batch, -1, 2, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-            q_t = F.normalize(q.transpose(-1, -2), dim=-1)                       # (B,h,HW,c_h), over c_h
-            attn = torch.softmax(q_t @ F.normalize(k_p, dim=-1).transpose(-1, -2) * self.prior_temperature, -1)
-            out = out + (attn @ v_p).transpose(-1, -2)                           # (B,h,c_h,HW)
+            k_p, v_p = (
+                self.prior_kv(z).reshape(batch, -1, 2, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+            )
+            q_t = F.normalize(q.transpose(-1, -2), dim=-1)  # (B,h,HW,c_h), over c_h
+            attn = torch.softmax(
+                q_t @ F.normalize(k_p, dim=-1).transpose(-1, -2) * self.prior_temperature, -1
+            )
+            out = out + (attn @ v_p).transpose(-1, -2)  # (B,h,c_h,HW)
         return self.project_out(out.reshape(batch, dim, height, width))
 
 
@@ -97,7 +101,9 @@ class PDR(nn.Module):
         high = u - F.avg_pool2d(u, 3, stride=1, padding=1, count_include_pad=False)
         detail = self.detail_dwconv(self.detail_in(high))
         # Without a prior the detail branch is gated by σ(0) = ½, the value the prior gate has at z = 0.
-        gate = 0.5 if self.gate is None or z_mean is None else torch.sigmoid(self.gate(z_mean))[..., None, None]
+        gate = (
+            0.5 if self.gate is None or z_mean is None else torch.sigmoid(self.gate(z_mean))[..., None, None]
+        )
         return self.project_out(hidden + gate * detail)
 
 
@@ -136,24 +142,41 @@ class OCFormer(nn.Module):
         prior_dim: ``C_p``; 0 builds no prior layers.
     """
 
-    def __init__(self, dim: int, blocks: list[int], refinement: int, heads: list[int], ffn_factor: float,
-                 prior_dim: int):
+    def __init__(
+        self,
+        dim: int,
+        blocks: list[int],
+        refinement: int,
+        heads: list[int],
+        ffn_factor: float,
+        prior_dim: int,
+    ):
         super().__init__()
         levels = len(blocks)
-        dims = [dim * 2 ** i for i in range(levels)]
+        dims = [dim * 2**i for i in range(levels)]
         self.embed = nn.Conv2d(3, dim, 3, padding=1, bias=False)
-        self.encoders = nn.ModuleList(Level(blocks[i], dims[i], heads[i], ffn_factor, prior_dim)
-                                      for i in range(levels - 1))
-        self.downs = nn.ModuleList(nn.Sequential(nn.Conv2d(dims[i], dims[i] // 2, 3, padding=1, bias=False),
-                                                 nn.PixelUnshuffle(2)) for i in range(levels - 1))
+        self.encoders = nn.ModuleList(
+            Level(blocks[i], dims[i], heads[i], ffn_factor, prior_dim) for i in range(levels - 1)
+        )
+        self.downs = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(dims[i], dims[i] // 2, 3, padding=1, bias=False), nn.PixelUnshuffle(2))
+            for i in range(levels - 1)
+        )
         self.latent = Level(blocks[-1], dims[-1], heads[-1], ffn_factor, prior_dim)
-        self.ups = nn.ModuleList(nn.Sequential(nn.Conv2d(dims[i + 1], 2 * dims[i + 1], 3, padding=1, bias=False),
-                                               nn.PixelShuffle(2)) for i in range(levels - 1))
+        self.ups = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(dims[i + 1], 2 * dims[i + 1], 3, padding=1, bias=False), nn.PixelShuffle(2)
+            )
+            for i in range(levels - 1)
+        )
         # Level 1 keeps the concatenated 2·dim channels (Restormer); deeper levels reduce back.
-        self.reduces = nn.ModuleList(nn.Conv2d(2 * dims[i], dims[i], 1, bias=False) if i else nn.Identity()
-                                     for i in range(levels - 1))
-        self.decoders = nn.ModuleList(Level(blocks[i], dims[i] * (2 if i == 0 else 1), heads[i], ffn_factor,
-                                            prior_dim) for i in range(levels - 1))
+        self.reduces = nn.ModuleList(
+            nn.Conv2d(2 * dims[i], dims[i], 1, bias=False) if i else nn.Identity() for i in range(levels - 1)
+        )
+        self.decoders = nn.ModuleList(
+            Level(blocks[i], dims[i] * (2 if i == 0 else 1), heads[i], ffn_factor, prior_dim)
+            for i in range(levels - 1)
+        )
         self.refinement = Level(refinement, 2 * dim, heads[0], ffn_factor, prior_dim)
         self.output = nn.Conv2d(2 * dim, 3, 3, padding=1, bias=False)
 
@@ -164,7 +187,7 @@ class OCFormer(nn.Module):
     def forward(self, v: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         x = self.embed(v)
         skips = []
-        for encoder, down in zip(self.encoders, self.downs):
+        for encoder, down in zip(self.encoders, self.downs, strict=True):
             x = encoder(x, z)
             skips.append(x)
             x = down(x)

@@ -25,8 +25,10 @@ from restorers.unfoldldm.mgda import MGDA, Granularity
 from restorers.unfoldldm.model import Mode, UnfoldingNetwork, UnfoldingTrace
 from restorers.unfoldldm.ocformer import OCFormer
 
-PAPER = ("He, Zhang, Chen, Yang, Fang, Lin, Xiao, Farsiu. UnfoldLDM: Deep Unfolding-based Blind "
-         "Image Restoration with Latent Diffusion Priors. arXiv 2511.18152, 2025")
+PAPER = (
+    "He, Zhang, Chen, Yang, Fang, Lin, Xiao, Farsiu. UnfoldLDM: Deep Unfolding-based Blind "
+    "Image Restoration with Latent Diffusion Priors. arXiv 2511.18152, 2025"
+)
 
 
 class UnfoldingRestorer(Restorer):
@@ -38,10 +40,26 @@ class UnfoldingRestorer(Restorer):
     #: Checkpoint names of the three parts, as in the paper's figure.
     part_names: tuple[str, str, str] = ("mgda", "drldm", "ocformer")
 
-    def _setup(self, *, checkpoint: str | None, phase: int, init: str | None, stages: int,
-               output_stage: int | None, tile: int | None, tile_overlap: int, prior_noise: str,
-               random_init: bool, isda_weight: float, diffusion_weight: float, warmup_fraction: float,
-               isda_target: IsdaTarget, isda_cross: bool, isda_gt: bool, deep_supervision: float) -> None:
+    def _setup(
+        self,
+        *,
+        checkpoint: str | None,
+        phase: int,
+        init: str | None,
+        stages: int,
+        output_stage: int | None,
+        tile: int | None,
+        tile_overlap: int,
+        prior_noise: str,
+        random_init: bool,
+        isda_weight: float,
+        diffusion_weight: float,
+        warmup_fraction: float,
+        isda_target: IsdaTarget,
+        isda_cross: bool,
+        isda_gt: bool,
+        deep_supervision: float,
+    ) -> None:
         if output_stage is not None and not 1 <= output_stage <= stages:
             raise ValueError(f"output_stage={output_stage} must lie in 1..stages={stages}")
         if tile is not None and tile and tile < 32:
@@ -50,7 +68,11 @@ class UnfoldingRestorer(Restorer):
         self.output_stage, self.tile_overlap, self.prior_noise = output_stage, tile_overlap, prior_noise
         self.tile = (tile // 8) * 8 if tile else None
         self.random_init = random_init
-        self.isda_weight, self.diffusion_weight, self.warmup_fraction = isda_weight, diffusion_weight, warmup_fraction
+        self.isda_weight, self.diffusion_weight, self.warmup_fraction = (
+            isda_weight,
+            diffusion_weight,
+            warmup_fraction,
+        )
         self.isda_target, self.isda_cross, self.isda_gt = isda_target, isda_cross, isda_gt
         self.deep_supervision = deep_supervision
         self.net = self.build_network()
@@ -66,11 +88,15 @@ class UnfoldingRestorer(Restorer):
     def check_assets(self) -> None:
         for path in (self.checkpoint,):
             if path and not Path(path).expanduser().is_file():
-                raise FileNotFoundError(f"{self.name}: checkpoint {path} does not exist; train one with "
-                                        f"`bench train -r {self.name} ... --out {path}`")
+                raise FileNotFoundError(
+                    f"{self.name}: checkpoint {path} does not exist; train one with "
+                    f"`bench train -r {self.name} ... --out {path}`"
+                )
         if not self.checkpoint and not self.random_init:
-            raise ValueError(f"{self.name} has no published weights: give checkpoint=PATH (from `bench "
-                             f"train`), or random_init=true to time an untrained network")
+            raise ValueError(
+                f"{self.name} has no published weights: give checkpoint=PATH (from `bench "
+                f"train`), or random_init=true to time an untrained network"
+            )
 
     def load(self, device: torch.device) -> None:
         self.check_assets()
@@ -79,7 +105,8 @@ class UnfoldingRestorer(Restorer):
         super().load(device)
 
     def train_modules(self) -> dict[str, nn.Module]:
-        parts = dict(zip(self.part_names, (self.net.gradient, self.net.prior, self.net.proximal)))
+        modules = (self.net.gradient, self.net.prior, self.net.proximal)
+        parts = dict(zip(self.part_names, modules, strict=True))
         return {name: module for name, module in parts.items() if module is not None}
 
     # Inference --------------------------------------------------------------------------------
@@ -87,7 +114,7 @@ class UnfoldingRestorer(Restorer):
         if self.prior_noise == "zero":
             return lambda shape, like: like.new_zeros(shape)
         generator = meta.get("generator")
-        if generator is None:   # direct calls without the runner: still reproducible
+        if generator is None:  # direct calls without the runner: still reproducible
             generator = torch.Generator().manual_seed(int(meta.get("seed", 0)))
         return lambda shape, like: torch.randn(shape, generator=generator).to(like.device, like.dtype)
 
@@ -115,9 +142,9 @@ class UnfoldingRestorer(Restorer):
         weight = torch.zeros_like(lq[:, :1])
         for top in rows:
             for left in cols:
-                patch = lq[..., top:top + th, left:left + tw]
-                out[..., top:top + th, left:left + tw] += self._forward(patch, noise)
-                weight[..., top:top + th, left:left + tw] += 1
+                patch = lq[..., top : top + th, left : left + tw]
+                out[..., top : top + th, left : left + tw] += self._forward(patch, noise)
+                weight[..., top : top + th, left : left + tw] += 1
         return out / weight
 
     # Training ---------------------------------------------------------------------------------
@@ -144,8 +171,9 @@ class UnfoldingRestorer(Restorer):
             return "phase1"
         return "warmup" if step < self.warmup_fraction * total_steps else "phase2"
 
-    def training_step(self, lq: torch.Tensor, gt: torch.Tensor, step: int,
-                      total_steps: int) -> dict[str, torch.Tensor]:
+    def training_step(
+        self, lq: torch.Tensor, gt: torch.Tensor, step: int, total_steps: int
+    ) -> dict[str, torch.Tensor]:
         height, width = lq.shape[-2:]
         m = self.pad_multiple
         pad = (0, (-width) % m, 0, (-height) % m)
@@ -166,8 +194,16 @@ class UnfoldingRestorer(Restorer):
         if self.deep_supervision:
             for x_k in trace.outputs[:-1]:
                 loss = loss + self.deep_supervision * F.l1_loss(crop(x_k), crop(gt))
-        losses["isda"] = isda_loss(trace.gradient, trace.inputs, trace.outputs, lq, gt, self.isda_target,
-                                   self.isda_cross, self.isda_gt)
+        losses["isda"] = isda_loss(
+            trace.gradient,
+            trace.inputs,
+            trace.outputs,
+            lq,
+            gt,
+            self.isda_target,
+            self.isda_cross,
+            self.isda_gt,
+        )
         loss = loss + self.isda_weight * losses["isda"]
         if "diffusion" in losses:
             loss = loss + self.diffusion_weight * losses["diffusion"]
@@ -182,18 +218,32 @@ class UnfoldLDM(UnfoldingRestorer):
     paper = PAPER
     licence = "our implementation from the paper (no official code); weights: whatever you train"
 
-    def __init__(self, config: ConfigName = "small", checkpoint: str | None = None, phase: Literal[1, 2] = 2,
-                 init: str | None = None, stages: Annotated[int, Range(1, 5)] = 3, prior: bool = True,
-                 mgda: Granularity = "both", vss: bool = True, share_steps: bool = False,
-                 n_tokens: Literal[1, 4, 16] | None = None, output_stage: Annotated[int, Range(1, 5)] | None = None,
-                 tile: int | None = None, tile_overlap: Annotated[int, Range(0, 256)] = 32,
-                 prior_noise: Literal["gaussian", "zero"] = "gaussian", random_init: bool = False,
-                 scan_chunk: Annotated[int, Range(1, 65536)] | None = None,
-                 isda_weight: Annotated[float, Range(0, None)] = 0.1,
-                 diffusion_weight: Annotated[float, Range(0, None)] = 1.0,
-                 warmup_fraction: Annotated[float, Range(0, 1)] = 0.25,
-                 isda_target: IsdaTarget = "previous", isda_cross: bool = False, isda_gt: bool = False,
-                 deep_supervision: Annotated[float, Range(0, None)] = 0.0):
+    def __init__(
+        self,
+        config: ConfigName = "small",
+        checkpoint: str | None = None,
+        phase: Literal[1, 2] = 2,
+        init: str | None = None,
+        stages: Annotated[int, Range(1, 5)] = 3,
+        prior: bool = True,
+        mgda: Granularity = "both",
+        vss: bool = True,
+        share_steps: bool = False,
+        n_tokens: Literal[1, 4, 16] | None = None,
+        output_stage: Annotated[int, Range(1, 5)] | None = None,
+        tile: int | None = None,
+        tile_overlap: Annotated[int, Range(0, 256)] = 32,
+        prior_noise: Literal["gaussian", "zero"] = "gaussian",
+        random_init: bool = False,
+        scan_chunk: Annotated[int, Range(1, 65536)] | None = None,
+        isda_weight: Annotated[float, Range(0, None)] = 0.1,
+        diffusion_weight: Annotated[float, Range(0, None)] = 1.0,
+        warmup_fraction: Annotated[float, Range(0, 1)] = 0.25,
+        isda_target: IsdaTarget = "previous",
+        isda_cross: bool = False,
+        isda_gt: bool = False,
+        deep_supervision: Annotated[float, Range(0, None)] = 0.0,
+    ):
         """
         Args:
             config: size (spec §6): ``tiny`` (tests), ``small`` (CPU, every component), ``full``
@@ -227,32 +277,81 @@ class UnfoldLDM(UnfoldingRestorer):
         self.use_prior, self.granularity, self.vss, self.share_steps = prior, mgda, vss, share_steps
         self.n_tokens = n_tokens or self.cfg.n_tokens
         self.scan_chunk = scan_chunk
-        self._setup(checkpoint=checkpoint, phase=phase, init=init, stages=stages, output_stage=output_stage,
-                    tile=tile, tile_overlap=tile_overlap, prior_noise=prior_noise, random_init=random_init,
-                    isda_weight=isda_weight, diffusion_weight=diffusion_weight, warmup_fraction=warmup_fraction,
-                    isda_target=isda_target, isda_cross=isda_cross, isda_gt=isda_gt,
-                    deep_supervision=deep_supervision)
+        self._setup(
+            checkpoint=checkpoint,
+            phase=phase,
+            init=init,
+            stages=stages,
+            output_stage=output_stage,
+            tile=tile,
+            tile_overlap=tile_overlap,
+            prior_noise=prior_noise,
+            random_init=random_init,
+            isda_weight=isda_weight,
+            diffusion_weight=diffusion_weight,
+            warmup_fraction=warmup_fraction,
+            isda_target=isda_target,
+            isda_cross=isda_cross,
+            isda_gt=isda_gt,
+            deep_supervision=deep_supervision,
+        )
 
     def build_network(self) -> UnfoldingNetwork:
-        return build_unfoldldm(self.cfg, self.stages, self.use_prior, self.granularity, self.vss,
-                               self.share_steps, self.n_tokens, self.scan_chunk)
+        return build_unfoldldm(
+            self.cfg,
+            self.stages,
+            self.use_prior,
+            self.granularity,
+            self.vss,
+            self.share_steps,
+            self.n_tokens,
+            self.scan_chunk,
+        )
 
     def info(self):
         record = super().info()
-        record.config = {**record.config,
-                         "complexity": model_complexity(self.config.get("config", "small"), self.stages)}
+        record.config = {
+            **record.config,
+            "complexity": model_complexity(self.config.get("config", "small"), self.stages),
+        }
         return record
 
 
-def build_unfoldldm(cfg, stages: int = 3, prior: bool = True, granularity: Granularity = "both",
-                    vss: bool = True, share_steps: bool = False, n_tokens: int | None = None,
-                    scan_chunk: int | None = None) -> UnfoldingNetwork:
+def build_unfoldldm(
+    cfg,
+    stages: int = 3,
+    prior: bool = True,
+    granularity: Granularity = "both",
+    vss: bool = True,
+    share_steps: bool = False,
+    n_tokens: int | None = None,
+    scan_chunk: int | None = None,
+) -> UnfoldingNetwork:
     """MGDA + DR-LDM + OCFormer for a :class:`~restorers.unfoldldm.configs.UnfoldLDMConfig`."""
-    gradient = MGDA(cfg.mgda_width, cfg.d_state, cfg.token_dim, stages, granularity, vss, share_steps, scan_chunk)
-    drldm = DRLDM(cfg.prior_dim, n_tokens or cfg.n_tokens, cfg.encoder_width, cfg.encoder_res,
-                  cfg.denoiser_hidden, cfg.denoiser_layers, cfg.diffusion_steps) if prior else None
-    proximal = OCFormer(cfg.dim, list(cfg.blocks), cfg.refinement, list(cfg.heads), cfg.ffn_factor,
-                        cfg.prior_dim if prior else 0)
+    gradient = MGDA(
+        cfg.mgda_width, cfg.d_state, cfg.token_dim, stages, granularity, vss, share_steps, scan_chunk
+    )
+    drldm = (
+        DRLDM(
+            cfg.prior_dim,
+            n_tokens or cfg.n_tokens,
+            cfg.encoder_width,
+            cfg.encoder_res,
+            cfg.denoiser_hidden,
+            cfg.denoiser_layers,
+            cfg.diffusion_steps,
+        )
+        if prior
+        else None
+    )
+    proximal = OCFormer(
+        cfg.dim,
+        list(cfg.blocks),
+        cfg.refinement,
+        list(cfg.heads),
+        cfg.ffn_factor,
+        cfg.prior_dim if prior else 0,
+    )
     return UnfoldingNetwork(gradient, drldm, proximal, stages)
 
 
@@ -261,12 +360,15 @@ def scan_macs(net: UnfoldingNetwork, height: int, width: int) -> int:
     d_in × L × N × 3 (decay·state, input, output contraction)."""
     from restorers.unfoldldm.vss import SS2D
 
-    per_call = sum(m.directions * m.d_inner * height * width * m.d_state * 3
-                   for m in net.gradient.modules() if isinstance(m, SS2D))
+    per_call = sum(
+        m.directions * m.d_inner * height * width * m.d_state * 3
+        for m in net.gradient.modules()
+        if isinstance(m, SS2D)
+    )
     return per_call * net.stages
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model_complexity(config: str = "small", stages: int = 3, size: int = 256) -> dict[str, int]:
     """Parameters and MACs of one inference forward at ``size``² (``bench list`` / ``info``).
 
@@ -285,5 +387,8 @@ def model_complexity(config: str = "small", stages: int = 3, size: int = 256) ->
             net(x, mode="eval", noise=lambda shape, like: torch.empty(shape, device="meta"))
     total = sum(p.numel() for p in net.parameters())
     e_clean = sum(p.numel() for p in net.prior.e_clean.parameters())
-    return {"params": total - e_clean, "params_train": total,
-            f"macs_{size}": counter.get_total_flops() // 2 + scan_macs(net, size, size)}
+    return {
+        "params": total - e_clean,
+        "params_train": total,
+        f"macs_{size}": counter.get_total_flops() // 2 + scan_macs(net, size, size),
+    }

@@ -51,7 +51,9 @@ def mamba_available() -> bool:
     return _mamba_scan_fn is not None
 
 
-def _prepare_delta(delta: torch.Tensor, delta_bias: torch.Tensor | None, delta_softplus: bool) -> torch.Tensor:
+def _prepare_delta(
+    delta: torch.Tensor, delta_bias: torch.Tensor | None, delta_softplus: bool
+) -> torch.Tensor:
     if delta_bias is not None:
         delta = delta + delta_bias[..., None]
     return F.softplus(delta) if delta_softplus else delta
@@ -60,10 +62,16 @@ def _prepare_delta(delta: torch.Tensor, delta_bias: torch.Tensor | None, delta_s
 # ------------------------------------------------------------------------------------------------
 # Sequential reference
 # ------------------------------------------------------------------------------------------------
-def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
-                             C: torch.Tensor, D: torch.Tensor | None = None,
-                             delta_bias: torch.Tensor | None = None,
-                             delta_softplus: bool = False) -> torch.Tensor:
+def selective_scan_reference(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+) -> torch.Tensor:
     """The recurrence as written, one time step after the other (slow; autograd-differentiable).
 
     Args:
@@ -84,9 +92,9 @@ def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tens
     h = u.new_zeros(batch, dim, A.shape[1])
     ys = []
     for t in range(length):
-        decay = torch.exp(dt[:, :, t, None] * A)                      # (B, D, N)
+        decay = torch.exp(dt[:, :, t, None] * A)  # (B, D, N)
         h = decay * h + (dt[:, :, t] * u[:, :, t])[..., None] * Bx[..., t]
-        ys.append((h * Cx[..., t]).sum(-1))                           # (B, D)
+        ys.append((h * Cx[..., t]).sum(-1))  # (B, D)
     y = torch.stack(ys, dim=-1)
     return y if D is None else y + D[:, None] * u
 
@@ -131,12 +139,12 @@ class ChunkedSelectiveScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, dt, A, B, C, chunk: int | None = None):  # noqa: D401
         batch, dim, length, groups, per, n_state, chunk, n_c = ChunkedSelectiveScan._shapes(u, A, B, chunk)
-        dt_c = _to_chunks(dt.reshape(batch, groups, per, length), chunk, n_c)        # (T,B,G,E,n_c)
+        dt_c = _to_chunks(dt.reshape(batch, groups, per, length), chunk, n_c)  # (T,B,G,E,n_c)
         du_c = _to_chunks((dt * u).reshape(batch, groups, per, length), chunk, n_c)
         # B, C: (B,G,N,L) → (T, B, G, 1, n_c, N)
         B_c = _to_chunks(B, chunk, n_c).movedim(3, -1).unsqueeze(3).contiguous()
         C_c = _to_chunks(C, chunk, n_c).movedim(3, -1).unsqueeze(3).contiguous()
-        A_g = A.reshape(groups, per, 1, n_state)                                        # (G,E,1,N)
+        A_g = A.reshape(groups, per, 1, n_state)  # (G,E,1,N)
 
         # Pass 1: every chunk from a zero state → chunk-end local states S_c.
         h = u.new_zeros(batch, groups, per, n_c, n_state)
@@ -146,7 +154,7 @@ class ChunkedSelectiveScan(torch.autograd.Function):
             decay.exp_()
             h.mul_(decay).addcmul_(du_c[t, ..., None], B_c[t])
         # Cross-chunk scan: h_in[c] = exp(A ΣΔ_{c-1}) h_in[c-1] + S[c-1].
-        chunk_decay = torch.exp(dt_c.sum(0)[..., None] * A_g)                          # (B,G,E,n_c,N)
+        chunk_decay = torch.exp(dt_c.sum(0)[..., None] * A_g)  # (B,G,E,n_c,N)
         h_in = torch.zeros_like(h)
         for c in range(1, n_c):
             h_in[..., c, :] = chunk_decay[..., c - 1, :] * h_in[..., c - 1, :] + h[..., c - 1, :]
@@ -170,12 +178,14 @@ class ChunkedSelectiveScan(torch.autograd.Function):
     @staticmethod
     def _backward(ctx, dy):
         u, dt, A, B, C, h_in = ctx.saved_tensors
-        batch, dim, length, groups, per, n_state, chunk, n_c = ChunkedSelectiveScan._shapes(u, A, B, ctx.chunk)
-        dt_c = _to_chunks(dt.reshape(batch, groups, per, length), chunk, n_c)          # (T,B,G,E,n_c)
+        batch, dim, length, groups, per, n_state, chunk, n_c = ChunkedSelectiveScan._shapes(
+            u, A, B, ctx.chunk
+        )
+        dt_c = _to_chunks(dt.reshape(batch, groups, per, length), chunk, n_c)  # (T,B,G,E,n_c)
         u_c = _to_chunks(u.reshape(batch, groups, per, length), chunk, n_c)
         du_c = dt_c * u_c
         dy_c = _to_chunks(dy.contiguous().reshape(batch, groups, per, length), chunk, n_c)
-        B_c = _to_chunks(B, chunk, n_c).movedim(3, -1).unsqueeze(3).contiguous()       # (T,B,G,1,n_c,N)
+        B_c = _to_chunks(B, chunk, n_c).movedim(3, -1).unsqueeze(3).contiguous()  # (T,B,G,1,n_c,N)
         C_c = _to_chunks(C, chunk, n_c).movedim(3, -1).unsqueeze(3).contiguous()
         A_g = A.reshape(groups, per, 1, n_state)
         # Decay that multiplies g_{t+1} in g_t = a_{t+1} g_{t+1} + C_t dy_t, per chunk position:
@@ -193,7 +203,7 @@ class ChunkedSelectiveScan(torch.autograd.Function):
             g.addcmul_(dy_c[t, ..., None], C_c[t])
         # Cross-chunk reverse scan of the carry κ_c = a_{first(c+1)} g_{first(c+1)}, which enters
         # chunk c at its last position: g_t = g_loc_t + (Π_{s=t+1..end} a_s) κ_c.
-        first_decay = torch.exp(dt_c[0][..., None] * A_g)                                  # a_first(c)
+        first_decay = torch.exp(dt_c[0][..., None] * A_g)  # a_first(c)
         inner_decay = torch.exp(dt_c[1:].sum(0)[..., None] * A_g) if chunk > 1 else torch.ones_like(g)
         carry = torch.zeros_like(g)
         for c in range(n_c - 2, -1, -1):
@@ -225,9 +235,9 @@ class ChunkedSelectiveScan(torch.autograd.Function):
                 g.addcmul_(dy_c[t][..., sl, None], C_s[t])
                 # g is now ∂L/∂h_t.  h_t = a_t h_{t-1} + Δ_t u_t B_t ;  y_t = <C_t, h_t>.
                 d_C[t, ..., sl, :] = (dy_c[t][..., sl, None] * states[t + 1]).sum(2)
-                gh = g * states[t] * decays[t]                                        # ∂L/∂(Δ_t A)
+                gh = g * states[t] * decays[t]  # ∂L/∂(Δ_t A)
                 d_A += (gh * dt_s[t, ..., None]).sum((0, 3))
-                gB = torch.linalg.vecdot(g, B_s[t])                                   # (B,G,E,n)
+                gB = torch.linalg.vecdot(g, B_s[t])  # (B,G,E,n)
                 d_dt[t, ..., sl] = (gh * A_g).sum(-1) + gB * u_c[t][..., sl]
                 d_u[t, ..., sl] = gB * dt_s[t]
                 d_B[t, ..., sl, :] = (g * du_s[t, ..., None]).sum(2)
@@ -256,23 +266,39 @@ class _FlushDenormals:
             torch.set_flush_denormal(False)
 
 
-def selective_scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
-                           C: torch.Tensor, D: torch.Tensor | None = None,
-                           delta_bias: torch.Tensor | None = None, delta_softplus: bool = False,
-                           chunk: int | None = None) -> torch.Tensor:
+def selective_scan_chunked(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    chunk: int | None = None,
+) -> torch.Tensor:
     """Our chunked scan (any device; the CPU path). Same arguments as the reference, plus
     ``chunk`` (default ``≈√L``)."""
     dt = _prepare_delta(delta, delta_bias, delta_softplus)
     with _FlushDenormals():
-        y = ChunkedSelectiveScan.apply(u.contiguous(), dt.contiguous(), A.contiguous(), B.contiguous(),
-                                       C.contiguous(), chunk)
+        y = ChunkedSelectiveScan.apply(
+            u.contiguous(), dt.contiguous(), A.contiguous(), B.contiguous(), C.contiguous(), chunk
+        )
     return y if D is None else y + D[:, None] * u
 
 
-def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
-                   C: torch.Tensor, D: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
-                   delta_softplus: bool = False, backend: Backend = "auto",
-                   chunk: int | None = None) -> torch.Tensor:
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    backend: Backend = "auto",
+    chunk: int | None = None,
+) -> torch.Tensor:
     """Dispatch: mamba-ssm's kernel for CUDA tensors when it imports, else the chunked scan.
 
     ``backend`` forces ``"chunked"``, ``"reference"`` or ``"mamba"`` (the latter raises when
@@ -284,9 +310,17 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     if use_mamba:
         if _mamba_scan_fn is None or not u.is_cuda:
             raise RuntimeError("backend='mamba' needs mamba-ssm installed and CUDA tensors")
-        return _mamba_scan_fn(u.contiguous(), delta.contiguous(), A.contiguous(), B.contiguous(),
-                              C.contiguous(), None if D is None else D.float(), None,
-                              None if delta_bias is None else delta_bias.float(), delta_softplus)
+        return _mamba_scan_fn(
+            u.contiguous(),
+            delta.contiguous(),
+            A.contiguous(),
+            B.contiguous(),
+            C.contiguous(),
+            None if D is None else D.float(),
+            None,
+            None if delta_bias is None else delta_bias.float(),
+            delta_softplus,
+        )
     if backend == "reference":
         return selective_scan_reference(u, delta, A, B, C, D, delta_bias, delta_softplus)
     return selective_scan_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk)
