@@ -279,12 +279,16 @@ def selective_scan_chunked(
 ) -> torch.Tensor:
     """Our chunked scan (any device; the CPU path). Same arguments as the reference, plus
     ``chunk`` (default ``≈√L``)."""
-    dt = _prepare_delta(delta, delta_bias, delta_softplus)
+    # Half-precision inputs (autocast) are scanned in float32: the state is a long product of decays.
+    dtype = torch.promote_types(u.dtype, torch.float32)
+    u_, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
+    dt = _prepare_delta(delta, None if delta_bias is None else delta_bias.to(dtype), delta_softplus)
     with _FlushDenormals():
         y = ChunkedSelectiveScan.apply(
-            u.contiguous(), dt.contiguous(), A.contiguous(), B.contiguous(), C.contiguous(), chunk
+            u_.contiguous(), dt.contiguous(), A.contiguous(), B.contiguous(), C.contiguous(), chunk
         )
-    return y if D is None else y + D[:, None] * u
+    y = y if D is None else y + D.to(dtype)[:, None] * u_
+    return y.to(u.dtype)
 
 
 def selective_scan(
@@ -310,17 +314,16 @@ def selective_scan(
     if use_mamba:
         if _mamba_scan_fn is None or not u.is_cuda:
             raise RuntimeError("backend='mamba' needs mamba-ssm installed and CUDA tensors")
-        return _mamba_scan_fn(
-            u.contiguous(),
-            delta.contiguous(),
-            A.contiguous(),
-            B.contiguous(),
-            C.contiguous(),
+        # As VMamba calls it: float32 operands (autocast may hand us half types), output cast back.
+        f32 = [t.float().contiguous() for t in (u, delta, A, B, C)]
+        y = _mamba_scan_fn(
+            *f32,
             None if D is None else D.float(),
             None,
             None if delta_bias is None else delta_bias.float(),
             delta_softplus,
         )
+        return y.to(u.dtype)
     if backend == "reference":
         return selective_scan_reference(u, delta, A, B, C, D, delta_bias, delta_softplus)
     return selective_scan_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk)
