@@ -146,6 +146,7 @@ def test_ablation_switches_change_the_network():
         ({"mgda": "decomposed"}, None),
         ({"vss": False}, None),
         ({"n_tokens": 1}, None),
+        ({"n_tokens": 16}, None),
         ({"stages": 1}, None),
     ]:
         r = _restorer(**kw)
@@ -214,6 +215,16 @@ def test_isda_covers_stages_two_to_k_only():
     # Through ISDA alone gradients reach MGDA's holistic operators.
     isda_loss(trace.gradient, trace.inputs, trace.outputs, lq).backward()
     assert r.net.gradient.op_D.out.weight.grad.abs().sum() > 0
+
+
+def test_phase_one_and_training_need_ground_truth():
+    r = UnfoldLDM(config="tiny", phase=1)
+    lq, _ = _pair()
+    with pytest.raises(ValueError, match="ground truth"):
+        r.net(lq, mode="phase1")
+    with pytest.raises(ValueError, match="ground truth"):
+        r.net(lq, mode="phase2")
+    assert len(r.net(lq, mode="eval").z_hat) == 3          # eval: one generated prior per stage, no GT
 
 
 def test_phase_two_freezes_e_clean_and_warms_up_diffusion_only():
