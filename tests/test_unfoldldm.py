@@ -224,7 +224,7 @@ def test_phase_one_and_training_need_ground_truth():
         r.net(lq, mode="phase1")
     with pytest.raises(ValueError, match="ground truth"):
         r.net(lq, mode="phase2")
-    assert len(r.net(lq, mode="eval").z_hat) == 3          # eval: one generated prior per stage, no GT
+    assert len(r.net(lq, mode="eval").z_hat) == 3  # eval: one generated prior per stage, no GT
 
 
 def test_phase_two_freezes_e_clean_and_warms_up_diffusion_only():
