@@ -3,7 +3,7 @@ small = every component at CPU size, tiny = unit tests)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 ConfigName = Literal["tiny", "small", "full", "large"]
@@ -29,7 +29,6 @@ class UnfoldLDMConfig:
     denoiser_hidden: int
     denoiser_layers: int
     diffusion_steps: int = 3
-    extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
