@@ -325,3 +325,25 @@ def test_dgunet_pnp_swaps_parts_and_trains():
     swapped.training_step(lq, gt, 30, 40)["loss"].backward()
     plain.net.eval()
     assert plain.restore(torch.rand(1, 3, 21, 19)).shape == (1, 3, 21, 19)
+
+
+def test_ss2d_four_directions_map_back_consistently():
+    """Transposing the image swaps the row- and column-major scans: SS2D(xᵀ) equals SS2D′(x)ᵀ, where
+    SS2D′ has directions (0,1,2,3) → (1,0,3,2) and a transposed depthwise kernel. Checks every
+    flip/transpose on the way into and out of the scan."""
+    from restorers.unfoldldm.vss import SS2D
+
+    ss = SS2D(4, d_state=2).double()
+    swapped = SS2D(4, d_state=2).double()
+    perm = [1, 0, 3, 2]
+    state = ss.state_dict()
+    new = dict(state)
+    d_in = ss.d_inner
+    for key in ("x_proj_weight", "dt_projs_weight", "dt_projs_bias"):
+        new[key] = state[key][perm]
+    new["A_logs"] = state["A_logs"].reshape(4, d_in, -1)[perm].reshape(4 * d_in, -1)
+    new["Ds"] = state["Ds"].reshape(4, d_in)[perm].reshape(-1)
+    new["conv2d.weight"] = state["conv2d.weight"].transpose(2, 3)
+    swapped.load_state_dict(new)
+    x = torch.randn(1, 5, 7, 4, dtype=torch.float64)
+    assert torch.allclose(ss(x.transpose(1, 2)), swapped(x).transpose(1, 2), atol=1e-10)
