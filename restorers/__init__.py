@@ -26,6 +26,8 @@ BUILTIN_RESTORERS: dict[str, str] = {
     "dncnn": "restorers.baselines.dncnn:DnCNNRestorer",
     "ffdnet": "restorers.baselines.ffdnet:FFDNetRestorer",
     "ldrps": "restorers.ldrps.restorer:LDRPS",
+    "unfoldldm": "restorers.unfoldldm.restorer:UnfoldLDM",
+    "dgunet-pnp": "restorers.unfoldldm.dgunet:DGUNetPnP",
 }
 
 for _name, _target in BUILTIN_RESTORERS.items():
