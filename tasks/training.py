@@ -29,7 +29,10 @@ from tasks.synthetic import SKIMAGE_PHOTOS, FolderSource, clean_source, skimage_
 
 
 def _load_clean(clean: str | Path) -> list[tuple[str, torch.Tensor]]:
-    """(id, image) pairs of a clean-set name, ``"skimage"``, or a folder path."""
+    """(id, image) pairs of a clean-set name, ``"skimage"``, a folder path, or several of them
+    joined by ``+`` (``cbsd68+skimage``; ids are prefixed by their set to stay unique)."""
+    if isinstance(clean, str) and "+" in clean:
+        return [(f"{part}/{i}", image) for part in clean.split("+") for i, image in _load_clean(part)]
     path = Path(clean).expanduser()
     if path.is_dir():
         return [(p.stem, read_image(p)) for p in list_images(path)]
