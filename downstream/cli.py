@@ -143,6 +143,9 @@ def detect(
     ] = None,
     run_name: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
     n_images: Annotated[int, typer.Option(help="Images drawn with boxes.")] = 3,
+    levels: Annotated[str | None, typer.Option(
+        help="A severity study instead of one run: the detection metric of every restorer over "
+             "these levels of --degradation (e.g. 1-5), as curves (bench study severity).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Detection mAP after restoration: clean / degraded / restored, beside PSNR/SSIM."""
@@ -161,6 +164,10 @@ def detect(
         restorers = [(DEGRADED, {})] + [parse_item(r) for r in restorer if parse_item(r)[0] != DEGRADED]
     except errors as exc:
         _fail(str(exc))
+    if levels:
+        _severity_study(restorers, data, degradation, split, levels, spec, metrics, device, limit,
+                        output_dir, run_name, no_tracking, progress)
+        return
     has_gt = task_item[0].startswith("synth:") or "gt" in task_item[1]
     if labels == "pseudo" and task_item[0] == "folder" and not has_gt:
         _fail("--labels pseudo needs a clean twin: give --degradation (synthetic) or a task with GT")
@@ -177,6 +184,32 @@ def detect(
     make_figures(summary.run_dir, spec.name, task_item, restorers, metric.detector,
                  metric.dataset, metric.class_map, device, n_images, limit)
     console.print(f"detection outputs: {summary.run_dir / 'detection'}")
+
+
+def _severity_study(restorers: list[tuple[str, dict[str, Any]]], data: str, degradation: str | None,
+                    split: str, levels: str, spec: Any, metrics: str | None, device: str,
+                    limit: int | None, output_dir: Path, name: str | None, no_tracking: bool,
+                    progress: bool) -> None:
+    """``bench detect --levels 1-5``: the study engine with the detection metric as an axis."""
+    from harness.study import StudyConfig, StudyEntry, parse_levels, run_study
+
+    if not degradation or "@" in degradation or not data.endswith((".yaml", ".yml")):
+        _fail("--levels needs --data DATA.yaml and --degradation OPS without '@LEVEL'")
+    try:
+        level_list = parse_levels(levels)
+        tasks = [plan_task(data, f"{degradation}@{level}", split)[0] for level in level_list]
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    quality = [m.strip() for m in metrics.split(",")] if metrics else ["psnr"]
+    headline = [spec.name, f"{spec.name}.map50_95"]
+    summary = run_study(StudyConfig(
+        kind="severity", entries=[StudyEntry(n, o) for n, o in restorers], tasks=tasks,
+        levels=level_list, metrics=quality, primary_metric=spec.name, device=device, limit=limit,
+        output_dir=Path(output_dir) / "studies", name=name, tracking=not no_tracking,
+        show_progress=progress, argv=list(sys.argv), metric_specs=[spec],
+        report_metrics=headline + quality), console=console)
+    console.print(f"detection severity study: {summary.study_dir} "
+                  f"(curves: {summary.files.get('figure')})")
 
 
 if __name__ == "__main__":

@@ -117,6 +117,11 @@ class StudyConfig:
     experiment: str = "restorebench"
     show_progress: bool = True
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    #: configured metric objects computed in the same pass (e.g. a detection metric)
+    metric_specs: list[Any] = field(default_factory=list)
+    #: metrics that get a table and a figure panel (default: every metric present); the long
+    #: table ``study.csv`` always holds all of them (a detection metric has dozens of companions)
+    report_metrics: list[str] | None = None
 
 
 @dataclass
@@ -161,7 +166,8 @@ def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
         run = RunConfig(restorers=[RestorerItem(e.name, dict(e.options), label=e.label,
                                                 train_tag=e.train_tag) for e in entries],
                         tasks=list(config.tasks), device=config.device, limit=config.limit,
-                        metrics=config.metrics, output_dir=study_dir, run_name="run",
+                        metrics=config.metrics, metric_specs=list(config.metric_specs),
+                        output_dir=study_dir, run_name="run",
                         seed=config.seed, tracking=config.tracking, tracking_uri=uri,
                         experiment=config.experiment, argv=config.argv,
                         show_progress=config.show_progress, parent_run_id=parent or None)
@@ -253,6 +259,8 @@ def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
         raise RuntimeError(f"the study produced no scores (every image failed?); see the runs in "
                            f"{study_dir / 'runs'}")
     present = list(dict.fromkeys(table["metric"]))
+    if config.report_metrics:
+        present = [m for m in present if m in config.report_metrics]
     requested = [m for m in (config.metrics or []) if m in present]
     metrics = requested + [m for m in present if m not in requested]  # the order asked for
     columns = "level" if config.kind == "severity" else "task"

@@ -349,3 +349,25 @@ def test_bench_detect_end_to_end(coco8, toy_weights, tmp_path):
     assert "| clean |" in table and "| degraded |" in table
     assert (run / "detection" / "detection_bars.png").stat().st_size > 0
     assert len(list((run / "detection").glob("boxes_*.png"))) == 1
+
+
+def test_detection_severity_study_gives_curves(coco8, toy_weights, tmp_path):
+    """``bench detect --levels``: the detection metric as a study axis, one curve per restorer;
+    pseudo labels make the consistency fall as the noise level rises (a 2-image coco8 slice)."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from downstream.cli import app
+
+    args = ["detect", "-r", "identity", "--data", str(coco8 / "coco8.yaml"), "--detector",
+            str(toy_weights), "--labels", "pseudo", "--degradation", "noise", "--levels", "1,5",
+            "--imgsz", "320", "--limit", "2", "--no-tracking", "--output-dir", str(tmp_path),
+            "--device", "cpu", "--metrics", "psnr", "--no-progress", "--run-name", "sev"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    study = tmp_path / "studies" / "sev"
+    curve = pd.read_csv(study / "severity_consistency_map50.csv", index_col="restorer")
+    assert [int(c) for c in curve.columns] == [1, 5]
+    assert curve.loc["identity", "1"] > curve.loc["identity", "5"]
+    assert (study / "severity_curves.png").stat().st_size > 10_000
+    assert not (study / "severity_consistency_map50.ap50.person.csv").exists()  # headline only
