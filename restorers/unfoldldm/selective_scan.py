@@ -122,6 +122,15 @@ def _from_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
     return x.reshape(*x.shape[:-2], -1)[..., :length]
 
 
+def _projections_to_chunks(x: torch.Tensor, chunk: int, n_chunks: int) -> torch.Tensor:
+    """B or C: (B, G, N, L) → (T, B, G, 1, n_c, N) in one copy (the 1 broadcasts over channels)."""
+    pad = chunk * n_chunks - x.shape[-1]
+    if pad:
+        x = F.pad(x, (0, pad))
+    x = x.reshape(*x.shape[:-1], n_chunks, chunk)  # (B, G, N, n_c, T)
+    return x.permute(4, 0, 1, 3, 2).contiguous().unsqueeze(3)
+
+
 class ChunkedSelectiveScan(torch.autograd.Function):
     """``y = scan(u, Δ, A, B, C)`` without the skip (added outside with autograd).
 
@@ -141,18 +150,20 @@ class ChunkedSelectiveScan(torch.autograd.Function):
         batch, dim, length, groups, per, n_state, chunk, n_c = ChunkedSelectiveScan._shapes(u, A, B, chunk)
         dt_c = _to_chunks(dt.reshape(batch, groups, per, length), chunk, n_c)  # (T,B,G,E,n_c)
         du_c = _to_chunks((dt * u).reshape(batch, groups, per, length), chunk, n_c)
-        # B, C: (B,G,N,L) → (T, B, G, 1, n_c, N)
-        B_c = _to_chunks(B, chunk, n_c).movedim(3, -1).unsqueeze(3).contiguous()
-        C_c = _to_chunks(C, chunk, n_c).movedim(3, -1).unsqueeze(3).contiguous()
+        B_c, C_c = _projections_to_chunks(B, chunk, n_c), _projections_to_chunks(C, chunk, n_c)
         A_g = A.reshape(groups, per, 1, n_state)  # (G,E,1,N)
 
-        # Pass 1: every chunk from a zero state → chunk-end local states S_c.
+        # Pass 1: every chunk from a zero state → chunk-end local states S_c. The decays are kept
+        # for pass 2 when they fit the memory budget (2 of pass 2's 5 element-ops saved).
         h = u.new_zeros(batch, groups, per, n_c, n_state)
+        keep = chunk * h.numel() <= _BACKWARD_BUDGET
+        decays = u.new_empty(chunk, *h.shape) if keep else None
         decay = torch.empty_like(h)
         for t in range(chunk):
-            torch.mul(dt_c[t, ..., None], A_g, out=decay)
-            decay.exp_()
-            h.mul_(decay).addcmul_(du_c[t, ..., None], B_c[t])
+            step_decay = decays[t] if keep else decay
+            torch.mul(dt_c[t, ..., None], A_g, out=step_decay)
+            step_decay.exp_()
+            h.mul_(step_decay).addcmul_(du_c[t, ..., None], B_c[t])
         # Cross-chunk scan: h_in[c] = exp(A ΣΔ_{c-1}) h_in[c-1] + S[c-1].
         chunk_decay = torch.exp(dt_c.sum(0)[..., None] * A_g)  # (B,G,E,n_c,N)
         h_in = torch.zeros_like(h)
@@ -162,10 +173,13 @@ class ChunkedSelectiveScan(torch.autograd.Function):
         h = h_in.clone()
         y_c = u.new_empty(chunk, batch, groups, per, n_c)
         for t in range(chunk):
-            torch.mul(dt_c[t, ..., None], A_g, out=decay)
-            decay.exp_()
-            h.mul_(decay).addcmul_(du_c[t, ..., None], B_c[t])
+            if keep:
+                step_decay = decays[t]
+            else:
+                step_decay = torch.mul(dt_c[t, ..., None], A_g, out=decay).exp_()
+            h.mul_(step_decay).addcmul_(du_c[t, ..., None], B_c[t])
             torch.linalg.vecdot(h, C_c[t], out=y_c[t])
+        del decays
         ctx.save_for_backward(u, dt, A, B, C, h_in)
         ctx.chunk = chunk
         return _from_chunks(y_c, length).reshape(batch, dim, length)
@@ -185,8 +199,7 @@ class ChunkedSelectiveScan(torch.autograd.Function):
         u_c = _to_chunks(u.reshape(batch, groups, per, length), chunk, n_c)
         du_c = dt_c * u_c
         dy_c = _to_chunks(dy.contiguous().reshape(batch, groups, per, length), chunk, n_c)
-        B_c = _to_chunks(B, chunk, n_c).movedim(3, -1).unsqueeze(3).contiguous()  # (T,B,G,1,n_c,N)
-        C_c = _to_chunks(C, chunk, n_c).movedim(3, -1).unsqueeze(3).contiguous()
+        B_c, C_c = _projections_to_chunks(B, chunk, n_c), _projections_to_chunks(C, chunk, n_c)
         A_g = A.reshape(groups, per, 1, n_state)
         # Decay that multiplies g_{t+1} in g_t = a_{t+1} g_{t+1} + C_t dy_t, per chunk position:
         # a_{t+1} lies in the same chunk except at t = T-1 (handled by the cross-chunk carry).
