@@ -8,6 +8,7 @@ the training hooks of ``bench train`` (two phases), and the complexity count for
 from __future__ import annotations
 
 import functools
+import json
 from abc import abstractmethod
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -85,23 +86,45 @@ class UnfoldingRestorer(Restorer):
     def modules(self) -> list[nn.Module]:
         return [self.net]
 
+    #: The checkpoint used when none is given (``None``: this restorer ships none).
+    shipped_checkpoint: Path | None = None
+
+    def _checkpoint_path(self) -> Path | None:
+        """The given checkpoint, else the shipped one for the configuration it was trained with."""
+        if self.checkpoint:
+            return Path(self.checkpoint).expanduser()
+        shipped = self.shipped_checkpoint
+        if self.random_init or shipped is None or not shipped.is_file():
+            return None
+        card = json.loads(shipped.with_name(shipped.name + ".json").read_text(encoding="utf-8"))
+        trained = card.get("config", {})
+        differs = {k: (v, trained.get(k)) for k, v in self.config.items()
+                   if k in ("config", "stages", "prior", "mgda", "vss") and trained.get(k) != v}
+        return None if differs else shipped
+
     def check_assets(self) -> None:
-        for path in (self.checkpoint,):
-            if path and not Path(path).expanduser().is_file():
-                raise FileNotFoundError(
-                    f"{self.name}: checkpoint {path} does not exist; train one with "
-                    f"`bench train -r {self.name} ... --out {path}`"
-                )
-        if not self.checkpoint and not self.random_init:
+        path = self._checkpoint_path()
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(
+                f"{self.name}: checkpoint {path} does not exist; train one with "
+                f"`bench train -r {self.name} ... --out {path}`"
+            )
+        if path is None and not self.random_init:
+            shipped = self.shipped_checkpoint
+            hint = (f" (the shipped {shipped.name} is for config="
+                    f"{json.loads(shipped.with_name(shipped.name + '.json').read_text())['config']['config']}"
+                    f" with the default architecture options)" if shipped and shipped.is_file() else "")
             raise ValueError(
-                f"{self.name} has no published weights: give checkpoint=PATH (from `bench "
-                f"train`), or random_init=true to time an untrained network"
+                f"{self.name}: no weights for this configuration{hint}: give checkpoint=PATH (from "
+                f"`bench train`, recipes in restorers/unfoldldm/recipes/), or random_init=true to "
+                f"time an untrained network"
             )
 
     def load(self, device: torch.device) -> None:
         self.check_assets()
-        if self.checkpoint:
-            self.load_checkpoint(self.checkpoint)
+        path = self._checkpoint_path()
+        if path is not None:
+            self.load_checkpoint(path)
         super().load(device)
 
     def train_modules(self) -> dict[str, nn.Module]:
@@ -213,6 +236,8 @@ class UnfoldingRestorer(Restorer):
 
 @register_restorer("unfoldldm", "unfold-ldm")
 class UnfoldLDM(UnfoldingRestorer):
+    #: trained here with ``restorers/unfoldldm/recipes/train-small-cpu.sh`` (model card beside it)
+    shipped_checkpoint = Path(__file__).with_name("weights") / "unfoldldm-small-mixed.pt"
     description = "UnfoldLDM (arXiv 2025): deep unfolding (MGDA) + latent-diffusion prior + OCFormer; trained"
     degradations = ("noise", "blur", "rain", "lowlight", "underwater", "backlit")
     paper = PAPER
