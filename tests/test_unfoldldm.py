@@ -160,11 +160,6 @@ def test_ablation_switches_change_the_network():
 
 def test_options_are_declared_and_validated():
     specs = declared_options(UnfoldLDM)
-    if specs["config"].allowed == "str":
-        pytest.xfail(
-            "harness: Restorer.__init_subclass__'s wrapper hides the type hints "
-            "(needs init.__wrapped__ = original_init)"
-        )
     assert {
         "config",
         "checkpoint",
