@@ -226,13 +226,26 @@ class _Flavour:
     blur: Callable[[np.ndarray], np.ndarray]
     resize: Callable[[np.ndarray], np.ndarray]
     pinv: Callable[[np.ndarray], np.ndarray]
+    exact_flat: bool = False
 
 
-def _mscn(img: np.ndarray, blur: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """MSCN coefficients: (x − μ)/(σ + 1) with a 7×7 Gaussian, replicate padding."""
+def _mscn(img: np.ndarray, blur: Callable[[np.ndarray], np.ndarray], exact_flat: bool = False) -> np.ndarray:
+    """MSCN coefficients: (x − μ)/(σ + 1) with a 7×7 Gaussian, replicate padding.
+
+    ``exact_flat``: where the 7×7 neighbourhood is constant, x − μ is exactly 0 (its value in
+    exact arithmetic). A floating-point filter leaves ±1e-14 there instead, whose sign decides
+    whether those pixels count on the left or right of the AGGD fit and so moves NIQE by up to
+    5 % on images with flat areas (TID2013 I19 is 30 % flat); see the module docstring.
+    """
     mu = blur(img)
     sigma = np.sqrt(np.abs(blur(img * img) - mu * mu))
-    return (img - mu) / (sigma + 1.0)
+    centred = img - mu
+    if exact_flat:
+        flat = ndi.maximum_filter(img, size=7, mode="nearest") == ndi.minimum_filter(img, size=7,
+                                                                                   mode="nearest")
+        centred[flat] = 0.0
+        sigma[flat] = 0.0
+    return centred / (sigma + 1.0)
 
 
 def niqe_grey(grey: np.ndarray, mu_pris: np.ndarray, cov_pris: np.ndarray,
@@ -246,7 +259,7 @@ def niqe_grey(grey: np.ndarray, mu_pris: np.ndarray, cov_pris: np.ndarray,
     img = np.asarray(grey, dtype=np.float64)[: h // BLOCK * BLOCK, : w // BLOCK * BLOCK]
     feats = []
     for scale in (1, 2):
-        feats.append(_block_features(_mscn(img, flavour.blur), BLOCK // scale, table))
+        feats.append(_block_features(_mscn(img, flavour.blur, flavour.exact_flat), BLOCK // scale, table))
         if scale == 1:
             img = flavour.resize(img)
     dist = np.concatenate(feats, axis=1)
@@ -331,7 +344,8 @@ def _pyiqa_blur() -> Callable[[np.ndarray], np.ndarray]:
     return lambda a: ndi.correlate(a, k2, mode="nearest")
 
 
-MATLAB = _Flavour("matlab", _separable_blur(_gaussian_1d()), imresize_half, _pinv_matlab)
+MATLAB = _Flavour("matlab", _separable_blur(_gaussian_1d()), imresize_half, _pinv_matlab,
+                  exact_flat=True)
 PYIQA = _Flavour("pyiqa", _pyiqa_blur(), _pyiqa_resize, _pinv_numpy)
 
 
