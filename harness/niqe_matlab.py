@@ -436,10 +436,17 @@ def _load_params(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def official_params() -> tuple[np.ndarray, np.ndarray]:
-    """The official pristine model through the asset cache (raises ``MetricUnavailable``)."""
-    from harness.metrics import NIQE_PARAMS, _metric_asset
+    """The official pristine model (asset ``niqe-official``, declared in ``harness.metrics``)
+    through the asset cache; :class:`~harness.metric_api.MetricUnavailable` when absent."""
+    from harness import metrics  # noqa: F401  (declares the asset)
+    from harness.assets import AssetMissingError, fetch
+    from harness.metric_api import MetricUnavailable
 
-    return _load_params(str(_metric_asset(NIQE_PARAMS, "niqe_pris_params.npz")))
+    try:
+        path = fetch("niqe-official", "niqe_pris_params.npz")
+    except AssetMissingError as exc:
+        raise MetricUnavailable(str(exc)) from exc
+    return _load_params(str(path))
 
 
 def _scorer(fn: Callable[[Any, np.ndarray, np.ndarray], float]) -> Callable[..., Any]:
