@@ -87,3 +87,42 @@ def test_niqe_pyiqa_equals_pyiqa(weights_home, kodak_pairs, data_root):
     spec = {s.name: s for s in nm.NIQE_SPECS}["niqe-pyiqa"]
     assert float(spec.build(None, None)(images[0], None, {})[0]) == pytest.approx(
         float(reference(images[0])), abs=1e-6)
+
+
+_LEAN_SCRIPT = r"""
+import json, sys, torch
+from harness.pyiqa_lean import create_lean
+lean = {"psnr": create_lean("psnr"), "ssim": create_lean("ssim", downsample=False),
+        "niqe": create_lean("niqe", pretrained_model_path=sys.argv[1])}
+heavy = sorted(m for m in ("torchvision", "torchvision.models", "torch._dynamo", "huggingface_hub")
+               if m in sys.modules)
+g = torch.Generator().manual_seed(0)
+gt = torch.rand(1, 3, 100, 150, generator=g)
+out = (torch.round((gt + 0.1 * torch.randn(gt.shape, generator=g)).clamp(0, 1) * 255) / 255)
+lean_values = {k: float(m(out, gt)) if k != "niqe" else float(m(out)) for k, m in lean.items()}
+import pyiqa  # the lazily registered package must still be complete
+full = {"psnr": pyiqa.create_metric("psnr", device="cpu"),
+        "ssim": pyiqa.create_metric("ssim", device="cpu", downsample=False),
+        "niqe": pyiqa.create_metric("niqe", device="cpu", pretrained_model_path=sys.argv[1])}
+full_values = {k: float(m(out, gt)) if k != "niqe" else float(m(out)) for k, m in full.items()}
+print(json.dumps({"heavy": heavy, "lean": lean_values, "full": full_values}))
+"""
+
+
+@pytest.mark.weights
+def test_lean_pyiqa_import_skips_torchvision_and_gives_pyiqas_numbers(weights_home, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from harness.metrics import niqe_mat_file
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run([sys.executable, "-c", _LEAN_SCRIPT, str(niqe_mat_file())], env=env,
+                          capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["heavy"] == []
+    for name, value in result["full"].items():
+        assert result["lean"][name] == pytest.approx(value, abs=1e-9), name
