@@ -97,7 +97,8 @@ def _install() -> None:
         arch_util = sys.modules["pyiqa.archs.arch_util"]
         sys.modules["pyiqa.archs"].arch_util = arch_util
 
-        def get_url_from_name(name: str, store_base: str = "hugging_face", base_url: str | None = None) -> str:
+        def get_url_from_name(name: str, store_base: str = "hugging_face",
+                              base_url: str | None = None) -> str:
             """pyiqa's URL helper without ``huggingface_hub`` (same URLs); only for default
             weights, which the harness never downloads through pyiqa."""
             if base_url is not None:
