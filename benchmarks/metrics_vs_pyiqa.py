@@ -211,20 +211,21 @@ def section_per_image(lq: Path, gt: Path, n: int) -> None:
     torch.set_num_threads(1)
     mu, cov = nm._load_params(str(weights_dir() / "niqe" / "niqe_pris_params.npz"))
     pyiqa_psnr = pyiqa.create_metric("psnr", device="cpu")
-    pyiqa_niqe = pyiqa.create_metric("niqe", device="cpu",
-                                     pretrained_model_path=str(weights_dir() / "niqe" / "modelparameters.mat"))
+    params = str(weights_dir() / "niqe" / "modelparameters.mat")
+    pyiqa_niqe = pyiqa.create_metric("niqe", device="cpu", pretrained_model_path=params)
     pyiqa_ssim = pyiqa.create_metric("ssim", device="cpu")
     rows: dict[str, list[float]] = {}
     paths = sorted(lq.glob("*.png"))[:n]
-    for i, path in enumerate(paths):
-        def load(p=path):
-            return np.asarray(Image.open(p).convert("RGB"))
 
-        a = load()
+    def load(p: Path) -> np.ndarray:
+        return np.asarray(Image.open(p).convert("RGB"))
+
+    def time_image(path: Path, with_pyiqa_ssim: bool) -> None:
+        a = load(path)
         x = torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float() / 255
         y = torch.from_numpy(load(gt / path.name).copy()).permute(2, 0, 1)[None].float() / 255
         timings = {
-            "decode PNG": lambda: load(),
+            "decode PNG": lambda: load(path),
             "PSNR pyiqa": lambda: pyiqa_psnr(x, y),
             "PSNR psnr_cpu": lambda: psnr_cpu(x, y),
             "SSIM-Y ssim_cpu": lambda: ssim_cpu(x, y, True, "yiq"),
@@ -233,10 +234,13 @@ def section_per_image(lq: Path, gt: Path, n: int) -> None:
             "NIQE niqe-pyiqa (fast)": lambda: nm.niqe_pyiqa(x, mu, cov),
             "NIQE niqe (MATLAB)": lambda: nm.niqe_matlab(a, mu, cov),
         }
-        if i == 0:  # pyiqa's float64 conv2d SSIM takes seconds: one image
+        if with_pyiqa_ssim:  # pyiqa's float64 conv2d SSIM takes seconds: one image
             timings["SSIM-Y pyiqa"] = lambda: pyiqa_ssim(x, y)
         for name, fn in timings.items():
             rows.setdefault(name, []).append(_median_ms(fn, 1 if "SSIM-Y pyiqa" in name else 3))
+
+    for i, path in enumerate(paths):
+        time_image(path, i == 0)
     print(f"| step (768×512, 1 thread, {len(paths)} images) | median ms/image |\n|---|---|")
     for name, values in rows.items():
         print(f"| {name} | {statistics.median(values):.1f} |")
@@ -302,7 +306,8 @@ niqe_ms = (time.perf_counter() - t) / len(imgs) * 1000
 x = torch.from_numpy(nm.pyiqa_grey(torch.from_numpy(imgs[0].copy()).permute(2, 0, 1)[None].float() / 255)
                      ).float()[None, None] / 255
 net = torch.nn.Sequential(torch.nn.Conv2d(1, 64, 3, padding=1), torch.nn.ReLU(),
-                          *[m for _ in range(15) for m in (torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.ReLU())],
+                          *[m for _ in range(15)
+                            for m in (torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.ReLU())],
                           torch.nn.Conv2d(64, 1, 3, padding=1)).eval()
 x = x[..., :256, :384]
 with torch.no_grad():
