@@ -29,28 +29,42 @@ What ``computequality.m`` does, step by step, and what this module does the same
    *pristine model* was trained. Applying it at test time would not be MATLAB's NIQE.
 
 Departures of pyiqa's ``niqe`` (0.1.16, ``pyiqa/archs/niqe_arch.py``) from the above, all fixed
-here (the first two explain almost all of the 0–5 % gap on the TID2013 calibration images; see
-``tests/test_niqe_matlab.py``):
+here, with their effect measured by switching each one alone into this implementation (TID2013
+calibration images, ``tests/test_niqe_matlab.py``):
 
-* **imresize in float32**: pyiqa's ``imresize`` casts every input to float32
-  (``cast_input``: ``dtype != float32 or dtype != float64`` is always true), so the second scale
-  is computed from a float32 image. We resize in float64 as MATLAB does.
+* **float32 Gaussian window**: ``fspecial`` returns a float32 tensor that is then cast to the
+  float64 image — the 7×7 taps are rounded to float32 (sum 1 ± 1e-8). In flat areas that
+  rounding decides the sign of x − μ (see the last point): **+5.05 % on I19** on its own.
+  Here: the float64 separable window (``_gaussian_1d``).
+* **imresize in float32**: pyiqa's ``imresize`` casts every input to float32 (``cast_input``:
+  ``dtype != float32 or dtype != float64`` is always true), so the second scale is computed from
+  a float32 image: −0.3 % on I08/I19. Here: float64, tap by tap like ``imresizemex``.
 * **grey conversion**: 0.299/0.587/0.114 on the float32 [0,1] tensor × 255, rounded half to even
-  (``torch.round``); MATLAB uses the ``rgb2gray`` weights above in double and rounds half away
-  from zero. The float32 product also moves values that MATLAB sees as exact ``.5``.
-* ``fspecial`` kernel cast to float32 before use; the γ grid built with float32
-  ``torch.arange`` (MATLAB's colon operator is reproduced here, see :func:`_matlab_colon`);
-  |r − r̂| argmin instead of (r − r̂)² (same minimiser except on ties).
-* ``pinv`` with torch's default tolerance instead of MATLAB's.
+  (``torch.round``); MATLAB's ``rgb2gray`` weights in double, rounded half away from zero:
+  −0.5 % on I03. Here: :func:`rgb2gray_uint8`.
+* the γ grid from float32 ``torch.arange`` (here MATLAB's colon operator, :func:`_matlab_colon`),
+  |r − r̂| instead of (r − r̂)² in the argmin (same minimiser but on ties), ``pinv`` with torch's
+  default tolerance (here MATLAB's): no measurable effect on these images.
+
+One addition that is not a pyiqa departure: in a constant 7×7 neighbourhood x − μ and σ are
+exactly 0 in exact arithmetic, but any floating-point filter leaves ±1e-14 there, and its sign
+decides whether those pixels count on the left or the right side of the AGGD fit (counts enter
+βl, βr and so α). MATLAB's own sign depends on its filter's rounding order, which cannot be
+reproduced bit for bit outside MATLAB; this module uses the exact value 0
+(:func:`_constant_7x7`). On TID2013 (I19 is 30 % flat, I08 2 %, I03 1.5 %, I04 0 %) that moved
+I19 from +0.71 % to +0.34 % and I08 from +0.65 % to +0.57 % off the official values; I04, which has
+no flat area, matches to 4e-13. The remaining 0.04–0.57 % on I03/I06/I08/I19 is this
+floating-point noise in flat areas (it tracks the flat fraction), not a method difference.
 
 BasicSR's ``calculate_niqe`` (and so mmagic's) additionally uses the BT.601 limited-range Y
-instead of ``rgb2gray`` by default, and resizes with its own ``imresize`` (float64, exact).
+instead of ``rgb2gray`` by default, and resizes with its own float64 ``imresize``.
 
 :func:`niqe_pyiqa` reproduces pyiqa's own pipeline (its grey conversion, float32 resize, float32
 kernel and γ grid) with the same vectorised core, to be used as the fast ``niqe-pyiqa`` metric;
 ``tests/test_metrics_fast.py`` pins it to pyiqa.
 
-Speed: the per-block AGGD fits are computed for all blocks and all five products at once; α
+Speed (768×512, one core, machine shared — see ``benchmarks/metrics_vs_pyiqa.py``): the
+per-block AGGD fits are computed for all blocks and all five products at once; α
 is found by binary search in the (monotone) r(γ) table instead of a 9,801-wide argmin per block;
 Γ(1/α), Γ(2/α), Γ(3/α) are looked up from a table built once; the Gaussian filter is separable
 and the resize is two small dense matrix products.
@@ -398,6 +412,9 @@ def niqe_matlab(img: Any, mu_pris: np.ndarray, cov_pris: np.ndarray) -> float:
     arr = np.asarray(img) if not hasattr(img, "detach") else None
     if arr is not None and arr.ndim == 2:
         return niqe_grey(arr.astype(np.float64), mu_pris, cov_pris, MATLAB)
+    if arr is None and img.shape[-3] == 1:  # grey tensor in [0,1]
+        grey = np.floor(img.detach().cpu().double().numpy().reshape(img.shape[-2:]) * 255.0 + 0.5)
+        return niqe_grey(np.clip(grey, 0, 255), mu_pris, cov_pris, MATLAB)
     return niqe_grey(rgb2gray_uint8(_to_rgb8(img)), mu_pris, cov_pris, MATLAB)
 
 
@@ -410,6 +427,8 @@ def pyiqa_grey(img: Any) -> np.ndarray:
     x = x.detach().cpu().float()
     if x.ndim == 3:
         x = x[None]
+    if x.shape[1] == 1:  # pyiqa: grey input is scaled by 255 and rounded
+        return torch.round(x * 255.0)[0, 0].double().numpy()
     weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32).view(1, 3, 1, 1)
     # pyiqa: (x.permute(0,2,3,1) @ yiq_weights.T)[..., 0] then * 255 then round, all float32
     y = (x.permute(0, 2, 3, 1) @ weights.view(3, 1))[..., 0] * 255.0
