@@ -288,7 +288,7 @@ def section_fixed(tmp: Path, runs: int) -> None:
 
 
 MALLOC_SCRIPT = r"""
-import sys, time
+import sys, time, statistics
 from harness.fastproc import configure_malloc, peak_rss_mb
 setting = configure_malloc(sys.argv[1])
 from pathlib import Path
@@ -297,45 +297,42 @@ from PIL import Image
 from harness import niqe_matlab as nm
 torch.set_num_threads(1)
 mu, cov = nm._load_params(sys.argv[3])
-imgs = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(Path(sys.argv[2]).glob("*.png"))]
-nm.niqe_matlab(imgs[0], mu, cov)
-t = time.perf_counter()
-for a in imgs:
-    nm.niqe_matlab(a, mu, cov)
-niqe_ms = (time.perf_counter() - t) / len(imgs) * 1000
-x = torch.from_numpy(nm.pyiqa_grey(torch.from_numpy(imgs[0].copy()).permute(2, 0, 1)[None].float() / 255)
-                     ).float()[None, None] / 255
+n = int(sys.argv[4])
+paths = sorted(Path(sys.argv[2]).glob("*.png"))[:n]
+# A run's per-image work: a DnCNN-sized grey forward (17 conv layers, 64 channels, full image)
+# as the restore, then NIQE on the result, image after image.
 net = torch.nn.Sequential(torch.nn.Conv2d(1, 64, 3, padding=1), torch.nn.ReLU(),
                           *[m for _ in range(15)
                             for m in (torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.ReLU())],
                           torch.nn.Conv2d(64, 1, 3, padding=1)).eval()
-x = x[..., :256, :384]
+cnn, niqe = [], []
+rss_start = peak_rss_mb()
 with torch.no_grad():
-    net(x)
-    t = time.perf_counter()
-    for _ in range(3):
-        net(x)
-    cnn_ms = (time.perf_counter() - t) / 3 * 1000
-print(f"R {setting.mode} {setting.applied} {niqe_ms:.1f} {cnn_ms:.1f} {peak_rss_mb():.0f}", flush=True)
+    for p in paths:
+        a = np.asarray(Image.open(p).convert("RGB"))
+        x = torch.from_numpy(nm.rgb2gray_uint8(a)).float()[None, None] / 255
+        t = time.perf_counter(); y = net(x); cnn.append(time.perf_counter() - t)
+        t = time.perf_counter(); nm.niqe_matlab(a, mu, cov); niqe.append(time.perf_counter() - t)
+print(f"R {setting.mode} {statistics.median(niqe[1:] or niqe) * 1000:.1f} "
+      f"{statistics.median(cnn[1:] or cnn) * 1000:.0f} {rss_start:.0f} {peak_rss_mb():.0f}", flush=True)
 """
 
 
-def section_malloc(lq: Path, runs: int) -> None:
+def section_malloc(lq: Path, runs: int, n_images: int) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     params = str(weights_dir() / "niqe" / "niqe_pris_params.npz")
-    print("| BENCH_MALLOC | NIQE ms/image | DnCNN-sized conv stack ms (256×384, 1 thread) | peak RSS MB |")
-    print("|---|---|---|---|")
-    results: dict[str, list[tuple[float, float, float]]] = {}
+    print(f"| BENCH_MALLOC | NIQE ms/image | DnCNN-sized forward ms (768×512 grey, 1 thread) | "
+          f"peak RSS MB before → after {n_images} images |\n|---|---|---|---|")
+    results: dict[str, list[tuple[float, ...]]] = {}
     for _ in range(runs):
         for mode in ("default", "tuned", "nommap"):
-            done = subprocess.run([sys.executable, "-c", MALLOC_SCRIPT, mode, str(lq), params], env=env,
-                                  capture_output=True, text=True, check=True)
+            done = subprocess.run([sys.executable, "-c", MALLOC_SCRIPT, mode, str(lq), params, str(n_images)],
+                                  env=env, capture_output=True, text=True, check=True)
             line = next(ln for ln in done.stdout.splitlines() if ln.startswith("R "))
-            _, _, _, niqe_ms, cnn_ms, rss = line.split()
-            results.setdefault(mode, []).append((float(niqe_ms), float(cnn_ms), float(rss)))
+            results.setdefault(mode, []).append(tuple(float(v) for v in line.split()[2:]))
     for mode, rows in results.items():
-        med = [statistics.median(r[i] for r in rows) for i in range(3)]
-        print(f"| {mode} | {med[0]:.1f} | {med[1]:.0f} | {med[2]:.0f} |")
+        med = [statistics.median(r[i] for r in rows) for i in range(4)]
+        print(f"| {mode} | {med[0]:.1f} | {med[1]:.0f} | {med[2]:.0f} → {med[3]:.0f} |")
 
 
 def main() -> None:
@@ -343,6 +340,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--per-image", type=int, default=6, help="images timed in the per-image section")
+    parser.add_argument("--malloc-images", type=int, default=4, help="images per process, malloc section")
     parser.add_argument("--sections", default="cli,per-image,fixed,malloc")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
@@ -361,7 +359,7 @@ def main() -> None:
             section_fixed(tmp, args.runs)
             print()
         if "malloc" in sections:
-            section_malloc(lq, args.runs)
+            section_malloc(lq, args.runs, args.malloc_images)
 
 
 if __name__ == "__main__":
