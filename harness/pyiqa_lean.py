@@ -81,8 +81,9 @@ def _lazy(name: str, file: Path, package: bool) -> _LazyModule:
     return module
 
 
-def _install() -> None:
-    """Register the lazy modules unless pyiqa (or the lean set) is already imported."""
+def install_lazy_pyiqa() -> None:
+    """Register the lazy modules unless pyiqa (or the lean set) is already imported. Call it
+    before importing any ``pyiqa.*`` submodule to keep that import lean."""
     with _LOCK:
         if "pyiqa" in sys.modules:
             return
@@ -145,7 +146,7 @@ def create_lean(name: str, device: torch.device | str = "cpu", **opts: Any) -> L
 
         metric = pyiqa.create_metric(name, device=device, as_loss=False, **opts)
         return LeanMetric(name, metric, metric.metric_mode, bool(metric.lower_better))
-    _install()
+    install_lazy_pyiqa()
     from pyiqa.default_model_configs import DEFAULT_CONFIGS
 
     config = copy.deepcopy(DEFAULT_CONFIGS[name])

@@ -25,7 +25,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 import torch
-from pyiqa.archs.func_util import preprocess_rgb
+
+from harness.pyiqa_lean import install_lazy_pyiqa
+
+install_lazy_pyiqa()  # importing pyiqa.archs.func_util must not pull in all of pyiqa
+from pyiqa.archs.func_util import preprocess_rgb  # noqa: E402
 
 _RADIUS = 5  # 11-tap window
 _SIGMA = 1.5
