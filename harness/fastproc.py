@@ -7,16 +7,31 @@ code and CNN forwards allocate and free the same multi-MB temporaries for every 
 image pays for page faults on memory it just returned: about half of NIQE's time, and of DnCNN's
 forward, in the issue's measurements. Raising both thresholds keeps those pages mapped and
 re-used. Setting them with ``mallopt`` at start-up has the effect of the environment variables
-``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` without re-executing the process.
+``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` without re-executing the process; it
+applies to every allocation made after the call (what torch allocated while being imported
+stays where it is).
 
 glibc refuses an mmap threshold above ``HEAP_MAX/2`` (32 MiB on 64-bit), so blocks larger than
 that (a 64-channel float32 activation of a 768×512 image is 100 MB) would still be mapped afresh
-each time; ``BENCH_MALLOC=nommap`` additionally sets ``M_MMAP_MAX=0`` so that they also come
-from the heap. The cost is memory: freed pages stay resident until exit. Measured numbers are in
-``benchmarks/metrics_vs_pyiqa.py --malloc`` output and the report of issue 15.
+each time; ``nommap`` additionally sets ``M_MMAP_MAX=0`` so that they too come from the heap
+(when the heap cannot grow, glibc still falls back to ``mmap``). The cost is memory: freed pages
+stay resident (up to 1 GiB kept at the heap top) until exit.
 
-``BENCH_MALLOC``: ``default`` (leave glibc alone), ``tuned`` (the default here: thresholds
-raised), ``nommap`` (tuned + no mmap at all). Not glibc (macOS, musl): nothing is done.
+Measured (``benchmarks/metrics_vs_pyiqa.py --sections malloc``: per process, 4 Kodak images,
+each a DnCNN-sized 17-layer 64-channel grey forward on the full 768×512 image then NIQE; 1
+thread; 2 shared cores, medians of 3 processes):
+
+=========  ==============  ==================  ===========================
+mode       NIQE ms/image   forward ms/image    peak RSS (start → end)
+=========  ==============  ==================  ===========================
+default    138             14,555              538 → 865 MB
+tuned      80              14,319              537 → 912 MB (+47 MB)
+nommap     60              4,317               537 → 1,132 MB (+267 MB)
+=========  ==============  ==================  ===========================
+
+``BENCH_MALLOC``: ``nommap`` (the default here), ``tuned`` (thresholds only: NIQE-sized
+temporaries re-used, CNN activations still re-mapped), ``default`` (leave glibc alone: the
+opt-out). Not glibc (macOS, musl): nothing is done.
 
 **Exit** (:func:`fast_exit`). At interpreter shutdown CPython tears down every module and
 garbage-collects the whole heap — with torch, pyiqa and MLflow loaded that is 1–2 s of every
@@ -77,11 +92,11 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def configure_malloc(mode: str | None = None) -> MallocSetting:
-    """Apply the allocator setting named by ``mode`` or ``$BENCH_MALLOC`` (default ``tuned``).
+    """Apply the allocator setting named by ``mode`` or ``$BENCH_MALLOC`` (default ``nommap``).
 
     Call it as early as possible (before torch allocates), once per process. Idempotent.
     """
-    mode = (mode or os.environ.get("BENCH_MALLOC") or "tuned").strip().lower()
+    mode = (mode or os.environ.get("BENCH_MALLOC") or "nommap").strip().lower()
     if mode not in _MODES:
         raise ValueError(f"BENCH_MALLOC must be one of {_MODES}, got {mode!r}")
     if mode == "default":
