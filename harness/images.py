@@ -31,8 +31,11 @@ def read_image(path: str | Path) -> torch.Tensor:
                 array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     except FileNotFoundError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"cannot decode image {path}: {exc}. Replace or remove the file.") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, ImportError) as exc:
+        # ImportError: ultralytics patches PIL.Image.open process-wide and, on an unreadable
+        # file, tries to import an optional HEIF plugin before giving up
+        raise ImageReadError(f"cannot decode image {path}: {type(exc).__name__}: {exc}. Replace or "
+                             f"remove the file.") from exc
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).clamp(0.0, 1.0)
 
 

@@ -107,8 +107,14 @@ def _pyiqa():
 
 
 def _quiet_create(name: str, device: torch.device, **opts: Any):
-    """``pyiqa.create_metric`` without its prints (it announces downloads on stdout)."""
+    """``pyiqa.create_metric`` without its prints (it announces downloads on stdout). The
+    built-in metrics are created from pyiqa's own modules only (:mod:`harness.pyiqa_lean`): a
+    full ``import pyiqa`` pulls in torchvision.models and torch._dynamo (seconds per process)."""
+    from harness.pyiqa_lean import LEAN_METRICS, create_lean
+
     with contextlib.redirect_stdout(io.StringIO()):
+        if name in LEAN_METRICS:
+            return create_lean(name, device, **opts)
         return _pyiqa().create_metric(name, device=device, as_loss=False, **opts)
 
 
@@ -124,7 +130,13 @@ def ssim_color_space(conventions: MetricConventions) -> str:
 
 # Built-in metrics --------------------------------------------------------------------------------
 def _build_psnr(conventions: MetricConventions, device: torch.device) -> Scorer:
-    metric = _quiet_create("psnr", device, **_color_opts(conventions.color_space))
+    opts = _color_opts(conventions.color_space)
+    if device.type == "cpu":  # pyiqa's numbers to 1e-6 without its per-call overhead (psnr_cpu.py)
+        from harness.psnr_cpu import psnr_cpu
+
+        return lambda out, gt, meta: psnr_cpu(out, gt, opts["test_y_channel"],
+                                               opts.get("color_space", "yiq"))
+    metric = _quiet_create("psnr", device, **opts)
     return lambda out, gt, meta: metric(out, gt)
 
 
@@ -171,13 +183,6 @@ def niqe_mat_file() -> Path:
     return mat
 
 
-def _build_niqe(conventions: MetricConventions, device: torch.device) -> Scorer:
-    params = niqe_mat_file()
-    # NIQE runs on the CPU in float64: it is unstable across devices (pyiqa#23).
-    metric = _quiet_create("niqe", torch.device("cpu"), pretrained_model_path=str(params))
-    return lambda out, _gt, _meta: metric(out.detach().to("cpu", torch.float64).float())
-
-
 def _fr_description(impl: str) -> Callable[[MetricConventions], dict[str, Any]]:
     return lambda c: {"impl": impl, "color_space": c.color_space, "crop_border": c.crop_border}
 
@@ -194,10 +199,16 @@ METRICS.register("lpips", "lpips_alex", target=MetricSpec(
     "lpips", "FR", True, "LPIPS v0.1, AlexNet backbone (needs ImageNet weights)", _build_lpips,
     lambda c: {"impl": "pyiqa lpips", "net": "alex", "version": "0.1", "color_space": "rgb",
                "crop_border": c.crop_border}))
-METRICS.register("niqe", target=MetricSpec(
-    "niqe", "NR", True, "NIQE, official pristine parameters (pyiqa niqe)", _build_niqe,
-    lambda c: {"impl": "pyiqa niqe", "params": "official (LIVE pristine, BasicSR npz)",
-               "grey": "yiq", "device": "cpu"}))
+def _register_niqe() -> None:
+    """``niqe`` = the MATLAB-faithful implementation, ``niqe-pyiqa`` = pyiqa's (both documented
+    in :mod:`harness.niqe_matlab`; the implementation is logged with the run's params)."""
+    from harness.niqe_matlab import NIQE_SPECS
+
+    for spec in NIQE_SPECS:
+        METRICS.register(spec.name, target=spec)
+
+
+_register_niqe()
 
 
 def pyiqa_configs() -> dict[str, dict[str, Any]]:

@@ -404,8 +404,10 @@ def model_complexity(config: str = "small", stages: int = 3, size: int = 256) ->
     from torch.utils.flop_counter import FlopCounterMode
 
     cfg = CONFIGS[config]
+    # built on the CPU, then moved: constructing under ``torch.device("meta")`` breaks once
+    # another library has imported torch._dynamo (factory calls then escape the device context)
+    net = build_unfoldldm(cfg, stages).to("meta")
     with torch.device("meta"):
-        net = build_unfoldldm(cfg, stages)
         x = torch.empty(1, 3, size, size)
         counter = FlopCounterMode(display=False)
         with counter, torch.no_grad():
