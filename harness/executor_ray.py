@@ -453,14 +453,23 @@ class RayExecutor:
             workers = int(resources.get("GPU", 0) // gpus) if gpus > 0 else int(cpus)
         return max(1, min(workers, n_units)), gpus
 
-    def _start_worker(self, ray: Any, remote: Any, parts_ref: Any, gpus: float) -> _Worker:
+    def _start_workers(self, ray: Any, remote: Any, parts_ref: Any, gpus: float, n: int) -> list[_Worker]:
+        """``n`` actors, started together (each imports torch and builds its plan) and waited
+        for: a worker that cannot start (an import error) fails the run here, not mid-way."""
         runtime_env = dict(self.options.runtime_env or {})
         runtime_env["env_vars"] = {**worker_env(), **runtime_env.get("env_vars", {})}
-        actor = remote.options(num_cpus=self.options.cpus_per_worker, num_gpus=gpus, max_restarts=0,
-                               runtime_env=runtime_env).remote(
+        actors = [remote.options(num_cpus=self.options.cpus_per_worker, num_gpus=gpus, max_restarts=0,
+                                 runtime_env=runtime_env).remote(
             parts_ref, self.device_spec, self.n_keep, self.save_images is not None,
-            self.save_previews is not None)
-        return _Worker(actor, ray.get(actor.pid.remote()))
+            self.save_previews is not None) for _ in range(n)]
+        try:
+            pids = ray.get([actor.pid.remote() for actor in actors])
+        except ray.exceptions.RayActorError as exc:
+            for actor in actors:
+                ray.kill(actor)
+            cause = getattr(exc, "cause", None) or exc
+            raise RuntimeError(f"a Ray worker failed to start: {cause}") from exc
+        return [_Worker(actor, pid) for actor, pid in zip(actors, pids, strict=True)]
 
     def run(self, units: list[Unit]) -> Iterator[dict[str, Any]]:
         ray = import_ray()
@@ -478,7 +487,7 @@ class RayExecutor:
             max_deaths = 3 * n_workers if max_deaths is None else max_deaths
             remote = ray.remote(ShardWorker)
             parts_ref = ray.put(plan_parts(self.plan))
-            self.workers = [self._start_worker(ray, remote, parts_ref, gpus) for _ in range(n_workers)]
+            self.workers = self._start_workers(ray, remote, parts_ref, gpus, n_workers)
             self.timings["startup_s"] = time.perf_counter() - started
             received: set[tuple[str, str, str]] = set()
             deaths_of: dict[tuple[str, str, str], int] = {}
@@ -518,7 +527,7 @@ class RayExecutor:
                 except ray.exceptions.RayActorError as exc:
                     del jobs[job.stream]
                     yield from self._worker_died(ray, job, exc, queue, deaths_of, received, max_deaths)
-                    replacement = self._start_worker(ray, remote, parts_ref, gpus)
+                    replacement = self._start_workers(ray, remote, parts_ref, gpus, 1)[0]
                     self.workers[self.workers.index(job.worker)] = replacement
                     dispatch(replacement)
                     continue
