@@ -74,6 +74,10 @@ INSTALL_HINT = "pip install 'restorebench[ray]'  (or: pip install 'ray>=2.9')"
 EXECUTORS = ("local", "ray")
 
 
+class ExecutorError(RuntimeError):
+    """The cluster, not an image, failed: a worker could not start, or too many died."""
+
+
 def import_ray() -> Any:
     """``ray``, or an ImportError that says how to install it."""
     try:
@@ -468,7 +472,7 @@ class RayExecutor:
             for actor in actors:
                 ray.kill(actor)
             cause = getattr(exc, "cause", None) or exc
-            raise RuntimeError(f"a Ray worker failed to start: {cause}") from exc
+            raise ExecutorError(f"a Ray worker failed to start: {cause}") from exc
         return [_Worker(actor, pid) for actor, pid in zip(actors, pids, strict=True)]
 
     def run(self, units: list[Unit]) -> Iterator[dict[str, Any]]:
@@ -590,7 +594,7 @@ class RayExecutor:
                         f"{job.unit.task.label}; {len(job.left)} image(s) re-queued "
                         f"({type(exc).__name__})")
         if self.stats["worker_deaths"] > max_deaths:
-            raise RuntimeError(f"{self.stats['worker_deaths']} Ray workers died in this run (more than "
+            raise ExecutorError(f"{self.stats['worker_deaths']} Ray workers died in this run (more than "
                                f"{max_deaths}); the last: {exc}") from exc
         left = list(job.left)
         if left:
@@ -616,5 +620,5 @@ class RayExecutor:
                 "peak_mem_mb": None, "status": "failed", "error": error}
 
 
-__all__ = ["RayExecutor", "RayOptions", "ReductionSuite", "ShardQueue", "ShardWorker",
+__all__ = ["ExecutorError", "RayExecutor", "RayOptions", "ReductionSuite", "ShardQueue", "ShardWorker",
            "executor_factory", "import_ray", "plan_parts", "rebuild_plan"]

@@ -116,6 +116,9 @@ class StudyConfig:
     experiment: str = "restorebench"
     show_progress: bool = True
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    #: ``RunConfig.executor`` (None = local; ``harness.cli_executor.make_executor`` for Ray)
+    executor: Any = None
+    shard_size: int | None = None
 
 
 @dataclass
@@ -163,7 +166,8 @@ def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
                         metrics=config.metrics, output_dir=study_dir, run_name="run",
                         seed=config.seed, tracking=config.tracking, tracking_uri=uri,
                         experiment=config.experiment, argv=config.argv,
-                        show_progress=config.show_progress, parent_run_id=parent or None)
+                        show_progress=config.show_progress, parent_run_id=parent or None,
+                        executor=config.executor, shard_size=config.shard_size)
         summary = run_benchmark(run, console)
         missing = dict(summary.missing_metrics)
         table = pd.DataFrame(_rows(entries, summary.run_dir, config.levels))
