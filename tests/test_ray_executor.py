@@ -105,7 +105,7 @@ def ray_instance():
 def _ray_factory(captured: list[Any] | None = None, **options: Any):
     from harness.executor_ray import RayExecutor, RayOptions
 
-    opts = RayOptions(workers=2, cpus_per_worker=1, **options)
+    opts = RayOptions(**{"workers": 2, "cpus_per_worker": 1, **options})
 
     def factory(plan, device, config, **kw):
         executor = RayExecutor(plan, device, config, opts, **kw)
@@ -127,11 +127,11 @@ def _aggregates(run_dir: Path) -> dict[str, Any]:
             for r, by in results.items()}
 
 
-def _mlflow_structure(uri: str) -> dict[str, Any]:
+def _mlflow_structure(uri: str, experiment: str) -> dict[str, Any]:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    runs = client.search_runs([client.get_experiment_by_name("restorebench").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     return {c.info.run_name: ({k: round(v, 9) for k, v in c.data.metrics.items() if not k.startswith(TIMING)},
@@ -141,10 +141,12 @@ def _mlflow_structure(uri: str) -> dict[str, Any]:
 
 
 def _config(tmp_path: Path, name: str, **kw: Any) -> RunConfig:
+    """One MLflow store for both runs (an experiment each): a new sqlite store costs seconds."""
     base: dict[str, Any] = dict(
         restorers=[("identity", {}), ("nlm", {})], tasks=TASK_ITEMS, limit=3,
         metrics=["psnr", "ssim"], metric_specs=[MEANSUM], output_dir=tmp_path / name, run_name="run",
-        tracking_uri=f"sqlite:///{tmp_path / name / 'mlflow.db'}", show_progress=False, device="cpu")
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment=name, show_progress=False,
+        device="cpu")
     return RunConfig(**{**base, **kw})
 
 
@@ -155,8 +157,8 @@ def test_ray_run_equals_local_run_and_resumes_across_executors(ray_instance, tmp
     assert len(_records(local.run_dir)) == 12
     assert _records(local.run_dir) == _records(remote.run_dir)  # per image: metrics, seeds, states
     assert _aggregates(local.run_dir) == _aggregates(remote.run_dir)
-    assert _mlflow_structure(f"sqlite:///{tmp_path / 'local' / 'mlflow.db'}") == _mlflow_structure(
-        f"sqlite:///{tmp_path / 'ray' / 'mlflow.db'}")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert _mlflow_structure(uri, "local") == _mlflow_structure(uri, "ray")
     payload = {k: json.loads((r.run_dir / "results.json").read_text()) for k, r in
                (("local", local), ("ray", remote))}
     for key in ("restorers", "tasks", "metrics", "missing_metrics"):
@@ -169,11 +171,12 @@ def test_ray_run_equals_local_run_and_resumes_across_executors(ray_instance, tmp
     assert {r["host"] for r in read_samples(remote.run_dir / "samples.jsonl")} == {os.uname().nodename}
 
     # resume across executors: local start → Ray finish, and Ray start → local finish
-    for start, finish_executor in (("local", _ray_factory(shard_size=1)), ("ray", None)):
+    for start, finish_executor in (("local", _ray_factory(workers=1, shard_size=1)), ("ray", None)):
         run_dir = tmp_path / start / "run"
         lines = (run_dir / "samples.jsonl").read_text().splitlines()
         (run_dir / "samples.jsonl").write_text("\n".join(lines[:5]) + "\n")
-        resumed = run_benchmark(_config(tmp_path, start, resume=True, executor=finish_executor))
+        resumed = run_benchmark(_config(tmp_path, start, resume=True, executor=finish_executor,
+                                        tracking=False))
         assert resumed.n_skipped == 5
         after = read_samples(run_dir / "samples.jsonl")
         keys = [(r["restorer_id"], r["task_id"], r["sample_id"]) for r in after]
