@@ -443,7 +443,8 @@ class RayExecutor:
         ray.init(address=self.options.address, **kwargs)
         return True
 
-    def _sizes(self, ray: Any, n_units: int) -> tuple[int, float]:
+    def _sizes(self, ray: Any, n_images: int) -> tuple[int, float]:
+        """(workers, GPUs per worker): from the options, else from the cluster's resources."""
         resources = ray.cluster_resources()
         gpus = self.options.gpus_per_worker
         if gpus is None:
@@ -455,7 +456,7 @@ class RayExecutor:
         if workers is None:
             cpus = resources.get("CPU", 1) / max(self.options.cpus_per_worker, 1e-9)
             workers = int(resources.get("GPU", 0) // gpus) if gpus > 0 else int(cpus)
-        return max(1, min(workers, n_units)), gpus
+        return max(1, min(workers, n_images)), gpus
 
     def _start_workers(self, ray: Any, remote: Any, parts_ref: Any, gpus: float, n: int) -> list[_Worker]:
         """``n`` actors, started together (each imports torch and builds its plan) and waited
@@ -483,7 +484,7 @@ class RayExecutor:
         shutdown = self._connect(ray)
         try:
             total = sum(len(u.sample_ids) for u in units)
-            n_workers, gpus = self._sizes(ray, len(units))
+            n_workers, gpus = self._sizes(ray, total)
             size = self.options.shard_size or max(1, math.ceil(total / (4 * n_workers)))
             queue = ShardQueue(split_units(units, size))
             n_workers = min(n_workers, len(queue))
@@ -513,8 +514,13 @@ class RayExecutor:
                 stream = worker.actor.run_shard.options(num_returns="streaming").remote(unit)
                 jobs[stream] = _Job(worker, unit, stream, list(unit.sample_ids))
 
-            for worker in self.workers:
-                dispatch(worker)
+            def wake() -> None:
+                """Give work to every idle worker (re-queued ids can wake one that had none)."""
+                for worker in self.workers:
+                    if not worker.busy:
+                        dispatch(worker)
+
+            wake()
             while jobs:
                 ready, _ = ray.wait(list(jobs), num_returns=1)
                 job = jobs[ready[0]]
@@ -522,9 +528,10 @@ class RayExecutor:
                     message = ray.get(next(job.stream))
                 except StopIteration:
                     del jobs[job.stream]
+                    job.worker.busy = False
                     if job.left:  # a shard that ended without all its records: do them again
                         queue.push_front(replace(job.unit, sample_ids=tuple(job.left)))
-                    dispatch(job.worker)
+                    wake()
                     continue
                 except ray.exceptions.RayTaskError as exc:  # the code failed, not the worker
                     raise exc.as_instanceof_cause() from None
@@ -533,7 +540,7 @@ class RayExecutor:
                     yield from self._worker_died(ray, job, exc, queue, deaths_of, received, max_deaths)
                     replacement = self._start_workers(ray, remote, parts_ref, gpus, 1)[0]
                     self.workers[self.workers.index(job.worker)] = replacement
-                    dispatch(replacement)
+                    wake()
                     continue
                 record = self._receive(message, job, received)
                 if record is not None:

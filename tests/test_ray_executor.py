@@ -222,8 +222,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(ray_instan
     seeds = [seed for seed, _ in calls]
     # recorded images were never recomputed: at most the one in flight at the kill ran twice
     assert len(seeds) - len(set(seeds)) <= 1
-    assert any(int(pid) == killed[0] for _, pid in calls)
-    assert len({pid for _, pid in calls}) == 3  # two workers and the replacement
+    assert len({int(pid) for _, pid in calls} - {killed[0]}) == 2  # the survivor and the replacement
     reference = run_benchmark(RunConfig(restorers=[("test-slow", {"delay": 0.0, "log": ""})],
                                         tasks=[("test-ramp", {})], metrics=["psnr"],
                                         output_dir=tmp_path, run_name="local", tracking=False,
