@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from harness.cli import app
 from harness.metric_api import DatasetMetric, MetricSpec
-from harness.registries import RESTORERS, TASKS
+from harness.registries import METRICS, RESTORERS, TASKS
 from harness.restorer import Restorer, register_restorer
 from harness.results import read_samples
 from harness.runner import RunConfig, run_benchmark
@@ -87,6 +89,8 @@ class MeanCount(DatasetMetric):
 MEANSUM = MetricSpec("test-meansum", "NR", False, "test-only sum of means",
                      lambda c, d: MeanCount(), lambda c: {"impl": "test"}, kind="dataset")
 
+if "test-meansum" not in METRICS:
+    METRICS.register("test-meansum", target=MEANSUM)
 if "test-slow" not in RESTORERS:
     register_restorer("test-slow")(SlowIdentity)
 if "test-ramp" not in TASKS:
@@ -144,7 +148,7 @@ def _config(tmp_path: Path, name: str, **kw: Any) -> RunConfig:
     """One MLflow store for both runs (an experiment each): a new sqlite store costs seconds."""
     base: dict[str, Any] = dict(
         restorers=[("identity", {}), ("nlm", {})], tasks=TASK_ITEMS, limit=3,
-        metrics=["psnr", "ssim"], metric_specs=[MEANSUM], output_dir=tmp_path / name, run_name="run",
+        metrics=["psnr", "ssim", "test-meansum"], output_dir=tmp_path / name, run_name="run",
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment=name, show_progress=False,
         device="cpu")
     return RunConfig(**{**base, **kw})
@@ -170,14 +174,21 @@ def test_ray_run_equals_local_run_and_resumes_across_executors(ray_instance, tmp
     assert executor.stats["restorer_loads"] <= 3  # each worker kept its restorer (2 + one switch)
     assert {r["host"] for r in read_samples(remote.run_dir / "samples.jsonl")} == {os.uname().nodename}
 
-    # resume across executors: local start → Ray finish, and Ray start → local finish
-    for start, finish_executor in (("local", _ray_factory(workers=1, shard_size=1)), ("ray", None)):
+    # resume across executors: local start → Ray finish (through ``bench run --executor ray``),
+    # and Ray start → local finish
+    for start in ("local", "ray"):
         run_dir = tmp_path / start / "run"
         lines = (run_dir / "samples.jsonl").read_text().splitlines()
         (run_dir / "samples.jsonl").write_text("\n".join(lines[:5]) + "\n")
-        resumed = run_benchmark(_config(tmp_path, start, resume=True, executor=finish_executor,
-                                        tracking=False))
-        assert resumed.n_skipped == 5
+        executor = ["--executor", "ray", "--workers", "1", "--shard-size", "1"] if start == "local" else []
+        result = CliRunner().invoke(app, [
+            "run", "-r", "identity", "-r", "nlm", "-t", "demo",
+            "-t", "synth:skimage:gaussian_noise@2[crop=48]",
+            "--limit", "3", "--metrics", "psnr,ssim,test-meansum", "--device", "cpu",
+            "--output-dir", str(tmp_path / start), "--run-name", "run", "--resume", "--no-tracking",
+            "--no-progress", *executor])
+        assert result.exit_code == 0, result.output
+        assert "resumed: 5 image(s)" in result.output
         after = read_samples(run_dir / "samples.jsonl")
         keys = [(r["restorer_id"], r["task_id"], r["sample_id"]) for r in after]
         assert len(keys) == 12 and len(set(keys)) == 12
@@ -229,6 +240,15 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(ray_instan
                                         show_progress=False, device="cpu"))
     psnr = {r["sample_id"]: r["metrics"]["psnr"] for r in read_samples(reference.run_dir / "samples.jsonl")}
     assert {r["sample_id"]: r["metrics"]["psnr"] for r in records} == psnr
+
+
+def test_executor_options_are_checked_before_anything_runs(tmp_path):
+    for extra, message in ((["--executor", "dask"], "choose one of local, ray"),
+                           (["--workers", "2"], "need --executor ray"),
+                           (["--executor", "ray", "--workers", "0"], "--workers 0")):
+        result = CliRunner().invoke(app, ["run", "-r", "identity", "-t", "demo", "--output-dir",
+                                          str(tmp_path), "--no-tracking", *extra])
+        assert result.exit_code == 2 and message in result.output, result.output
 
 
 def test_missing_ray_names_the_install_command(monkeypatch):
