@@ -7,9 +7,10 @@ per image: a stand-in for a GPU restorer; on a CPU box a sleeping restorer scale
 where a CPU-bound one would only measure the cores the workers share) × two tasks, ``--images``
 per task, so the work is ``2 × 2 × images`` images with known compute time. It prints, per configuration: wall
 time of the run (planning to ``results.json``), the worker start-up, the speed-up over one Ray
-worker, and the driver's overhead per image, i.e. the run's time beyond the restorers' own
-(``latency_ms`` in the records) divided by workers, per image. The local executor's row is the
-reference without Ray.
+worker, the overhead per image (the run's time beyond start-up and the restorers' own time,
+``latency_ms`` in the records, divided by workers: planning, worker warm-up, scoring, writing)
+and the driver's busy time per image (receiving records, writing files, the reducer: what bounds
+how many workers one driver can feed). The local executor's row is the reference without Ray.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def one(root: Path, name: str, args: argparse.Namespace, workers: int | None) ->
         captured.append(RayExecutor(plan, device, config, options, **kw))
         return captured[-1]
 
-    tasks = [(f"synth:skimage:gaussian_noise@{level}", {"crop": args.crop}) for level in (1, 3)]
+    tasks = [(f"synth:skimage:gaussian_noise@{level}", {"crop": args.crop})
+             for level in range(1, args.tasks + 1)]
     restorers = [("bench-sleeper", {"delay": args.delay}), ("bench-sleeper", {"delay": args.delay / 2})]
     config = RunConfig(restorers=restorers, tasks=tasks, limit=args.images, metrics=["psnr"],
                        output_dir=root / name, run_name="run", tracking=args.tracking,
@@ -69,9 +71,11 @@ def one(root: Path, name: str, args: argparse.Namespace, workers: int | None) ->
     compute = sum(r["latency_ms"] or 0.0 for r in records) / 1000.0
     startup = captured[0].timings.get("startup_s", 0.0) if captured else 0.0
     n_workers = len(captured[0].workers) if captured else 1
+    busy = captured[0].timings.get("driver_busy_s") if captured else None
     return {"name": name, "workers": n_workers, "images": len(records), "wall_s": wall,
             "startup_s": startup, "compute_s": compute,
             "overhead_ms": 1000.0 * (wall - startup - compute / n_workers) / len(records),
+            "driver_ms": None if busy is None else 1000.0 * busy / len(records),
             "loads": captured[0].stats["restorer_loads"] if captured else 2}
 
 
@@ -81,6 +85,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8, help="images per task")
     parser.add_argument("--delay", type=float, default=0.5, help="seconds per image of the slow restorer")
     parser.add_argument("--crop", type=int, default=64)
+    parser.add_argument("--tasks", type=int, default=2, help="tasks (noise levels 1..N)")
     parser.add_argument("--shard-size", type=int, default=None)
     parser.add_argument("--tracking", action="store_true", help="log to MLflow too")
     args = parser.parse_args()
@@ -95,17 +100,18 @@ def main() -> None:
             rows.append(one(root, f"ray-{workers}", args, workers))
     ray.shutdown()
     base = next(r for r in rows if r["name"] == "ray-1")
-    print(f"grid: 2 restorers (sleep {args.delay}s and {args.delay / 2}s) x 2 tasks x {args.images} images; "
-          f"shard size {args.shard_size or 'auto'}")
-    print(f"{'executor':<9} {'workers':>7} {'images':>6} {'wall s':>8} {'start-up s':>10} "
-          f"{'restore s':>9} {'run s (no start-up)':>19} {'speed-up':>8} "
-          f"{'driver overhead ms/img':>22} {'loads':>5}")
+    print(f"grid: 2 restorers (sleep {args.delay}s and {args.delay / 2}s) x {args.tasks} tasks x "
+          f"up to {args.images} images; shard size {args.shard_size or 'auto'}")
+    print("| executor | workers | images | wall s | worker start-up s | restore s | run s (no start-up) "
+          "| speed-up vs 1 worker | overhead ms/img | driver busy ms/img | restorer loads |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         run_s = row["wall_s"] - row["startup_s"]
         speedup = (base["wall_s"] - base["startup_s"]) / run_s
-        print(f"{row['name']:<9} {row['workers']:>7} {row['images']:>6} {row['wall_s']:>8.2f} "
-              f"{row['startup_s']:>10.2f} {row['compute_s']:>9.2f} {run_s:>19.2f} {speedup:>8.2f} "
-              f"{row['overhead_ms']:>22.1f} {row['loads']:>5}")
+        driver = "-" if row["driver_ms"] is None else f"{row['driver_ms']:.1f}"
+        print(f"| {row['name']} | {row['workers']} | {row['images']} | {row['wall_s']:.2f} | "
+              f"{row['startup_s']:.2f} | {row['compute_s']:.2f} | {run_s:.2f} | {speedup:.2f} | "
+              f"{row['overhead_ms']:.1f} | {driver} | {row['loads']} |")
 
 
 if __name__ == "__main__":

@@ -422,6 +422,8 @@ class RayExecutor:
         #: what happened, for tests and the benchmark: deaths, re-queued ids, dropped duplicates
         self.stats = {"worker_deaths": 0, "requeued_ids": 0, "duplicates_dropped": 0,
                       "failed_after_deaths": 0, "restorer_loads": 0, "shards": 0}
+        #: ``startup_s`` (workers started), ``driver_busy_s`` (the driver's time not spent waiting
+        #: for workers: receiving, writing files, the reducer, MLflow hand-off), ``images``
         self.timings: dict[str, float] = {}
 
     # The reducer's view --------------------------------------------------------------------------
@@ -521,8 +523,12 @@ class RayExecutor:
                         dispatch(worker)
 
             wake()
+            waited = 0.0  # the driver's busy time is the loop's time minus this (and start-up)
+            loop_start = time.perf_counter()
             while jobs:
+                wait_start = time.perf_counter()
                 ready, _ = ray.wait(list(jobs), num_returns=1)
+                waited += time.perf_counter() - wait_start
                 job = jobs[ready[0]]
                 try:
                     message = ray.get(next(job.stream))
@@ -545,6 +551,8 @@ class RayExecutor:
                 record = self._receive(message, job, received)
                 if record is not None:
                     yield record
+            self.timings["driver_busy_s"] = time.perf_counter() - loop_start - waited
+            self.timings["images"] = len(received)
         finally:
             for worker in self.workers:
                 ray.kill(worker.actor)
