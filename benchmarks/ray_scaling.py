@@ -1,6 +1,6 @@
 """Ray scaling: the same grid on a local Ray instance with 1 and 2 workers, and the local executor.
 
-    PYTHONPATH=$PWD python benchmarks/ray_scaling.py --images 8 --delay 0.5
+    PYTHONPATH=$PWD python benchmarks/ray_scaling.py --images 8 --tasks 4 --delay 1.0
 
 The grid is two configurations of a restorer that sleeps (``--delay`` and half of it, seconds
 per image: a stand-in for a GPU restorer; on a CPU box a sleeping restorer scales like a GPU one,
