@@ -24,6 +24,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from harness.cli_executor import Executor, GpusPerWorker, RayAddress, ShardSize, Workers, make_executor
 from harness.specs import parse_item
 
 console = Console()
@@ -147,13 +148,16 @@ def detect(
         help="A severity study instead of one run: the detection metric of every restorer over "
              "these levels of --degradation (e.g. 1-5), as curves (bench study severity).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    executor: Executor = "local", ray_address: RayAddress = None,
+    gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
 ) -> None:
     """Detection mAP after restoration: clean / degraded / restored, beside PSNR/SSIM."""
     from downstream.metric import detection_metric_spec
+    from harness.executor_ray import ExecutorError
     from harness.registry import UnknownNameError
     from harness.runner import RunConfig, resolve_device
 
-    errors = (FileNotFoundError, ValueError, KeyError, UnknownNameError, ImportError)
+    errors = (FileNotFoundError, ValueError, KeyError, UnknownNameError, ImportError, ExecutorError)
 
     try:
         task_item, source = plan_task(data, degradation, split)
@@ -162,6 +166,7 @@ def detect(
         spec = detection_metric_spec(detector, source, labels, conf_label=conf_label, imgsz=imgsz,
                                      split=split, class_map=class_map)
         restorers = [(DEGRADED, {})] + [parse_item(r) for r in restorer if parse_item(r)[0] != DEGRADED]
+        run_executor = make_executor(executor, ray_address, gpus_per_worker, workers, shard_size)
     except errors as exc:
         _fail(str(exc))
     if levels:
@@ -175,7 +180,8 @@ def detect(
         ["psnr", "ssim"] if has_gt else None)
     config = RunConfig(restorers=restorers, tasks=[task_item], device=device, limit=limit,
                        metrics=quality, output_dir=output_dir, run_name=run_name,
-                       tracking=not no_tracking, argv=list(sys.argv), show_progress=progress)
+                       tracking=not no_tracking, argv=list(sys.argv), show_progress=progress,
+                       executor=run_executor, shard_size=shard_size)
     try:
         summary = run_detection(config, spec, console=console)
     except errors as exc:

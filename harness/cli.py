@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.cli_common import console, err_console, fail  # noqa: F401  (re-exported)
+from harness.cli_executor import Executor, GpusPerWorker, RayAddress, ShardSize, Workers, make_executor
 from harness.registry import UnknownNameError
 from harness.specs import parse_item, parse_restorer
 
@@ -26,14 +27,7 @@ app = typer.Typer(
     rich_markup_mode=None, help="restorebench: benchmark blind image restoration.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-
-def fail(message: str, code: int = 2) -> None:
-    """Print ``message`` literally (option syntax has brackets rich would eat) and exit."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
-    raise typer.Exit(code)
 
 
 # bench run ---------------------------------------------------------------------------------------
@@ -55,8 +49,11 @@ def run(
     seed: Annotated[int | None, typer.Option(
         help="Base seed: overrides each task's degradation seed (0 included) and seeds every "
              "restorer's per-image generator (default: the tasks' own seeds, restorer base 0).")] = None,
-    shard_size: Annotated[int | None, typer.Option(
-        help="Split each (restorer, task) pair into units of this many samples.")] = None,
+    shard_size: ShardSize = None,
+    executor: Executor = "local",
+    ray_address: RayAddress = None,
+    gpus_per_worker: GpusPerWorker = None,
+    workers: Workers = None,
     save_images: Annotated[bool, typer.Option(help="Write restored images as PNG.")] = False,
     previews: Annotated[bool, typer.Option(
         help="Write small previews (long side <= 512) for bench report's image viewer.")] = True,
@@ -82,6 +79,7 @@ def run(
         fail(str(exc))
     except ValueError as exc:
         fail(str(exc))
+    from harness.executor_ray import ExecutorError
     from harness.plan import RestorerItem
     from harness.runner import RunConfig, run_benchmark
     from harness.task import DataMissingError
@@ -91,12 +89,13 @@ def run(
         tasks = [parse_item(t) for t in (task or TASKS.defaults())]
         if not restorers or not tasks:
             raise ValueError("no default restorer or task is declared; name them with -r and -t")
+        executor_factory = make_executor(executor, ray_address, gpus_per_worker, workers, shard_size)
     except ValueError as exc:
         fail(str(exc))
     config = RunConfig(restorers=restorers, tasks=tasks, device=device, limit=limit,
                        metrics=[m.strip() for m in metrics.split(",")] if metrics else None,
                        output_dir=output_dir, run_name=run_name, resume=resume, seed=seed,
-                       shard_size=shard_size,
+                       shard_size=shard_size, executor=executor_factory,
                        save_images=save_images, save_previews=previews, tracking=not no_tracking,
                        tracking_uri=tracking_uri, experiment=experiment, argv=list(sys.argv),
                        show_progress=progress)
@@ -105,7 +104,7 @@ def run(
     except UnknownNameError as exc:
         fail(str(exc))
     except (DataMissingError, AssetMissingError, AssetCorruptError, FileExistsError,
-            FileNotFoundError, ValueError, ImportError) as exc:
+            FileNotFoundError, ValueError, ImportError, ExecutorError) as exc:
         fail(str(exc))
     print_summary(summary.results, summary.missing_metrics)
     console.print(f"results: {summary.run_dir / 'results.json'}  "

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from harness.cli import console, err_console, fail
+from harness.cli_common import console, err_console, fail
 
 app = typer.Typer(
     rich_markup_mode=None, help="The offline asset cache (weights, metric parameters).", no_args_is_help=True)

@@ -36,7 +36,7 @@ def _set_root(data_root: Path | None) -> Path:
 
 
 def _build(name: str) -> Any:
-    from harness.cli import fail
+    from harness.cli_common import fail
     from harness.registry import UnknownNameError
     from harness.specs import parse_item
     from harness.task import build_task
@@ -78,7 +78,7 @@ def validate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
 ) -> None:
     """Check presence, pairing, counts and image sizes of each task's data."""
-    from harness.cli import console
+    from harness.cli_common import console
     from harness.data_validation import validate_task
 
     root = _set_root(data_root)
@@ -99,7 +99,7 @@ def validate(
 
 
 def _print_reports(reports: list[Any], root: Path, verbose: bool) -> None:
-    from harness.cli import console
+    from harness.cli_common import console
 
     table = Table(title=f"data under {root}")
     for column in ("task", "status", "samples", "with GT", "layout", "location"):
@@ -131,7 +131,7 @@ def fetch(
 ) -> None:
     """Download a task's data into its canonical layout (when online and a source allows it);
     otherwise print where to get them and how to lay them out."""
-    from harness.cli import console, fail
+    from harness.cli_common import console, fail
     from harness.data_fetch import DataFetchError, fetch_dataset
 
     root = _set_root(data_root)

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli import console, err_console
+from harness.cli_common import console, err_console
 
 app = typer.Typer(
     rich_markup_mode=None, help="List restorers, tasks or metrics.", no_args_is_help=True)

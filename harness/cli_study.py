@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from harness.cli_executor import Executor, GpusPerWorker, RayAddress, ShardSize, Workers, make_executor
 from harness.registry import UnknownNameError
 
 app = typer.Typer(
@@ -31,7 +32,7 @@ def _common(output_dir: Path, data_root: Path | None) -> None:
 
 def _run(config) -> None:
     from harness.assets import AssetCorruptError, AssetMissingError
-    from harness.cli import console, fail
+    from harness.cli_common import console, fail
     from harness.study import run_study
     from harness.task import DataMissingError
 
@@ -74,10 +75,11 @@ def ood(
     metrics: Metrics = None, limit: Limit = None, name: Name = None, device: Device = "auto",
     seed: Seed = 0, output_dir: OutputDir = Path("results/studies"), no_tracking: NoTracking = False,
     tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench", progress: Progress = True,
-    data_root: DataRoot = None,
+    data_root: DataRoot = None, executor: Executor = "local", ray_address: RayAddress = None,
+    gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
 ) -> None:
     """Run every restorer on every task; write a table (CSV + markdown), a heatmap and an MLflow run."""
-    from harness.cli import fail
+    from harness.cli_common import fail
     from harness.specs import parse_item
     from harness.study import StudyConfig, parse_entry
 
@@ -85,6 +87,7 @@ def ood(
     try:
         entries = [parse_entry(r) for r in restorer]
         tasks = [parse_item(t) for t in task]
+        run_executor = make_executor(executor, ray_address, gpus_per_worker, workers, shard_size)
     except ValueError as exc:
         fail(str(exc))
     metric_list = [m.strip() for m in metrics.split(",")] if metrics else None
@@ -94,7 +97,7 @@ def ood(
                      primary_metric=metric, device=device, limit=limit, seed=seed,
                      output_dir=output_dir, name=name, tracking=not no_tracking,
                      tracking_uri=tracking_uri, experiment=experiment, show_progress=progress,
-                     argv=list(sys.argv)))
+                     argv=list(sys.argv), executor=run_executor, shard_size=shard_size))
 
 
 @app.command()
@@ -110,10 +113,11 @@ def severity(
     limit: Limit = None, name: Name = None, device: Device = "auto", seed: Seed = 0,
     output_dir: OutputDir = Path("results/studies"), no_tracking: NoTracking = False,
     tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench", progress: Progress = True,
-    data_root: DataRoot = None,
+    data_root: DataRoot = None, executor: Executor = "local", ray_address: RayAddress = None,
+    gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
 ) -> None:
     """Metrics against severity, one curve per restorer; PNG + table + MLflow run."""
-    from harness.cli import fail
+    from harness.cli_common import fail
     from harness.specs import parse_value
     from harness.study import StudyConfig, parse_entry, parse_levels
 
@@ -127,6 +131,7 @@ def severity(
             if not sep:
                 raise ValueError(f"--task-option {item!r} is not key=value")
             options[key.strip()] = parse_value(value.strip())
+        run_executor = make_executor(executor, ray_address, gpus_per_worker, workers, shard_size)
         tasks = [(template.format(clean=clean, degradation=degradation, level=level), dict(options))
                  for level in level_list]
     except (ValueError, KeyError) as exc:
@@ -136,4 +141,4 @@ def severity(
                      primary_metric=metrics.split(",")[0].strip(), device=device, limit=limit,
                      seed=seed, output_dir=output_dir, name=name, tracking=not no_tracking,
                      tracking_uri=tracking_uri, experiment=experiment, show_progress=progress,
-                     argv=list(sys.argv)))
+                     argv=list(sys.argv), executor=run_executor, shard_size=shard_size))

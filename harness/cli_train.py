@@ -77,7 +77,7 @@ def train_command(
     """Train restorers; write resumable checkpoints that `bench run -r 'NAME[checkpoint=...]'` loads."""
     import os
 
-    from harness.cli import console, fail
+    from harness.cli_common import console, fail
 
     if data_root is not None:
         os.environ["BENCH_DATA_ROOT"] = str(data_root)

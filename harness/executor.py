@@ -27,6 +27,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -52,6 +53,15 @@ def restorer_seed(run_seed: int, task_id: str, sample_id: str) -> int:
 class Executor(Protocol):
     def run(self, units: list[Unit]) -> Iterator[dict[str, Any]]:
         """Yield one record per sample of ``units`` (any order)."""
+
+
+@dataclass
+class Loaded:
+    """A restorer loaded on an executor's device, and whether it has been warmed up yet."""
+
+    spec: RestorerSpec
+    restorer: Restorer
+    warmed: bool = False
 
 
 class LocalExecutor:
@@ -86,23 +96,33 @@ class LocalExecutor:
         for unit in units:
             groups.setdefault(unit.restorer.id, []).append(unit)
         for restorer_units in groups.values():
-            spec = restorer_units[0].restorer
-            restorer = restorer_api.build_restorer(spec.name, **spec.options)
-            restorer.load(self.device)
-            if self.on_restorer is not None:
-                self.on_restorer(spec, restorer)
-            warmed = restorer.warmup == "none"
-            for unit in restorer_units:
-                task = self.plan.task_objects[unit.task.id]
-                suite = self.suite(unit.task.id)
-                for sample_id, sample, error in prefetch(task, list(unit.sample_ids)):
-                    if not warmed and sample is not None:
-                        self._warm_up(restorer, sample)
-                        warmed = True
-                    yield self.evaluate(restorer, unit, task, suite, sample_id, sample, error)
-            del restorer
+            loaded = self.load(restorer_units[0].restorer)
+            yield from self.stream(loaded, restorer_units)
+            del loaded
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
+
+    def load(self, spec: RestorerSpec) -> Loaded:
+        """Build and load one restorer configuration on this device and announce it
+        (``on_restorer``). Separate from :meth:`stream` so that a cluster worker can keep one
+        restorer loaded across many shards instead of reloading it per shard."""
+        restorer = restorer_api.build_restorer(spec.name, **spec.options)
+        restorer.load(self.device)
+        if self.on_restorer is not None:
+            self.on_restorer(spec, restorer)
+        return Loaded(spec, restorer, warmed=restorer.warmup == "none")
+
+    def stream(self, loaded: Loaded, units: list[Unit]) -> Iterator[dict[str, Any]]:
+        """One record per sample of ``units`` (all of ``loaded``'s configuration); the first real
+        sample warms the restorer up once per load (``loaded.warmed`` remembers it)."""
+        for unit in units:
+            task = self.plan.task_objects[unit.task.id]
+            suite = self.suite(unit.task.id)
+            for sample_id, sample, error in prefetch(task, list(unit.sample_ids)):
+                if not loaded.warmed and sample is not None:
+                    self._warm_up(loaded.restorer, sample)
+                    loaded.warmed = True
+                yield self.evaluate(loaded.restorer, unit, task, suite, sample_id, sample, error)
 
     def _warm_up(self, restorer: Restorer, sample: Sample) -> None:
         crop = sample.lq[:, :WARMUP_SIDE, :WARMUP_SIDE].unsqueeze(0).to(self.device)

@@ -173,6 +173,10 @@ class Reducer:
             if not pair_records:
                 continue
             by_id = {r["sample_id"]: r for r in pair_records}
+            # task order, not file order: sums (std, dataset metrics) then do not depend on which
+            # executor, shard order or resume wrote the records
+            rank = {sample_id: index for index, sample_id in enumerate(pair.sample_ids)}
+            by_id = dict(sorted(by_id.items(), key=lambda item: rank.get(item[0], len(rank))))
             suite = self.suite(pair.task.id)
             metrics_declared.update(suite.directions())
             self.missing.update(suite.missing)

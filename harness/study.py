@@ -122,6 +122,9 @@ class StudyConfig:
     #: metrics that get a table and a figure panel (default: every metric present); the long
     #: table ``study.csv`` always holds all of them (a detection metric has dozens of companions)
     report_metrics: list[str] | None = None
+    #: ``RunConfig.executor`` (None = local; ``harness.cli_executor.make_executor`` for Ray)
+    executor: Any = None
+    shard_size: int | None = None
 
 
 @dataclass
@@ -170,7 +173,8 @@ def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
                         output_dir=study_dir, run_name="run",
                         seed=config.seed, tracking=config.tracking, tracking_uri=uri,
                         experiment=config.experiment, argv=config.argv,
-                        show_progress=config.show_progress, parent_run_id=parent or None)
+                        show_progress=config.show_progress, parent_run_id=parent or None,
+                        executor=config.executor, shard_size=config.shard_size)
         summary = run_benchmark(run, console)
         missing = dict(summary.missing_metrics)
         table = pd.DataFrame(_rows(entries, summary.run_dir, config.levels))

@@ -190,7 +190,7 @@ def report(
         help="MLflow experiment the report run goes to (default: --experiment, else restorebench).")] = None,
 ) -> None:
     """Leaderboard across runs (rich, markdown, CSV, LaTeX) and a self-contained HTML report."""
-    from harness.cli import console, fail
+    from harness.cli_common import console, fail
     from harness.report.load import RunReadError
 
     if embed not in ("auto", "yes", "no"):
@@ -249,7 +249,7 @@ def compare(
     """Paired per-image comparison of A and B on one task: Δ with bootstrap CI, p-values, win rate."""
     from rich.table import Table
 
-    from harness.cli import console, fail
+    from harness.cli_common import console, fail
     from harness.report.load import RunReadError, read_runs
     from harness.report.paired import compare_records, metrics_of, result_frame, result_records
 
