@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.registry import UnknownNameError
-from harness.specs import parse_item, parse_restorer
+from harness.specs import check_device_syntax, parse_item, parse_restorer
 
 app = typer.Typer(
     rich_markup_mode=None, help="restorebench: benchmark blind image restoration.", no_args_is_help=True,
@@ -74,6 +74,16 @@ def run(
     from harness.assets import AssetCorruptError, AssetMissingError
     from harness.registries import RESTORERS, TASKS
 
+    try:
+        check_device_syntax(device)
+        if limit is not None and limit < 0:
+            raise ValueError(f"--limit {limit}: give a positive number of samples (or leave "
+                             "--limit out to run them all)")
+    except ValueError as exc:
+        fail(str(exc))
+    if limit == 0:  # asked for explicitly: not an error, and no empty run folder either
+        console.print("nothing to do: --limit 0 selects no sample (no run folder was created)")
+        raise typer.Exit(0)
     try:
         parsed = [parse_restorer(item) for item in restorer or RESTORERS.defaults()]
         for name, _, _ in parsed:  # a mistyped name answers from the manifest, before torch loads

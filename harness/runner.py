@@ -34,6 +34,7 @@ from harness.results import (
     read_results,
     versions,
 )
+from harness.specs import check_device_syntax
 from harness.tracking import TrackingProcess, TrackingWorker, default_tracking_uri
 
 
@@ -88,17 +89,16 @@ class RunSummary:
 
 def resolve_device(spec: str) -> torch.device:
     """``auto`` → CUDA when available; ``cuda[:N]`` fails clearly when it is not."""
+    check_device_syntax(spec)
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError as exc:
-        raise ValueError(f"--device {spec!r} is not a device; use auto, cpu, cuda or cuda:N") from exc
+    device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {spec}: CUDA is not available on this machine; use "
                          "--device cpu or auto")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {spec!r}: restorebench runs on cpu or cuda[:N]")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s) (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return device
 
 
