@@ -26,8 +26,11 @@ from harness.images import save_image, thumbnail
 from harness.metric_api import MetricSpec
 from harness.plan import Plan, RestorerItem, make_plan
 from harness.results import (
+    LOCK_FILE,
     RESULTS_FILE,
     SAMPLES_FILE,
+    RunLock,
+    RunLockedError,
     git_hash,
     latest_run,
     new_run_name,
@@ -112,18 +115,40 @@ class Runner:
         self.console = console
         self.device = resolve_device(config.device)
 
-    def _run_dir(self) -> Path:
+    def _run_dir(self) -> tuple[Path, RunLock]:
+        """The run folder, locked (:class:`~harness.results.RunLock`) for the whole run.
+
+        A named run (or ``--resume``) that another process holds is refused. A timestamped
+        name is only a default: two runs started in the same second take ``NAME``,
+        ``NAME-2``, ... instead of sharing one folder."""
         output = Path(self.config.output_dir)
         if self.config.resume and not self.config.run_name:
             found = latest_run(output)
             if found is None:
                 raise FileNotFoundError(f"--resume: no earlier run with {SAMPLES_FILE} in {output}")
-            return found
-        run_dir = output / (self.config.run_name or new_run_name())
-        if (run_dir / SAMPLES_FILE).exists() and not self.config.resume:
-            raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it "
-                                  "or choose another --run-name")
-        return run_dir
+            return found, RunLock(found).acquire()
+        if self.config.run_name:
+            run_dir = output / self.config.run_name
+            lock = RunLock(run_dir).acquire()
+            if (run_dir / SAMPLES_FILE).exists() and not self.config.resume:
+                lock.release()
+                raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue "
+                                      "it or choose another --run-name")
+            return run_dir, lock
+        base = new_run_name()
+        for index in range(1, 1000):
+            run_dir = output / (base if index == 1 else f"{base}-{index}")
+            if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
+                continue
+            try:
+                lock = RunLock(run_dir).acquire()
+            except RunLockedError:
+                continue
+            if (run_dir / SAMPLES_FILE).exists():
+                lock.release()
+                continue
+            return run_dir, lock
+        raise FileExistsError(f"{output}: no free run folder name for {base}; pass --run-name")
 
     def _tracker(self) -> TrackingWorker | TrackingProcess:
         """MLflow in a child process (its import and store set-up overlap the run)."""
@@ -139,16 +164,22 @@ class Runner:
                          metric_specs=config.metric_specs, shard_size=config.shard_size)
 
     def run(self) -> RunSummary:
-        from harness.executor import LocalExecutor
-        from harness.reducer import Reducer
-
         tracker = self._tracker()  # starts MLflow's set-up now; no run is created unless planned
         try:
             plan = self.plan()
-            run_dir = self._run_dir()
+            run_dir, lock = self._run_dir()
         except BaseException:
             tracker.close()
             raise
+        try:
+            return self._run(plan, run_dir, tracker)
+        finally:
+            lock.release()
+
+    def _run(self, plan: Plan, run_dir: Path, tracker: Any) -> RunSummary:
+        from harness.executor import LocalExecutor
+        from harness.reducer import Reducer
+
         run_dir.mkdir(parents=True, exist_ok=True)
         run_info = {"device": str(self.device), "git_hash": git_hash(), "argv": self.config.argv,
                     "versions": versions(), "limit": self.config.limit}

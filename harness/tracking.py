@@ -95,6 +95,49 @@ def ensure_sqlite_store(path: Path) -> None:
     scratch.unlink(missing_ok=True)
 
 
+#: sqlite serialises writers; a second ``bench run`` on the same store sees "database is locked"
+#: whenever the other holds the write lock past SQLAlchemy's wait. Those calls are retried.
+_BUSY = ("database is locked", "database table is locked", "database is busy")
+_RETRIES = 8
+
+
+def is_busy(exc: BaseException) -> bool:
+    """A transient sqlite contention error (anywhere in the exception chain)?"""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if any(text in str(seen).lower() for text in _BUSY):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def retry_busy(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call, retrying on a busy sqlite store with exponential back-off (0.1 s … 12.8 s, about
+    25 s in all): long enough for another run's batch, short enough to report a stuck store."""
+    for attempt in range(_RETRIES):
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            if attempt == _RETRIES - 1 or not is_busy(exc):
+                raise
+            time.sleep(0.1 * 2 ** attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _RetryingClient:
+    """``MlflowClient`` whose every call is retried on a busy sqlite store (:func:`retry_busy`).
+    A locked write never commits, so a retried ``create_run`` does not create a duplicate."""
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+        return lambda *args, **kwargs: retry_busy(attribute, *args, **kwargs)
+
+
 class Tracker:
     """Thin wrapper over ``MlflowClient`` for the parent/child run layout."""
 
@@ -109,13 +152,19 @@ class Tracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
 
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.client = _RetryingClient(MlflowClient(tracking_uri=tracking_uri))
         self.tracking_uri = tracking_uri
         experiment_obj = self.client.get_experiment_by_name(experiment)
         if experiment_obj is None:
             artifact_root.mkdir(parents=True, exist_ok=True)
-            self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=artifact_root.resolve().as_uri())
+            try:
+                self.experiment_id = self.client.create_experiment(
+                    experiment, artifact_location=artifact_root.resolve().as_uri())
+            except Exception:  # another run created it between our look-up and our insert
+                experiment_obj = self.client.get_experiment_by_name(experiment)
+                if experiment_obj is None:
+                    raise
+                self.experiment_id = experiment_obj.experiment_id
         else:
             self.experiment_id = experiment_obj.experiment_id
         self.parent_id: str | None = None
@@ -328,7 +377,7 @@ def _run_logger(jobs: Any, results: Any, uri: str, experiment: str, artifact_roo
     worker = TrackingWorker(None)  # the run layout methods, executed here synchronously
     tracker = None
     try:
-        tracker = Tracker(uri, experiment, Path(artifact_root))
+        tracker = retry_busy(Tracker, uri, experiment, Path(artifact_root))
     except Exception as exc:
         errors.append(f"MLflow set-up failed: {type(exc).__name__}: {exc}")
     while True:

@@ -1,0 +1,103 @@
+"""Issue 9: what a new user hits with bad inputs and two processes at once.
+
+The concurrency tests start real ``bench`` processes (``subprocess``), not mocks: two runs on a
+fresh output folder (and a fresh ``BENCH_HOME``, so the MLflow store template is created by both
+at once), and two runs with one ``--run-name``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+cli = CliRunner()
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""), BENCH_HOME=str(home),
+               BENCH_OFFLINE="1", PYTHONWARNINGS="ignore")
+    return env
+
+
+def _bench(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(REPO / "tests" / "slow_cli.py"), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def _finish(process: subprocess.Popen) -> tuple[int, str]:
+    out, err = process.communicate(timeout=300)
+    return process.returncode, out + err
+
+
+# Two processes at once ----------------------------------------------------------------------------
+def test_two_runs_started_together_on_a_fresh_output_dir_both_complete(tmp_path):
+    out = tmp_path / "results"
+    env = _env(tmp_path / "home")  # no MLflow store template yet: both create it
+    args = ["run", "-r", "identity", "-t", "demo", "--limit", "2", "--metrics", "psnr",
+            "--output-dir", str(out), "--no-progress"]
+    first, second = _bench(args, env), _bench(args, env)
+    results = [_finish(first), _finish(second)]
+    for code, text in results:
+        assert code == 0, text
+        assert "Traceback" not in text and "MLflow:" not in text.replace("MLflow: mlflow ui", ""), text
+    runs = sorted(p for p in out.iterdir() if p.is_dir() and p.name != "mlartifacts")
+    assert len(runs) == 2, runs  # same second, two folders (NAME and NAME-2)
+    for run in runs:
+        lines = (run / "samples.jsonl").read_text().splitlines()
+        assert len(lines) == 2
+    with sqlite3.connect(out / "mlflow.db") as db:
+        statuses = [s for (s,) in db.execute("select status from runs")]
+    assert len(statuses) == 4 and set(statuses) == {"FINISHED"}, statuses  # 2 parents + 2 children
+
+
+def test_two_runs_with_one_run_name_the_second_refuses(tmp_path):
+    out = tmp_path / "results"
+    env = _env(tmp_path / "home")
+    args = ["run", "-r", "t-sleepy", "-t", "demo", "--metrics", "psnr", "--run-name", "shared",
+            "--output-dir", str(out), "--no-progress", "--no-tracking"]
+    first = _bench(args, env)
+    lock = out / "shared" / ".lock"
+    deadline = time.time() + 120
+    while not lock.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    second = _bench(args, env)
+    (code1, text1), (code2, text2) = _finish(first), _finish(second)
+    assert sorted([code1, code2]) == [0, 2], (text1, text2)
+    refused = text2 if code2 else text1
+    assert "is being written by another bench run (pid" in refused, refused
+    assert "choose another --run-name" in refused
+    records = [json.loads(line) for line in (out / "shared" / "samples.jsonl").read_text().splitlines()]
+    ids = [r["sample_id"] for r in records]
+    assert len(ids) == len(set(ids)) == 5  # every image once, not twice
+    payload = json.loads((out / "shared" / "results.json").read_text())
+    assert payload["results"]["t-sleepy"]["demo"]["psnr"]["n"] == 5
+
+
+def test_busy_sqlite_is_retried(tmp_path):
+    """A store held by another writer ("database is locked") is waited for, not an error."""
+    from harness.tracking import Tracker, ensure_sqlite_store, retry_busy
+
+    db = tmp_path / "mlflow.db"
+    ensure_sqlite_store(db)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute('begin exclusive'); print('locked', flush=True); time.sleep(1.5); c.rollback()"),
+        str(db)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    start = time.perf_counter()
+    tracker = retry_busy(Tracker, f"sqlite:///{db}", "exp", tmp_path / "art")
+    run_id = tracker.start_parent("p", {}, {"a": 1})
+    holder.wait(timeout=30)
+    assert run_id and time.perf_counter() - start > 0.5  # it did wait for the holder
