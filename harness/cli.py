@@ -65,6 +65,9 @@ def run(
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "restorebench",
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Skip MLflow.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    verify_assets: Annotated[bool, typer.Option(
+        "--verify-assets", help="Re-hash every weight file (sha256) instead of trusting its "
+                                "size+mtime stamp from the last check.")] = False,
     data_root: Annotated[Path | None, typer.Option(
         help="Folder of datasets in their canonical layouts (sets BENCH_DATA_ROOT).")] = None,
 ) -> None:
@@ -109,7 +112,7 @@ def run(
                        shard_size=shard_size,
                        save_images=save_images, save_previews=previews, tracking=not no_tracking,
                        tracking_uri=tracking_uri, experiment=experiment, argv=list(sys.argv),
-                       show_progress=progress)
+                       show_progress=progress, verify_assets=verify_assets)
     try:
         summary = run_benchmark(config, console=console)
     except UnknownNameError as exc:
@@ -120,6 +123,12 @@ def run(
     print_summary(summary.results, summary.missing_metrics)
     console.print(f"results: {summary.run_dir / 'results.json'}  "
                   f"(samples: {summary.run_dir / 'samples.jsonl'})")
+    checks = summary.payload.get("asset_checks", {})
+    if checks:
+        hashed = sum(1 for how in checks.values() if how.startswith("re-hashed"))
+        console.print(f"assets: {hashed} file(s) re-hashed, {len(checks) - hashed} trusted by their "
+                      "size+mtime stamp" + ("" if verify_assets else
+                                            " (--verify-assets re-hashes every file)"))
     if summary.n_skipped:
         console.print(f"resumed: {summary.n_skipped} image(s) already recorded were skipped")
     for warning in summary.warnings:

@@ -75,6 +75,8 @@ class RunConfig:
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     show_progress: bool = True
     parent_run_id: str | None = None
+    #: re-hash every weight file on use instead of trusting its size+mtime stamp
+    verify_assets: bool = False
 
 
 @dataclass
@@ -164,6 +166,10 @@ class Runner:
                          metric_specs=config.metric_specs, shard_size=config.shard_size)
 
     def run(self) -> RunSummary:
+        from harness import assets
+
+        assets.set_rehash(self.config.verify_assets)
+        assets.VERIFICATIONS.clear()  # results.json lists how this run's files were checked
         tracker = self._tracker()  # starts MLflow's set-up now; no run is created unless planned
         try:
             plan = self.plan()

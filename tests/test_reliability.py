@@ -101,3 +101,71 @@ def test_busy_sqlite_is_retried(tmp_path):
     run_id = tracker.start_parent("p", {}, {"a": 1})
     holder.wait(timeout=30)
     assert run_id and time.perf_counter() - start > 0.5  # it did wait for the holder
+
+
+# Bad inputs -----------------------------------------------------------------------------------------
+def test_negative_limit_is_an_error_and_zero_is_nothing_to_do(tmp_path):
+    out = tmp_path / "results"
+    negative = cli.invoke(app, ["run", "-r", "identity", "--limit", "-2", "--output-dir", str(out),
+                                "--no-tracking", "--no-progress"])
+    assert negative.exit_code == 2
+    assert "--limit -2: give a positive number of samples" in negative.output
+    zero = cli.invoke(app, ["run", "-r", "identity", "--limit", "0", "--output-dir", str(out),
+                            "--no-tracking", "--no-progress"])
+    assert zero.exit_code == 0, zero.output
+    assert "nothing to do: --limit 0 selects no sample" in zero.output
+    assert not out.exists()  # no empty run folder, no empty table
+
+
+def test_device_gpu_is_a_clear_error_before_anything_heavy(tmp_path, monkeypatch):
+    import harness.runner
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(harness.runner, "run_benchmark", no_run)
+    result = cli.invoke(app, ["run", "-r", "identity", "--device", "gpu", "--output-dir",
+                              str(tmp_path), "--no-tracking"])
+    assert result.exit_code == 2
+    assert ("--device 'gpu' is not a device (did you mean --device cuda?); use auto, cpu, cuda "
+            "or cuda:N") in result.output
+    assert "Traceback" not in result.output
+    from harness.runner import resolve_device
+
+    with pytest.raises(ValueError, match="did you mean --device cuda:1"):
+        resolve_device("gpu1")
+
+
+def _altered_zero_dce(home: Path, weights_dir: Path) -> Path:
+    """Import Zero-DCE's weights into ``home``, then flip one byte keeping size and mtime."""
+    from harness.assets import fetch, import_dir, load_all_declarations
+
+    import_dir(weights_dir / "zero_dce", load_all_declarations())
+    path = fetch("zero_dce")  # stamps it
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    return path
+
+
+def test_altered_weights_verify_rehashes_and_run_logs_how_it_checked(tmp_path, weights_dir,
+                                                                      monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("BENCH_HOME", str(home))
+    path = _altered_zero_dce(home, weights_dir)
+    verify = cli.invoke(app, ["assets", "verify"])
+    assert verify.exit_code == 1
+    assert "corrupt" in verify.output and path.name in verify.output
+    out = tmp_path / "results"
+    base = ["run", "-r", "zero-dce", "-t", "demo", "--limit", "1", "--metrics", "psnr",
+            "--output-dir", str(out), "--no-tracking", "--no-progress"]
+    trusted = cli.invoke(app, [*base, "--run-name", "trusted"])
+    assert trusted.exit_code == 0, trusted.output
+    assert "trusted by their size+mtime stamp (--verify-assets re-hashes every file)" in trusted.output
+    checks = json.loads((out / "trusted" / "results.json").read_text())["asset_checks"]
+    assert checks[str(path)].startswith("stamp trusted")
+    strict = cli.invoke(app, [*base, "--run-name", "strict", "--verify-assets"])
+    assert strict.exit_code == 2
+    assert "does not match the declared" in strict.output and "re-import" in strict.output
