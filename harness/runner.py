@@ -199,7 +199,8 @@ class Runner:
             params={"restorers": ",".join(r.label for r in plan.restorers),
                     "tasks": ",".join(t.label for t in plan.tasks), "seed": plan.seed,
                     "limit": self.config.limit, "device": str(self.device),
-                    "versions": run_info["versions"]})
+                    "versions": run_info["versions"]},
+            run_dir=run_dir)
         warnings: list[str] = []
         kept: dict[tuple[str, str], int] = {}
 

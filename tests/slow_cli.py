@@ -1,9 +1,10 @@
 """``python tests/slow_cli.py run ...``: the real ``bench`` CLI with one extra restorer,
-``t-sleepy``, that sleeps 0.4 s per image, so that a test can hold a run open while a second
+``t-sleepy``, that sleeps ``$SLEEPY_S`` (default 0.4) seconds per image, so that a test can hold a run open while a second
 process starts (tests/test_reliability.py runs two of these at once)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ class Sleepy(Restorer):
 
     def _restore(self, lq, meta):
         if not meta.get("warmup"):
-            time.sleep(0.4)
+            time.sleep(float(os.environ.get("SLEEPY_S", "0.4")))
         return lq.clone()
 
 

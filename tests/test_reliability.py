@@ -169,3 +169,48 @@ def test_altered_weights_verify_rehashes_and_run_logs_how_it_checked(tmp_path, w
     strict = cli.invoke(app, [*base, "--run-name", "strict", "--verify-assets"])
     assert strict.exit_code == 2
     assert "does not match the declared" in strict.output and "re-import" in strict.output
+
+
+def _runs(db: Path) -> list[tuple[str, str, str | None]]:
+    """(run_id, status, parent run id or None) of every run in an MLflow sqlite store."""
+    with sqlite3.connect(db) as con:
+        rows = con.execute("select r.run_uuid, r.status, t.value from runs r left join tags t on "
+                           "t.run_uuid = r.run_uuid and t.key = 'mlflow.parentRunId'").fetchall()
+    return [(run_id, status, parent or None) for run_id, status, parent in rows]
+
+
+def test_killed_run_is_marked_killed_and_resume_continues_the_same_parent(tmp_path):
+    import signal
+
+    out = tmp_path / "results"
+    env = {**_env(tmp_path / "home"), "SLEEPY_S": "2.5"}
+    args = ["run", "-r", "t-sleepy", "-t", "demo", "--metrics", "psnr", "--run-name", "k",
+            "--output-dir", str(out), "--no-progress"]
+    first = _bench(args, env)
+    run_file, samples = out / "k" / "mlflow_run.json", out / "k" / "samples.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_file.exists() and samples.exists()
+                                           and samples.read_text().count("\n") >= 1):
+        time.sleep(0.1)
+    assert run_file.exists(), _finish(first)[1]
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    parent_id = json.loads(run_file.read_text())["run_id"]
+    db = out / "mlflow.db"
+    deadline = time.time() + 60  # the orphaned MLflow process notices and closes the runs
+    while time.time() < deadline and dict((r, s) for r, s, _ in _runs(db)).get(parent_id) != "KILLED":
+        time.sleep(0.2)
+    assert dict((r, s) for r, s, _ in _runs(db))[parent_id] == "KILLED"
+
+    env["SLEEPY_S"] = "0"
+    code, text = _finish(_bench([*args, "--resume"], env))
+    assert code == 0, text
+    runs = _runs(db)
+    parents = [(r, s) for r, s, p in runs if p is None]
+    assert parents == [(parent_id, "FINISHED")], runs  # the same parent, not a second one
+    assert json.loads(run_file.read_text())["run_id"] == parent_id
+    children = [(r, s) for r, s, p in runs if p == parent_id]
+    assert [s for _, s in children] == ["FINISHED"], runs
+    assert not [r for r in runs if r[1] == "RUNNING"]
+    ids = [json.loads(line)["sample_id"] for line in samples.read_text().splitlines()]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 5
