@@ -143,16 +143,28 @@ def run(
         console.print(f"MLflow: mlflow ui --backend-store-uri {uri}")
 
 
-def _fmt(agg: Any) -> str:
+def _fmt(agg: Any, n_ok: int | None = None, ci: bool = True) -> str:
+    """``mean ±half-CI``; ``(n=k)`` when the metric has fewer values than the row has images
+    (images it could not score); no CI where one means nothing (peak memory)."""
     if not isinstance(agg, dict) or agg.get("n", 0) == 0 or agg["mean"] is None:
-        return "-"
+        return "-" + (" (n=0)" if isinstance(agg, dict) and agg.get("n_not_computed") else "")
     mean = agg["mean"]
     if isinstance(mean, float) and not math.isfinite(mean):
         return str(mean)
-    lo, hi = agg["ci95"]
-    half = (hi - lo) / 2 if lo is not None and hi is not None else 0.0
     digits = 2 if abs(mean) >= 10 else 4
-    return f"{mean:.{digits}f} ±{half:.{digits}f}"
+    text = f"{mean:.{digits}f}"
+    if ci:
+        lo, hi = agg["ci95"]
+        half = (hi - lo) / 2 if lo is not None and hi is not None else 0.0
+        text += f" ±{half:.{digits}f}"
+    if n_ok is not None and agg["n"] < n_ok:
+        text += f" (n={agg['n']})"
+    return text
+
+
+#: columns shown without a CI: peak memory is a property of the method and input size, not a
+#: sample of a quality distribution
+NO_CI_COLUMNS = frozenset({"peak_mem_mb"})
 
 
 def summary_columns(results: dict[str, dict[str, dict[str, Any]]],
@@ -170,22 +182,35 @@ def summary_columns(results: dict[str, dict[str, dict[str, Any]]],
 def print_summary(results: dict[str, dict[str, dict[str, Any]]], missing: dict[str, str]) -> None:
     """One row per (restorer, task): metric means with 95% CI half-widths, n, failures."""
     ordered = summary_columns(results, missing)
-    table = Table(title="restorebench results (mean ±95% CI half-width)")
+    table = Table(title="restorebench results (mean ±95% CI half-width; (n=k): images scored "
+                        "when fewer than n)")
     table.add_column("restorer")
     table.add_column("task")
     for column in ordered:
         table.add_column(column, justify="right")
     table.add_column("n", justify="right")
     table.add_column("failed", justify="right")
+    notes: list[str] = []
     for restorer, by_task in results.items():
         for task, agg in by_task.items():
-            cells = ["missing*" if c in missing and c not in agg else _fmt(agg.get(c))
-                     for c in ordered]
-            table.add_row(escape(restorer), escape(task), *cells, str(agg.get("n_ok", 0)),
+            n_ok = agg.get("n_ok", 0)
+            cells = ["missing*" if c in missing and c not in agg else
+                     _fmt(agg.get(c), n_ok, ci=c not in NO_CI_COLUMNS) for c in ordered]
+            table.add_row(escape(restorer), escape(task), *cells, str(n_ok),
                           str(agg.get("n_failed", 0)))
+            for column in ordered:
+                entry = agg.get(column)
+                if isinstance(entry, dict) and entry.get("n_not_computed"):
+                    notes.append(f"{column} not computed on {entry['n_not_computed']} of {n_ok} "
+                                 f"image(s) of {restorer} @ {task}: {entry.get('not_computed', '')}")
     console.print(table)
     for name, reason in missing.items():
         console.print(f"[yellow]* {escape(name)} missing:[/] {escape(reason)}")
+    for note in notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+    if "peak_mem_mb" in ordered:
+        console.print("peak_mem_mb: the restorer's own peak (CPU: RSS increment over the pre-call "
+                      "baseline; CUDA: max allocated), mean over images, no CI")
 
 
 # bench report / bench compare: harness/report/cli.py --------------------------------------------

@@ -129,7 +129,8 @@ def list_metrics() -> None:
         spec = METRICS.get(name)
         table.add_row(name, spec.mode, "yes" if spec.lower_better else "no", escape(spec.description))
     table.add_row("latency_ms", "-", "yes", "wall time of restore() alone, warm-up excluded")
-    table.add_row("peak_mem_mb", "-", "yes", "CUDA max allocated, or process RSS peak on CPU")
+    table.add_row("peak_mem_mb", "-", "yes",
+                  "CUDA max allocated; CPU: RSS increment over the pre-call baseline")
     console.print(table)
 
 

@@ -145,7 +145,8 @@ class LocalExecutor:
                 raise ValueError(f"{restorer.name} produced NaN/inf values")
             values, metric_errors, states = suite.score(out, gt, {**sample.meta, "sample_id": sample_id})
             record.update(status="ok", metrics=values, latency_ms=elapsed * 1000.0,
-                          peak_mem_mb=memory.peak_mb, height=lq.shape[-2], width=lq.shape[-1])
+                          peak_mem_mb=memory.peak_mb, peak_mem_kind=memory.kind,
+                          height=lq.shape[-2], width=lq.shape[-1])
             if states:
                 record["metric_states"] = states
             if metric_errors:

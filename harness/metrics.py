@@ -189,7 +189,7 @@ METRICS.register("ssim", target=MetricSpec(
     "ssim", "FR", False, "SSIM, pyiqa (Wang: Gaussian 11/1.5, valid, channel mean)", _build_ssim,
     lambda c: {"impl": "pyiqa ssim (wang, no downsample; separable float64 on CPU)",
                "color_space": ssim_color_space(c),
-               "crop_border": c.crop_border}))
+               "crop_border": c.crop_border}, min_side=11, min_side_why="SSIM's 11x11 Gaussian window"))
 METRICS.register("lpips", "lpips_alex", target=MetricSpec(
     "lpips", "FR", True, "LPIPS v0.1, AlexNet backbone (needs ImageNet weights)", _build_lpips,
     lambda c: {"impl": "pyiqa lpips", "net": "alex", "version": "0.1", "color_space": "rgb",
@@ -197,7 +197,7 @@ METRICS.register("lpips", "lpips_alex", target=MetricSpec(
 METRICS.register("niqe", target=MetricSpec(
     "niqe", "NR", True, "NIQE, official pristine parameters (pyiqa niqe)", _build_niqe,
     lambda c: {"impl": "pyiqa niqe", "params": "official (LIVE pristine, BasicSR npz)",
-               "grey": "yiq", "device": "cpu"}))
+               "grey": "yiq", "device": "cpu"}, min_side=96, min_side_why="NIQE's 96x96 blocks"))
 
 
 def pyiqa_configs() -> dict[str, dict[str, Any]]:
@@ -327,15 +327,25 @@ class MetricSuite:
         states: dict[str, Any] = {}
         for name, (spec, scorer) in self.scorers.items():
             image_out = fr_out if spec.mode == "FR" else out
+            height, width = image_out.shape[-2:]
+            if spec.min_side and min(height, width) < spec.min_side:
+                cropped = " after crop_border" if spec.mode == "FR" and self.conventions.crop_border else ""
+                errors[name] = (f"not computed: the image is {width}x{height}{cropped}, smaller than "
+                                f"{spec.min_side_why or name} (needs at least "
+                                f"{spec.min_side}x{spec.min_side})")
+                continue
             try:
                 if spec.kind == "dataset":
                     states[name] = scorer.update(image_out, gt, meta)
                 else:
                     value = scorer(image_out, gt if spec.mode == "FR" else None, meta)
-                    value = value.flatten()[0] if isinstance(value, torch.Tensor) else value
-                    values[name] = float(value)
+                    value = float(value.flatten()[0] if isinstance(value, torch.Tensor) else value)
+                    if value != value:  # NaN: say so instead of recording a bare null
+                        errors[name] = f"not computed: {name} returned NaN on this {width}x{height} image"
+                        continue
+                    values[name] = value
             except Exception as exc:
-                errors[name] = f"{type(exc).__name__}: {exc}"
+                errors[name] = f"not computed: {type(exc).__name__}: {exc}"
         return values, errors, states
 
     def reduce(self, records: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
