@@ -42,7 +42,14 @@ def assets_import(folder: Annotated[Path, typer.Argument(help="Folder to search 
         fail(str(exc))
     for item in imported:
         console.print(f"[green]imported[/] {escape(item.asset)}/{escape(item.file)}  ← {escape(item.source)}")
-    console.print(f"{len(imported)} file(s) imported into the cache")
+    from harness.metrics import import_pyiqa_weights, pyiqa_cache_dir
+
+    pyiqa_files = import_pyiqa_weights(folder)
+    for name, source in pyiqa_files:
+        console.print(f"[green]imported[/] pyiqa/{escape(name)}  ← {escape(str(source))}")
+    console.print(f"{len(imported)} file(s) imported into the cache"
+                  + (f", {len(pyiqa_files)} pyiqa weight file(s) into {pyiqa_cache_dir()} "
+                     "(matched by name: pyiqa declares no sha256)" if pyiqa_files else ""))
 
 
 @app.command("verify")

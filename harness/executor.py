@@ -128,6 +128,8 @@ class LocalExecutor:
             assert sample is not None
             if "degradation" in sample.meta:
                 record["degradation"] = sample.meta["degradation"]
+            if sample.meta.get("input_conversion"):  # grey / RGBA files made RGB: say how
+                record["input_conversion"] = sample.meta["input_conversion"]
             lq = sample.lq.unsqueeze(0).to(self.device)
             gt = sample.gt.unsqueeze(0).to(self.device) if sample.gt is not None else None
             meta = {**sample.meta, "generator": torch.Generator().manual_seed(seed), "seed": seed}
