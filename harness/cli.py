@@ -122,7 +122,7 @@ def run(
         fail(str(exc))
     print_summary(summary.results, summary.missing_metrics)
     console.print(f"results: {summary.run_dir / 'results.json'}  "
-                  f"(samples: {summary.run_dir / 'samples.jsonl'})")
+                  f"(samples: {summary.run_dir / 'samples.jsonl'})", markup=False, highlight=False)
     checks = summary.payload.get("asset_checks", {})
     if checks:
         hashed = sum(1 for how in checks.values() if how.startswith("re-hashed"))
@@ -136,11 +136,10 @@ def run(
     for error in summary.tracking_errors:
         err_console.print(f"[red]MLflow:[/] {escape(error)} (results files are complete)")
     if summary.n_failed:
-        err_console.print(f"[yellow]{summary.n_failed} image(s) failed; see 'error' in "
-                          f"samples.jsonl[/]")
+        print_failures(summary.payload.get("units", []), summary.n_failed)
     if config.tracking:
         uri = config.tracking_uri or f"sqlite:///{(output_dir / 'mlflow.db')}"
-        console.print(f"MLflow: mlflow ui --backend-store-uri {uri}")
+        console.print(f"MLflow: mlflow ui --backend-store-uri {uri}", markup=False, highlight=False)
 
 
 def _fmt(agg: Any, n_ok: int | None = None, ci: bool = True) -> str:
@@ -211,6 +210,22 @@ def print_summary(results: dict[str, dict[str, dict[str, Any]]], missing: dict[s
     if "peak_mem_mb" in ordered:
         console.print("peak_mem_mb: the restorer's own peak (CPU: RSS increment over the pre-call "
                       "baseline; CUDA: max allocated), mean over images, no CI")
+
+
+FAILURES_SHOWN = 3
+
+
+def print_failures(units: list[dict[str, Any]], n_failed: int) -> None:
+    """Name the first few failed images with their one-line errors (all of them are in
+    ``results.json`` under ``units[].failed`` and in ``samples.jsonl``)."""
+    failed = [(u["restorer"], u["task"], f) for u in units for f in u.get("failed", [])]
+    err_console.print(f"[yellow]{n_failed} image(s) failed[/]; the first "
+                      f"{min(len(failed), FAILURES_SHOWN)}:")
+    for restorer, task, failure in failed[:FAILURES_SHOWN]:
+        line = (failure.get("error") or "").splitlines()[0] if failure.get("error") else "(no message)"
+        err_console.print(f"  {escape(restorer)} @ {escape(task)} / {escape(str(failure['sample_id']))}: "
+                          f"{escape(line[:300])}")
+    err_console.print("  (every failure: units[].failed in results.json; tracebacks in samples.jsonl)")
 
 
 # bench report / bench compare: harness/report/cli.py --------------------------------------------

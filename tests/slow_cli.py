@@ -1,6 +1,6 @@
 """``python tests/slow_cli.py run ...``: the real ``bench`` CLI with one extra restorer,
-``t-sleepy``, that sleeps ``$SLEEPY_S`` (default 0.4) seconds per image, so that a test can hold a run open while a second
-process starts (tests/test_reliability.py runs two of these at once)."""
+``t-sleepy``, that sleeps ``$SLEEPY_S`` (default 0.4) seconds per image, so that a test can hold
+a run open while a second process starts (tests/test_reliability.py runs two of these at once)."""
 
 from __future__ import annotations
 
