@@ -214,3 +214,155 @@ def test_killed_run_is_marked_killed_and_resume_continues_the_same_parent(tmp_pa
     assert not [r for r in runs if r[1] == "RUNNING"]
     ids = [json.loads(line)["sample_id"] for line in samples.read_text().splitlines()]
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 5
+
+
+def _folder(tmp_path: Path, images: dict[str, tuple[int, int, str]]) -> tuple[Path, Path]:
+    """LQ and GT folders with one random image per ``name: (width, height, PIL mode)``."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    lq, gt = tmp_path / "lq", tmp_path / "gt"
+    for folder in (lq, gt):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, (width, height, mode) in images.items():
+            channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+            array = (rng.random((height, width, channels)) * 255).astype("uint8")
+            Image.fromarray(array[..., 0] if channels == 1 else array, mode).save(folder / f"{name}.png")
+    return lq, gt
+
+
+def test_tiny_image_metrics_say_why_they_are_not_computed(tmp_path, weights_home, recwarn):
+    lq, gt = _folder(tmp_path, {"tiny": (8, 8, "RGB"), "big": (128, 128, "RGB")})
+    out = tmp_path / "results"
+    result = cli.invoke(app, ["run", "-r", "identity", "-t", f"folder[lq={lq},gt={gt}]",
+                              "--metrics", "psnr,ssim,niqe", "--output-dir", str(out), "--run-name",
+                              "tiny", "--no-tracking", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    records = {json.loads(line)["sample_id"]: json.loads(line)
+               for line in (out / "tiny" / "samples.jsonl").read_text().splitlines()}
+    tiny = records["tiny"]
+    assert tiny["status"] == "ok" and set(tiny["metrics"]) == {"psnr"}  # no null SSIM
+    assert "smaller than SSIM's 11x11 Gaussian window" in tiny["metric_errors"]["ssim"]
+    assert "smaller than NIQE's 96x96 blocks" in tiny["metric_errors"]["niqe"]
+    assert set(records["big"]["metrics"]) == {"psnr", "ssim", "niqe"}
+    agg = json.loads((out / "tiny" / "results.json").read_text())["results"]["identity"]["folder"]
+    assert (agg["psnr"]["n"], agg["ssim"]["n"], agg["niqe"]["n"], agg["n_ok"]) == (2, 1, 1, 2)
+    assert agg["ssim"]["n_not_computed"] == 1 and "11x11" in agg["ssim"]["not_computed"]
+    assert "(n=1)" in result.output  # the table's n per metric agrees with results.json
+    assert "ssim not computed on 1 of 2 image(s) of identity @ folder" in result.output
+    assert not [w for w in recwarn.list if issubclass(w.category, RuntimeWarning)]
+
+
+def test_grey_and_rgba_inputs_are_converted_and_the_conversion_recorded(tmp_path):
+    lq, gt = _folder(tmp_path, {"grey": (32, 32, "L"), "rgba": (32, 32, "RGBA"), "rgb": (32, 32, "RGB")})
+    out = tmp_path / "results"
+    result = cli.invoke(app, ["run", "-r", "identity", "-t", f"folder[lq={lq},gt={gt}]",
+                              "--metrics", "psnr", "--output-dir", str(out), "--run-name", "c",
+                              "--no-tracking", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    records = {json.loads(line)["sample_id"]: json.loads(line)
+               for line in (out / "c" / "samples.jsonl").read_text().splitlines()}
+    assert records["grey"]["input_conversion"] == {"lq": "L grey replicated to RGB",
+                                                   "gt": "L grey replicated to RGB"}
+    assert "alpha channel dropped" in records["rgba"]["input_conversion"]["lq"]
+    assert "input_conversion" not in records["rgb"]
+    assert all(r["status"] == "ok" for r in records.values())
+
+
+def test_failures_are_listed_in_results_and_named_on_the_console(tmp_path):
+    lq, gt = _folder(tmp_path, {"a": (32, 32, "RGB"), "b": (32, 32, "RGB")})
+    (lq / "broken.png").write_bytes(b"not a png")
+    (gt / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "results"
+    result = cli.invoke(app, ["run", "-r", "identity", "-t", f"folder[lq={lq},gt={gt}]",
+                              "--metrics", "psnr", "--output-dir", str(out), "--run-name", "f",
+                              "--no-tracking", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    units = json.loads((out / "f" / "results.json").read_text())["units"]
+    assert [f["sample_id"] for f in units[0]["failed"]] == ["broken"]
+    assert "cannot decode image" in units[0]["failed"][0]["error"]
+    assert "1 image(s) failed; the first 1:" in result.output
+    assert "identity @ folder / broken: ImageReadError: cannot decode image" in result.output
+
+
+def test_option_syntax_is_printed_literally(tmp_path):
+    """rich markup would swallow ``[key=value,...]``: help, tables and messages keep it."""
+    help_text = cli.invoke(app, ["run", "--help"]).output
+    assert "name[key=value,...]" in help_text
+    listing = cli.invoke(app, ["list", "tasks"]).output
+    assert "-t 'lolv1[gt_mean=true]'" in listing and "reference_noise=False" in listing
+    lq, gt = _folder(tmp_path, {"a": (32, 32, "RGB")})
+    result = cli.invoke(app, ["run", "-r", "nlm[sigma=25]", "-t", f"folder[lq={lq},gt={gt}]",
+                              "--metrics", "psnr", "--output-dir", str(tmp_path / "r[1]"),
+                              "--no-tracking", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "nlm[sigma=25]" in result.output and "r[1]" in result.output
+    bad = cli.invoke(app, ["run", "-r", "nlm[sigma=banana]", "--no-tracking"])
+    assert "nlm[sigma=banana]" not in bad.output  # the message names option and value instead:
+    assert "option sigma='banana' is not allowed; sigma must be 'task' | 'estimate' or float in " \
+           "[0, 255]" in bad.output.replace("\n", " ")
+
+
+def test_missing_gt_folder_says_only_that(tmp_path):
+    lq, _ = _folder(tmp_path, {"a": (16, 16, "RGB")})
+    result = cli.invoke(app, ["run", "-r", "identity", "-t", f"folder[lq={lq},gt={tmp_path / 'nope'}]",
+                              "--output-dir", str(tmp_path / "out"), "--no-tracking"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert f"folder: GT folder {tmp_path / 'nope'} does not exist" in text
+    assert "no images found" not in text
+
+
+def test_pyiqa_metric_weights_offline_name_the_file_source_and_import(tmp_path, monkeypatch):
+    import pyiqa.utils.download_util as download_util
+
+    from harness.metrics import MetricSuite
+    from harness.task import MetricConventions
+
+    cache = tmp_path / "pyiqa-cache"
+    monkeypatch.setattr(download_util, "DEFAULT_CACHE_DIR", str(cache))
+    import torch
+
+    suite = MetricSuite(["brisque"], MetricConventions(), torch.device("cpu"), has_gt=True)
+    reason = suite.missing["brisque"]
+    assert "brisque needs the weight file 'brisque_svm_weights.pth'" in reason
+    assert "source: https://" in reason and "bench assets import <folder>" in reason
+    assert "URLError" not in reason
+    # the advised command does what it says: a file of that name is copied into pyiqa's cache
+    folder = tmp_path / "from-usb" / "nested"
+    folder.mkdir(parents=True)
+    (folder / "brisque_svm_weights.pth").write_bytes(b"weights")
+    imported = cli.invoke(app, ["assets", "import", str(tmp_path / "from-usb")])
+    assert imported.exit_code == 0, imported.output
+    assert (cache / "brisque_svm_weights.pth").read_bytes() == b"weights"
+    assert "pyiqa/brisque_svm_weights.pth" in imported.output
+
+
+def test_cpu_peak_memory_is_the_restorers_own_increment_without_ci(tmp_path):
+    from harness.restorer import Restorer, register_restorer
+    from harness.runner import RunConfig, run_benchmark
+
+    @register_restorer("t-hungry")
+    class Hungry(Restorer):
+        description = "test: holds 200 MB for 50 ms"
+
+        def _restore(self, lq, meta):
+            import numpy as np
+
+            block = np.ones(25_000_000)  # 200 MB, touched
+            time.sleep(0.05)
+            del block
+            return lq.clone()
+
+    config = RunConfig(restorers=[("identity", {}), ("t-hungry", {})], tasks=[("demo", {})],
+                       device="cpu", limit=2, metrics=["psnr"], output_dir=tmp_path, tracking=False,
+                       show_progress=False, argv=["test"])
+    results = run_benchmark(config).results
+    identity, hungry = results["identity"]["demo"]["peak_mem_mb"], results["t-hungry"]["demo"]["peak_mem_mb"]
+    assert identity["mean"] < 50  # not the ~1 GB process RSS
+    assert 150 < hungry["mean"] < 400
+    assert identity["ci95"] == [None, None] and identity["kind"].startswith("cpu RSS increment")
+    from harness.cli import _fmt
+
+    assert "±" not in _fmt(hungry, 2, ci=False)
