@@ -61,13 +61,18 @@ def aggregate_records(records: Sequence[dict]) -> dict[str, object]:
             if record.get(key) is not None:
                 by_metric.setdefault(key, []).append(record[key])
     result: dict[str, object] = {name: summarize(vals) for name, vals in sorted(by_metric.items())}
-    # a metric that could not be scored on some images says on how many and why (first reason)
+    # a metric that could not be scored on some images says on how many and why: the reason of
+    # the smallest sample id, so that record order (shards, resume) never changes the result
+    reasons: dict[str, tuple[str, str]] = {}
     for record in ok:
         for name, reason in record.get("metric_errors", {}).items():
             entry = result.setdefault(name, summarize([]))
             assert isinstance(entry, dict)
             entry["n_not_computed"] = int(entry.get("n_not_computed", 0)) + 1
-            entry.setdefault("not_computed", f"{record['sample_id']}: {reason}")
+            first = (str(record["sample_id"]), reason)
+            reasons[name] = min(reasons.get(name, first), first)
+    for name, (sample_id, reason) in reasons.items():
+        result[name]["not_computed"] = f"{sample_id}: {reason}"  # type: ignore[index]
     memory = result.get("peak_mem_mb")
     if isinstance(memory, dict):  # a per-run property, not a sample: no CI; the worst image too
         memory["ci95"] = [None, None]
