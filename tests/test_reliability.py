@@ -45,6 +45,7 @@ def _finish(process: subprocess.Popen) -> tuple[int, str]:
 def test_two_runs_started_together_on_a_fresh_output_dir_both_complete(tmp_path):
     out = tmp_path / "results"
     env = _env(tmp_path / "home")  # no MLflow store template yet: both create it
+    env["FIXED_RUN_NAME"] = "20260101-000000"  # both default names fall in one second
     args = ["run", "-r", "identity", "-t", "demo", "--limit", "2", "--metrics", "psnr",
             "--output-dir", str(out), "--no-progress"]
     first, second = _bench(args, env), _bench(args, env)
@@ -53,7 +54,7 @@ def test_two_runs_started_together_on_a_fresh_output_dir_both_complete(tmp_path)
         assert code == 0, text
         assert "Traceback" not in text and "MLflow:" not in text.replace("MLflow: mlflow ui", ""), text
     runs = sorted(p for p in out.iterdir() if p.is_dir() and p.name != "mlartifacts")
-    assert len(runs) == 2, runs  # same second, two folders (NAME and NAME-2)
+    assert [r.name for r in runs] == ["20260101-000000", "20260101-000000-2"], runs
     for run in runs:
         lines = (run / "samples.jsonl").read_text().splitlines()
         assert len(lines) == 2
