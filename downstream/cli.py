@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from harness.cli_executor import Executor, GpusPerWorker, RayAddress, ShardSize, Workers, make_executor
 from harness.specs import parse_item
@@ -40,7 +41,7 @@ DEGRADED = "identity"
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[red]error:[/] {message}")
+    err_console.print(f"[red]error:[/] {escape(message)}")
     raise typer.Exit(2)
 
 
@@ -86,7 +87,7 @@ def make_figures(run_dir: Path, spec_name: str, task_item: tuple[str, dict[str, 
     written = write_table(rows, out_dir)
     written.append(bar_chart(rows, spec_name, out_dir / "detection_bars.png",
                              title=f"{spec_name} — {task_item[0]}"))
-    console.print((out_dir / "detection.md").read_text())
+    console.print((out_dir / "detection.md").read_text(), markup=False, highlight=False)
     if n_images <= 0:
         return written
     task = build_task(task_item[0], **dict(task_item[1]))

@@ -61,6 +61,25 @@ def aggregate_records(records: Sequence[dict]) -> dict[str, object]:
             if record.get(key) is not None:
                 by_metric.setdefault(key, []).append(record[key])
     result: dict[str, object] = {name: summarize(vals) for name, vals in sorted(by_metric.items())}
+    # a metric that could not be scored on some images says on how many and why: the reason of
+    # the smallest sample id, so that record order (shards, resume) never changes the result
+    reasons: dict[str, tuple[str, str]] = {}
+    for record in ok:
+        for name, reason in record.get("metric_errors", {}).items():
+            entry = result.setdefault(name, summarize([]))
+            assert isinstance(entry, dict)
+            entry["n_not_computed"] = int(entry.get("n_not_computed", 0)) + 1
+            first = (str(record["sample_id"]), reason)
+            reasons[name] = min(reasons.get(name, first), first)
+    for name, (sample_id, reason) in reasons.items():
+        result[name]["not_computed"] = f"{sample_id}: {reason}"  # type: ignore[index]
+    memory = result.get("peak_mem_mb")
+    if isinstance(memory, dict):  # a per-run property, not a sample: no CI; the worst image too
+        memory["ci95"] = [None, None]
+        memory["max"] = float(max(by_metric["peak_mem_mb"]))
+        kinds = {r.get("peak_mem_kind") for r in ok if r.get("peak_mem_kind")}
+        if kinds:
+            memory["kind"] = ", ".join(sorted(kinds))
     result["n_ok"] = len(ok)
     result["n_failed"] = sum(1 for r in records if r.get("status") == "failed")
     return result

@@ -179,13 +179,38 @@ def missing_message(asset: Asset, spec: AssetFile, reason: str) -> str:
             f"or place it at {asset_dir(asset.name) / spec.name}.")
 
 
-def _verify(path: Path, spec: AssetFile) -> None:
+#: How each file used by this process was checked: path → "re-hashed" or "stamp trusted".
+VERIFICATIONS: dict[str, str] = {}
+_REHASH = {"always": False}
+
+
+def set_rehash(always: bool) -> None:
+    """``bench run --verify-assets``: re-hash every file on use instead of trusting its stamp."""
+    _REHASH["always"] = always
+
+
+def rehash_always() -> bool:
+    return _REHASH["always"] or os.environ.get("BENCH_VERIFY_ASSETS", "").lower() in ("1", "true", "yes")
+
+
+def _verify(path: Path, spec: AssetFile, rehash: bool | None = None) -> None:
+    """Check ``path`` against its declared sha256.
+
+    Hashing a multi-GB checkpoint on every run costs seconds, so by default a ``.verified``
+    stamp (size, mtime and the declared digest of the last successful hash) is trusted. A stamp
+    can be fooled by a file altered with its size and mtime restored; ``rehash=True`` (``bench
+    assets verify`` always, ``bench run --verify-assets``) ignores it. Which of the two happened
+    is kept in :data:`VERIFICATIONS` and written to ``results.json``.
+    """
+    rehash = rehash_always() if rehash is None else rehash
     stamp = path.with_name(path.name + ".verified")
     stat = path.stat()
     key = f"{stat.st_size}:{stat.st_mtime_ns}:{spec.sha256}"
-    if stamp.exists() and stamp.read_text() == key:
+    if not rehash and stamp.exists() and stamp.read_text() == key:
+        VERIFICATIONS[str(path)] = "stamp trusted (size+mtime unchanged since last sha256 check)"
         return
     digest = sha256_of(path)
+    VERIFICATIONS[str(path)] = "re-hashed (sha256)"
     if not spec.matches(digest):
         raise AssetCorruptError(f"{path}: sha256 {digest} does not match the declared "
                                 f"{spec.sha256}; delete it and re-import or re-download "
@@ -238,7 +263,9 @@ class FileStatus:
     source: str
 
 
-def status(assets: dict[str, Asset] | None = None) -> Iterator[FileStatus]:
+def status(assets: dict[str, Asset] | None = None, rehash: bool = False) -> Iterator[FileStatus]:
+    """State of every declared file; ``rehash`` re-computes every sha256 (``bench assets
+    verify``) instead of trusting the stamps (``bench assets list``)."""
     for asset in (assets or ASSETS).values():
         for spec in asset.files:
             path = asset_dir(asset.name) / spec.name
@@ -246,7 +273,7 @@ def status(assets: dict[str, Asset] | None = None) -> Iterator[FileStatus]:
                 state = "missing"
             else:
                 try:
-                    _verify(path, spec)
+                    _verify(path, spec, rehash=rehash)
                     state = "ok"
                 except AssetCorruptError:
                     state = "corrupt"

@@ -21,7 +21,7 @@ from rich.table import Table
 from harness.cli_common import console, err_console, fail  # noqa: F401  (re-exported)
 from harness.cli_executor import Executor, GpusPerWorker, RayAddress, ShardSize, Workers, make_executor
 from harness.registry import UnknownNameError
-from harness.specs import parse_item, parse_restorer
+from harness.specs import check_device_syntax, parse_item, parse_restorer
 
 app = typer.Typer(
     rich_markup_mode=None, help="restorebench: benchmark blind image restoration.", no_args_is_help=True,
@@ -62,6 +62,9 @@ def run(
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "restorebench",
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Skip MLflow.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    verify_assets: Annotated[bool, typer.Option(
+        "--verify-assets", help="Re-hash every weight file (sha256) instead of trusting its "
+                                "size+mtime stamp from the last check.")] = False,
     data_root: Annotated[Path | None, typer.Option(
         help="Folder of datasets in their canonical layouts (sets BENCH_DATA_ROOT).")] = None,
 ) -> None:
@@ -71,6 +74,16 @@ def run(
     from harness.assets import AssetCorruptError, AssetMissingError
     from harness.registries import RESTORERS, TASKS
 
+    try:
+        check_device_syntax(device)
+        if limit is not None and limit < 0:
+            raise ValueError(f"--limit {limit}: give a positive number of samples (or leave "
+                             "--limit out to run them all)")
+    except ValueError as exc:
+        fail(str(exc))
+    if limit == 0:  # asked for explicitly: not an error, and no empty run folder either
+        console.print("nothing to do: --limit 0 selects no sample (no run folder was created)")
+        raise typer.Exit(0)
     try:
         parsed = [parse_restorer(item) for item in restorer or RESTORERS.defaults()]
         for name, _, _ in parsed:  # a mistyped name answers from the manifest, before torch loads
@@ -98,7 +111,7 @@ def run(
                        shard_size=shard_size, executor=executor_factory,
                        save_images=save_images, save_previews=previews, tracking=not no_tracking,
                        tracking_uri=tracking_uri, experiment=experiment, argv=list(sys.argv),
-                       show_progress=progress)
+                       show_progress=progress, verify_assets=verify_assets)
     try:
         summary = run_benchmark(config, console=console)
     except UnknownNameError as exc:
@@ -108,7 +121,13 @@ def run(
         fail(str(exc))
     print_summary(summary.results, summary.missing_metrics)
     console.print(f"results: {summary.run_dir / 'results.json'}  "
-                  f"(samples: {summary.run_dir / 'samples.jsonl'})")
+                  f"(samples: {summary.run_dir / 'samples.jsonl'})", markup=False, highlight=False)
+    checks = summary.payload.get("asset_checks", {})
+    if checks:
+        hashed = sum(1 for how in checks.values() if how.startswith("re-hashed"))
+        console.print(f"assets: {hashed} file(s) re-hashed, {len(checks) - hashed} trusted by their "
+                      "size+mtime stamp" + ("" if verify_assets else
+                                            " (--verify-assets re-hashes every file)"))
     if summary.n_skipped:
         console.print(f"resumed: {summary.n_skipped} image(s) already recorded were skipped")
     for warning in summary.warnings:
@@ -116,23 +135,34 @@ def run(
     for error in summary.tracking_errors:
         err_console.print(f"[red]MLflow:[/] {escape(error)} (results files are complete)")
     if summary.n_failed:
-        err_console.print(f"[yellow]{summary.n_failed} image(s) failed; see 'error' in "
-                          f"samples.jsonl[/]")
+        print_failures(summary.payload.get("units", []), summary.n_failed)
     if config.tracking:
         uri = config.tracking_uri or f"sqlite:///{(output_dir / 'mlflow.db')}"
-        console.print(f"MLflow: mlflow ui --backend-store-uri {uri}")
+        console.print(f"MLflow: mlflow ui --backend-store-uri {uri}", markup=False, highlight=False)
 
 
-def _fmt(agg: Any) -> str:
+def _fmt(agg: Any, n_ok: int | None = None, ci: bool = True) -> str:
+    """``mean ±half-CI``; ``(n=k)`` when the metric has fewer values than the row has images
+    (images it could not score); no CI where one means nothing (peak memory)."""
     if not isinstance(agg, dict) or agg.get("n", 0) == 0 or agg["mean"] is None:
-        return "-"
+        return "-" + (" (n=0)" if isinstance(agg, dict) and agg.get("n_not_computed") else "")
     mean = agg["mean"]
     if isinstance(mean, float) and not math.isfinite(mean):
         return str(mean)
-    lo, hi = agg["ci95"]
-    half = (hi - lo) / 2 if lo is not None and hi is not None else 0.0
     digits = 2 if abs(mean) >= 10 else 4
-    return f"{mean:.{digits}f} ±{half:.{digits}f}"
+    text = f"{mean:.{digits}f}"
+    if ci:
+        lo, hi = agg["ci95"]
+        half = (hi - lo) / 2 if lo is not None and hi is not None else 0.0
+        text += f" ±{half:.{digits}f}"
+    if n_ok is not None and agg["n"] < n_ok:
+        text += f" (n={agg['n']})"
+    return text
+
+
+#: columns shown without a CI: peak memory is a property of the method and input size, not a
+#: sample of a quality distribution
+NO_CI_COLUMNS = frozenset({"peak_mem_mb"})
 
 
 def summary_columns(results: dict[str, dict[str, dict[str, Any]]],
@@ -150,22 +180,51 @@ def summary_columns(results: dict[str, dict[str, dict[str, Any]]],
 def print_summary(results: dict[str, dict[str, dict[str, Any]]], missing: dict[str, str]) -> None:
     """One row per (restorer, task): metric means with 95% CI half-widths, n, failures."""
     ordered = summary_columns(results, missing)
-    table = Table(title="restorebench results (mean ±95% CI half-width)")
+    table = Table(title="restorebench results (mean ±95% CI half-width; (n=k): images scored "
+                        "when fewer than n)")
     table.add_column("restorer")
     table.add_column("task")
     for column in ordered:
         table.add_column(column, justify="right")
     table.add_column("n", justify="right")
     table.add_column("failed", justify="right")
+    notes: list[str] = []
     for restorer, by_task in results.items():
         for task, agg in by_task.items():
-            cells = ["missing*" if c in missing and c not in agg else _fmt(agg.get(c))
-                     for c in ordered]
-            table.add_row(escape(restorer), escape(task), *cells, str(agg.get("n_ok", 0)),
+            n_ok = agg.get("n_ok", 0)
+            cells = ["missing*" if c in missing and c not in agg else
+                     _fmt(agg.get(c), n_ok, ci=c not in NO_CI_COLUMNS) for c in ordered]
+            table.add_row(escape(restorer), escape(task), *cells, str(n_ok),
                           str(agg.get("n_failed", 0)))
+            for column in ordered:
+                entry = agg.get(column)
+                if isinstance(entry, dict) and entry.get("n_not_computed"):
+                    notes.append(f"{column} not computed on {entry['n_not_computed']} of {n_ok} "
+                                 f"image(s) of {restorer} @ {task}: {entry.get('not_computed', '')}")
     console.print(table)
     for name, reason in missing.items():
         console.print(f"[yellow]* {escape(name)} missing:[/] {escape(reason)}")
+    for note in notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+    if "peak_mem_mb" in ordered:
+        console.print("peak_mem_mb: the restorer's own peak (CPU: RSS increment over the pre-call "
+                      "baseline; CUDA: max allocated), mean over images, no CI")
+
+
+FAILURES_SHOWN = 3
+
+
+def print_failures(units: list[dict[str, Any]], n_failed: int) -> None:
+    """Name the first few failed images with their one-line errors (all of them are in
+    ``results.json`` under ``units[].failed`` and in ``samples.jsonl``)."""
+    failed = [(u["restorer"], u["task"], f) for u in units for f in u.get("failed", [])]
+    err_console.print(f"[yellow]{n_failed} image(s) failed[/]; the first "
+                      f"{min(len(failed), FAILURES_SHOWN)}:")
+    for restorer, task, failure in failed[:FAILURES_SHOWN]:
+        line = (failure.get("error") or "").splitlines()[0] if failure.get("error") else "(no message)"
+        err_console.print(f"  {escape(restorer)} @ {escape(task)} / {escape(str(failure['sample_id']))}: "
+                          f"{escape(line[:300])}")
+    err_console.print("  (every failure: units[].failed in results.json; tracebacks in samples.jsonl)")
 
 
 # bench report / bench compare: harness/report/cli.py --------------------------------------------

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from harness.cli_common import console, err_console, fail
@@ -24,7 +25,8 @@ def assets_list() -> None:
         table.add_column(column)
     for item in status(load_all_declarations()):
         colour = {"ok": "green", "missing": "yellow", "corrupt": "red"}[item.status]
-        table.add_row(item.asset, item.file, f"[{colour}]{item.status}[/]", item.source)
+        table.add_row(escape(item.asset), escape(item.file), f"[{colour}]{item.status}[/]",
+                      escape(item.source))
     console.print(table)
 
 
@@ -39,24 +41,34 @@ def assets_import(folder: Annotated[Path, typer.Argument(help="Folder to search 
     except NotADirectoryError as exc:
         fail(str(exc))
     for item in imported:
-        console.print(f"[green]imported[/] {item.asset}/{item.file}  ← {item.source}")
-    console.print(f"{len(imported)} file(s) imported into the cache")
+        console.print(f"[green]imported[/] {escape(item.asset)}/{escape(item.file)}  ← {escape(item.source)}")
+    from harness.metrics import import_pyiqa_weights, pyiqa_cache_dir
+
+    pyiqa_files = import_pyiqa_weights(folder)
+    for name, source in pyiqa_files:
+        console.print(f"[green]imported[/] pyiqa/{escape(name)}  ← {escape(str(source))}")
+    console.print(f"{len(imported)} file(s) imported into the cache"
+                  + (f", {len(pyiqa_files)} pyiqa weight file(s) into {pyiqa_cache_dir()} "
+                     "(matched by name: pyiqa declares no sha256)" if pyiqa_files else ""))
 
 
 @app.command("verify")
 def assets_verify() -> None:
-    """Re-check the sha256 of every cached file; exit 1 if any is corrupt."""
+    """Re-hash every cached file (stamps are not trusted here); exit 1 if any is corrupt."""
     from harness.assets import load_all_declarations, status
 
     corrupt = 0
-    for item in status(load_all_declarations()):
+    for item in status(load_all_declarations(), rehash=True):
         if item.status == "corrupt":
             corrupt += 1
-            err_console.print(f"[red]corrupt[/] {item.path}")
+            err_console.print(f"[red]corrupt[/] {escape(str(item.path))}  (sha256 differs from the "
+                              f"declared one; delete it and re-import or re-download from "
+                              f"{escape(item.source)})")
         elif item.status == "ok":
-            console.print(f"[green]ok[/] {item.asset}/{item.file}")
+            console.print(f"[green]ok[/] {escape(item.asset)}/{escape(item.file)}  (sha256 re-hashed)")
         else:
-            console.print(f"[yellow]missing[/] {item.asset}/{item.file}  (source: {item.source})")
+            console.print(f"[yellow]missing[/] {escape(item.asset)}/{escape(item.file)}  "
+                          f"(source: {escape(item.source)})")
     if corrupt:
         raise typer.Exit(1)
 

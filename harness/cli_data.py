@@ -101,7 +101,7 @@ def validate(
 def _print_reports(reports: list[Any], root: Path, verbose: bool) -> None:
     from harness.cli_common import console
 
-    table = Table(title=f"data under {root}")
+    table = Table(title=escape(f"data under {root}"))
     for column in ("task", "status", "samples", "with GT", "layout", "location"):
         table.add_column(column)
     for report in reports:
@@ -109,7 +109,7 @@ def _print_reports(reports: list[Any], root: Path, verbose: bool) -> None:
         samples = (f"{report.found} of {report.expected}" if report.expected else str(report.found))
         location = report.location or {}
         where = ", ".join(f"{k}={v}" for k, v in location.items() if k != "layout" and v)
-        table.add_row(report.task, f"[{colour}]{report.status}[/]",
+        table.add_row(escape(report.task), f"[{colour}]{report.status}[/]",
                       samples if report.status != "missing" else "-",
                       "-" if report.paired is None else str(report.paired),
                       str(location.get("layout", "-")), escape(where))

@@ -78,27 +78,34 @@ def list_restorers(
 
 @app.command("tasks")
 def list_tasks() -> None:
-    """Tasks with descriptions and whether their data are present."""
-    from harness.task import TASKS, DataMissingError, build_task
+    """Tasks with descriptions, whether their data are present, and their options (from the
+    factory's typed signature; the metric conventions every task takes are listed once below)."""
+    from harness.task import _CONVENTION_SPECS, TASKS, DataMissingError, build_task, task_options
 
     table = Table(title="tasks")
-    for column in ("name", "degradation", "GT", "data", "description"):
+    for column in ("name", "degradation", "GT", "data", "description", "options"):
         table.add_column(column)
     for name in TASKS.names():
+        specs, _ = task_options(name)
+        own = {k: v.describe() for k, v in specs.items() if k not in _CONVENTION_SPECS}
         try:
             task = build_task(name)
         except Exception as exc:
-            table.add_row(name, "", "", "[red]error[/]", f"{type(exc).__name__}: {exc}")
+            table.add_row(name, "", "", "[red]error[/]", escape(f"{type(exc).__name__}: {exc}"),
+                          escape(_options_text(own)))
             continue
         try:
             status = data_status(task)
         except DataMissingError:
             status = "[red]missing[/]"
         table.add_row(name, task.degradation, "yes" if task.has_gt else "no", status,
-                      escape(task.description))
+                      escape(task.description), escape(_options_text(own)))
     console.print(table)
+    conventions = {k: v.describe() for k, v in _CONVENTION_SPECS.items()}
+    console.print(escape("every task also takes the metric conventions: " + _options_text(conventions)
+                         + "  (e.g. -t 'lolv1[gt_mean=true]')"))
     for module, error in TASKS.import_errors.items():
-        err_console.print(f"[red]could not import {module}: {error}[/]")
+        err_console.print(f"[red]could not import {escape(module)}:[/] {escape(error)}")
 
 
 def data_status(task: Any) -> str:
@@ -122,7 +129,8 @@ def list_metrics() -> None:
         spec = METRICS.get(name)
         table.add_row(name, spec.mode, "yes" if spec.lower_better else "no", escape(spec.description))
     table.add_row("latency_ms", "-", "yes", "wall time of restore() alone, warm-up excluded")
-    table.add_row("peak_mem_mb", "-", "yes", "CUDA max allocated, or process RSS peak on CPU")
+    table.add_row("peak_mem_mb", "-", "yes",
+                  "CUDA max allocated; CPU: RSS increment over the pre-call baseline")
     console.print(table)
 
 

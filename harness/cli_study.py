@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from harness.cli_executor import Executor, GpusPerWorker, RayAddress, ShardSize, Workers, make_executor
 from harness.registry import UnknownNameError
@@ -43,12 +44,13 @@ def _run(config) -> None:
     except (DataMissingError, AssetMissingError, AssetCorruptError, FileExistsError,
             FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:
         fail(str(exc))
-    console.print(summary.files["markdown"].read_text(encoding="utf-8"))
+    # labels such as nlm[sigma=estimate] are literal text, not rich markup
+    console.print(summary.files["markdown"].read_text(encoding="utf-8"), markup=False, highlight=False)
     for kind, path in summary.files.items():
-        console.print(f"{kind}: {path}")
+        console.print(f"{kind}: {path}", markup=False, highlight=False)
     if summary.n_failed:
         console.print(f"[yellow]{summary.n_failed} image(s) failed; see samples.jsonl under "
-                      f"{summary.study_dir / 'runs'}[/]")
+                      f"{escape(str(summary.study_dir / 'runs'))}[/]")
     if summary.parent_run_id:
         console.print(f"MLflow parent run: {summary.parent_run_id}")
 

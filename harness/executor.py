@@ -149,6 +149,8 @@ class LocalExecutor:
             assert sample is not None
             if "degradation" in sample.meta:
                 record["degradation"] = sample.meta["degradation"]
+            if sample.meta.get("input_conversion"):  # grey / RGBA files made RGB: say how
+                record["input_conversion"] = sample.meta["input_conversion"]
             lq = sample.lq.unsqueeze(0).to(self.device)
             gt = sample.gt.unsqueeze(0).to(self.device) if sample.gt is not None else None
             meta = {**sample.meta, "generator": torch.Generator().manual_seed(seed), "seed": seed}
@@ -166,7 +168,8 @@ class LocalExecutor:
                 raise ValueError(f"{restorer.name} produced NaN/inf values")
             values, metric_errors, states = suite.score(out, gt, {**sample.meta, "sample_id": sample_id})
             record.update(status="ok", metrics=values, latency_ms=elapsed * 1000.0,
-                          peak_mem_mb=memory.peak_mb, height=lq.shape[-2], width=lq.shape[-1])
+                          peak_mem_mb=memory.peak_mb, peak_mem_kind=memory.kind,
+                          height=lq.shape[-2], width=lq.shape[-1])
             if states:
                 record["metric_states"] = states
             if metric_errors:

@@ -16,14 +16,41 @@ class ImageReadError(ValueError):
 
 
 def read_image(path: str | Path) -> torch.Tensor:
-    """Decode any PIL-readable file to RGB float (3,H,W) in [0,1]; grey is replicated to RGB.
+    """Decode any PIL-readable file to RGB float (3,H,W) in [0,1] (see :func:`read_image_info`)."""
+    return read_image_info(path)[0]
 
-    16-bit files are scaled by 65535, not truncated to 8 bit.
+
+def conversion_of(mode: str) -> str | None:
+    """What :func:`read_image_info` does to an image of PIL ``mode`` to make it RGB, in words
+    (``None`` for RGB itself). Every restorer takes (B,3,H,W), so a grey or RGBA input is
+    converted, never refused; the per-image record says how (``input_conversion``)."""
+    if mode == "RGB":
+        return None
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        return f"{mode} 16-bit grey scaled by 1/65535 and replicated to RGB"
+    if mode in ("L", "1"):
+        return f"{mode} grey replicated to RGB"
+    if mode == "LA":
+        return "LA grey+alpha: alpha dropped (not composited), grey replicated to RGB"
+    if mode in ("RGBA", "RGBa"):
+        return f"{mode}: alpha channel dropped (not composited onto a background)"
+    if mode in ("P", "PA"):
+        return f"{mode} palette image expanded to RGB" + (" (alpha dropped)" if mode == "PA" else "")
+    return f"{mode} converted to RGB by PIL"
+
+
+def read_image_info(path: str | Path) -> tuple[torch.Tensor, str | None]:
+    """Decode any PIL-readable file to RGB float (3,H,W) in [0,1], and say what conversion it
+    took (:func:`conversion_of`; ``None`` for an RGB file).
+
+    Grey is replicated to RGB; alpha is dropped, not composited (a restorer sees the colour
+    channels as stored). 16-bit files are scaled by 65535, not truncated to 8 bit.
     """
     path = Path(path)
     try:
         with Image.open(path) as img:
             img.load()
+            conversion = conversion_of(img.mode)
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):
                 array = np.asarray(img, dtype=np.float32) / 65535.0
                 array = np.repeat(array[..., None], 3, axis=-1)
@@ -36,7 +63,7 @@ def read_image(path: str | Path) -> torch.Tensor:
         # file, tries to import an optional HEIF plugin before giving up
         raise ImageReadError(f"cannot decode image {path}: {type(exc).__name__}: {exc}. Replace or "
                              f"remove the file.") from exc
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).clamp(0.0, 1.0)
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).clamp(0.0, 1.0), conversion
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

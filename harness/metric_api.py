@@ -70,6 +70,9 @@ class MetricSpec:
             ``(out, gt, meta) -> value``; ``kind="dataset"``: a :class:`DatasetMetric`).
         describe: ``conventions -> {param: value}``, what exactly is computed (logged).
         kind: ``image`` or ``dataset``.
+        min_side: the smallest image side (after ``crop_border``) the metric can score, and
+        min_side_why: what needs it (``"SSIM's 11x11 Gaussian window"``). A smaller image gets
+            a "not computed" reason in its record instead of a NaN and numpy warnings.
     """
 
     name: str
@@ -79,6 +82,8 @@ class MetricSpec:
     build: Callable[[Any, Any], Any]
     describe: Callable[[Any], dict[str, Any]]
     kind: str = "image"
+    min_side: int = 0
+    min_side_why: str = ""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

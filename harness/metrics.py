@@ -194,7 +194,7 @@ METRICS.register("ssim", target=MetricSpec(
     "ssim", "FR", False, "SSIM, pyiqa (Wang: Gaussian 11/1.5, valid, channel mean)", _build_ssim,
     lambda c: {"impl": "pyiqa ssim (wang, no downsample; separable float64 on CPU)",
                "color_space": ssim_color_space(c),
-               "crop_border": c.crop_border}))
+               "crop_border": c.crop_border}, min_side=11, min_side_why="SSIM's 11x11 Gaussian window"))
 METRICS.register("lpips", "lpips_alex", target=MetricSpec(
     "lpips", "FR", True, "LPIPS v0.1, AlexNet backbone (needs ImageNet weights)", _build_lpips,
     lambda c: {"impl": "pyiqa lpips", "net": "alex", "version": "0.1", "color_space": "rgb",
@@ -202,10 +202,13 @@ METRICS.register("lpips", "lpips_alex", target=MetricSpec(
 def _register_niqe() -> None:
     """``niqe`` = the MATLAB-faithful implementation, ``niqe-pyiqa`` = pyiqa's (both documented
     in :mod:`harness.niqe_matlab`; the implementation is logged with the run's params)."""
+    from dataclasses import replace
+
     from harness.niqe_matlab import NIQE_SPECS
 
     for spec in NIQE_SPECS:
-        METRICS.register(spec.name, target=spec)
+        METRICS.register(spec.name, target=replace(spec, min_side=96,
+                                                   min_side_why="NIQE's 96x96 blocks"))
 
 
 _register_niqe()
@@ -251,7 +254,7 @@ def get_metric(name: str) -> MetricSpec:
         mode = configs[name].get("metric_mode", "FR")
 
         def build(conventions: MetricConventions, device: torch.device) -> Scorer:
-            metric = _quiet_create(name, device)
+            metric = create_with_weight_advice(name, device)
             if mode == "NR":
                 return lambda out, gt, meta: metric(out)
             return lambda out, gt, meta: metric(out, gt)
@@ -259,6 +262,88 @@ def get_metric(name: str) -> MetricSpec:
         return MetricSpec(name, mode, pyiqa_direction(name), f"pyiqa {name} (pyiqa defaults)", build,
                           lambda c: {"impl": f"pyiqa {name}", "options": "pyiqa defaults",
                                      "lower_better": pyiqa_direction(name)})
+
+
+def pyiqa_cache_dir() -> Path:
+    """Where pyiqa looks for (and downloads) its weight files: ``<torch hub>/pyiqa``, as pyiqa
+    fixed it when it was imported (its ``DEFAULT_CACHE_DIR``)."""
+    _pyiqa()
+    import pyiqa.utils.download_util as download_util
+
+    return Path(download_util.DEFAULT_CACHE_DIR)
+
+
+def pyiqa_weight_names() -> set[str]:
+    """File names of every weight pyiqa can download, read from its arch modules' text
+    (``get_url_from_name('x.pth')`` and literal URLs) without importing them. pyiqa declares no
+    sha256 for them, so ``bench assets import`` matches these by name."""
+    import importlib.util
+    import re
+
+    package = importlib.util.find_spec("pyiqa")
+    if package is None or not package.submodule_search_locations:
+        return set()
+    root = Path(list(package.submodule_search_locations)[0]) / "archs"
+    names: set[str] = set()
+    pattern = re.compile(r"get_url_from_name\(\s*['\"]([^'\"]+)['\"]|https?://[^'\"\s]+/([^/'\"\s]+"
+                         r"\.(?:pth|pt|mat|npz|pkl|ckpt|bin|safetensors))")
+    for path in root.glob("*.py"):
+        for match in pattern.finditer(path.read_text(encoding="utf-8", errors="replace")):
+            names.add(match.group(1) or match.group(2))
+    return names
+
+
+def create_with_weight_advice(name: str, device: torch.device) -> Any:
+    """``pyiqa.create_metric`` that, when a weight file is absent and cannot be downloaded
+    (offline, ``BENCH_OFFLINE=1``, no network), raises :class:`MetricUnavailable` naming the
+    file, its source and how to import it, instead of a bare ``URLError``. Offline, no
+    download is attempted at all (no DNS timeout)."""
+    from harness.assets import offline
+
+    _pyiqa()
+    import pyiqa.utils.download_util as download_util
+
+    wanted: list[tuple[str, str]] = []
+    original = download_util.download_url_to_file
+
+    def recording(url: str, dst: str, *args: Any, **kwargs: Any) -> Any:
+        wanted.append((url, dst))
+        if offline():
+            raise ConnectionError("downloads are disabled (BENCH_OFFLINE/HF_HUB_OFFLINE)")
+        return original(url, dst, *args, **kwargs)
+
+    download_util.download_url_to_file = recording
+    try:
+        return _quiet_create(name, device)
+    except Exception as exc:
+        if not wanted:
+            raise
+        url, dst = wanted[-1]
+        Path(dst).unlink(missing_ok=True)  # a partial download would be taken as the file
+        raise MetricUnavailable(
+            f"{name} needs the weight file {Path(dst).name!r} (source: {url}), which is not in "
+            f"pyiqa's cache {Path(dst).parent} and could not be downloaded "
+            f"({type(exc).__name__}: {exc}). Download it on a machine with internet access and "
+            f"run `bench assets import <folder>` (pyiqa's files are matched by name and copied "
+            f"into that cache), or place it at {dst}.") from exc
+    finally:
+        download_util.download_url_to_file = original
+
+
+def import_pyiqa_weights(folder: Path) -> list[tuple[str, Path]]:
+    """Copy files of ``folder`` (recursively) whose names are pyiqa weight files into pyiqa's
+    cache; returns ``(name, source)`` of each copied. Existing files are kept."""
+    names = pyiqa_weight_names()
+    target_dir = pyiqa_cache_dir()
+    copied = []
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name in names):
+        target = target_dir / path.name
+        if target.exists() and target.stat().st_size == path.stat().st_size:
+            continue
+        target_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        copied.append((path.name, path))
+    return copied
 
 
 # Convention-aware preprocessing -------------------------------------------------------------------
@@ -338,15 +423,25 @@ class MetricSuite:
         states: dict[str, Any] = {}
         for name, (spec, scorer) in self.scorers.items():
             image_out = fr_out if spec.mode == "FR" else out
+            height, width = image_out.shape[-2:]
+            if spec.min_side and min(height, width) < spec.min_side:
+                cropped = " after crop_border" if spec.mode == "FR" and self.conventions.crop_border else ""
+                errors[name] = (f"not computed: the image is {width}x{height}{cropped}, smaller than "
+                                f"{spec.min_side_why or name} (needs at least "
+                                f"{spec.min_side}x{spec.min_side})")
+                continue
             try:
                 if spec.kind == "dataset":
                     states[name] = scorer.update(image_out, gt, meta)
                 else:
                     value = scorer(image_out, gt if spec.mode == "FR" else None, meta)
-                    value = value.flatten()[0] if isinstance(value, torch.Tensor) else value
-                    values[name] = float(value)
+                    value = float(value.flatten()[0] if isinstance(value, torch.Tensor) else value)
+                    if value != value:  # NaN: say so instead of recording a bare null
+                        errors[name] = f"not computed: {name} returned NaN on this {width}x{height} image"
+                        continue
+                    values[name] = value
             except Exception as exc:
-                errors[name] = f"{type(exc).__name__}: {exc}"
+                errors[name] = f"not computed: {type(exc).__name__}: {exc}"
         return values, errors, states
 
     def reduce(self, records: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -31,18 +31,28 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 @dataclass(frozen=True)
 class Range:
-    """Inclusive numeric bounds; ``None`` = unbounded on that side."""
+    """Numeric bounds, inclusive unless ``open_low`` / ``open_high`` (``Range(0, open_low=True)``
+    is "> 0": a strength, a width, a regularisation weight); ``None`` = unbounded on that side.
+    NaN is never in range."""
 
     low: float | None = None
     high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
 
     def check(self, value: float) -> bool:
-        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+        if value != value:  # NaN compares false with everything; refuse it explicitly
+            return False
+        low_ok = self.low is None or (value > self.low if self.open_low else value >= self.low)
+        high_ok = self.high is None or (value < self.high if self.open_high else value <= self.high)
+        return low_ok and high_ok
 
     def __str__(self) -> str:
         lo = "-inf" if self.low is None else f"{self.low:g}"
         hi = "inf" if self.high is None else f"{self.high:g}"
-        return f"[{lo}, {hi}]"
+        left = "(" if self.open_low or self.low is None else "["
+        right = ")" if self.open_high or self.high is None else "]"
+        return f"{left}{lo}, {hi}{right}"
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,8 @@ class Alternative:
             return " | ".join(repr(c) for c in self.choices)
         if self.type is type(None):
             return "null"
+        if self.type is bool:
+            return "true | false"
         name = "any" if self.type is None else ("path" if self.type is Path else self.type.__name__)
         return f"{name} in {self.range}" if self.range else name
 

@@ -118,6 +118,9 @@ def make_plan(restorers: list[RestorerItem], tasks: list[tuple[str, dict[str, An
 
     if limit is not None and limit < 0:
         raise ValueError(f"--limit {limit}: give a positive number of samples (or leave it out)")
+    if limit == 0:
+        raise ValueError("--limit 0: nothing to do (no sample selected); leave --limit out to "
+                         "evaluate every sample")
     specs = [restorer_spec(item) for item in restorers]
     _unique("restorer", [s.label for s in specs], [s.id for s in specs])
     task_specs: list[TaskSpec] = []

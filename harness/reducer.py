@@ -201,4 +201,13 @@ class Reducer:
                 "seed": self.plan.seed, "limit": self.run_info.get("limit"),
                 "restorers": self.restorer_infos, "tasks": tasks, "units": units,
                 "metrics": metrics_declared, "results": results, "missing_metrics": self.missing,
+                "asset_checks": _asset_checks(),
                 **({"reduce_errors": self.reduce_errors} if self.reduce_errors else {})}
+
+
+def _asset_checks() -> dict[str, str]:
+    """How every weight / metric-parameter file this run used was checked: ``re-hashed
+    (sha256)`` or ``stamp trusted`` (``bench run --verify-assets`` forces the first)."""
+    from harness.assets import VERIFICATIONS
+
+    return dict(sorted(VERIFICATIONS.items()))

@@ -61,6 +61,62 @@ def new_run_name() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+LOCK_FILE = ".lock"
+
+
+class RunLockedError(FileExistsError):
+    """Another process holds the run folder (two ``bench run`` with one ``--run-name``)."""
+
+
+class RunLock:
+    """An exclusive ``fcntl.flock`` on ``<run>/.lock``, held for the whole run.
+
+    Two processes writing into one run folder would interleave their records and count every
+    image twice; the lock makes the second one refuse, naming the holder. ``flock`` is released
+    by the kernel when the holder dies, so a killed run never leaves a stale lock (the file's
+    pid/time line is only for the message). Where ``fcntl`` is absent (Windows) no lock is
+    taken.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fh: Any = None
+
+    def acquire(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise RunLockedError(f"{self.path.parent} is being written by another bench run "
+                                 f"({holder}); wait for it to finish (then --resume to add to "
+                                 f"it) or choose another --run-name") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {platform.node()} since {now_iso()}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing the descriptor drops the flock
+            self._fh = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def latest_run(output_dir: Path) -> Path | None:
     runs = sorted((p for p in Path(output_dir).iterdir() if (p / SAMPLES_FILE).exists()),
                   key=lambda p: (p / SAMPLES_FILE).stat().st_mtime) if Path(output_dir).exists() else []

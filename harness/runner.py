@@ -26,14 +26,18 @@ from harness.images import save_image, thumbnail
 from harness.metric_api import MetricSpec
 from harness.plan import Plan, RestorerItem, make_plan
 from harness.results import (
+    LOCK_FILE,
     RESULTS_FILE,
     SAMPLES_FILE,
+    RunLock,
+    RunLockedError,
     git_hash,
     latest_run,
     new_run_name,
     read_results,
     versions,
 )
+from harness.specs import check_device_syntax
 from harness.tracking import TrackingProcess, TrackingWorker, default_tracking_uri
 
 
@@ -71,6 +75,8 @@ class RunConfig:
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     show_progress: bool = True
     parent_run_id: str | None = None
+    #: re-hash every weight file on use instead of trusting its size+mtime stamp
+    verify_assets: bool = False
 
 
 @dataclass
@@ -88,17 +94,16 @@ class RunSummary:
 
 def resolve_device(spec: str) -> torch.device:
     """``auto`` → CUDA when available; ``cuda[:N]`` fails clearly when it is not."""
+    check_device_syntax(spec)
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError as exc:
-        raise ValueError(f"--device {spec!r} is not a device; use auto, cpu, cuda or cuda:N") from exc
+    device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {spec}: CUDA is not available on this machine; use "
                          "--device cpu or auto")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {spec!r}: restorebench runs on cpu or cuda[:N]")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s) (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return device
 
 
@@ -112,18 +117,40 @@ class Runner:
         self.console = console
         self.device = resolve_device(config.device)
 
-    def _run_dir(self) -> Path:
+    def _run_dir(self) -> tuple[Path, RunLock]:
+        """The run folder, locked (:class:`~harness.results.RunLock`) for the whole run.
+
+        A named run (or ``--resume``) that another process holds is refused. A timestamped
+        name is only a default: two runs started in the same second take ``NAME``,
+        ``NAME-2``, ... instead of sharing one folder."""
         output = Path(self.config.output_dir)
         if self.config.resume and not self.config.run_name:
             found = latest_run(output)
             if found is None:
                 raise FileNotFoundError(f"--resume: no earlier run with {SAMPLES_FILE} in {output}")
-            return found
-        run_dir = output / (self.config.run_name or new_run_name())
-        if (run_dir / SAMPLES_FILE).exists() and not self.config.resume:
-            raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it "
-                                  "or choose another --run-name")
-        return run_dir
+            return found, RunLock(found).acquire()
+        if self.config.run_name:
+            run_dir = output / self.config.run_name
+            lock = RunLock(run_dir).acquire()
+            if (run_dir / SAMPLES_FILE).exists() and not self.config.resume:
+                lock.release()
+                raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue "
+                                      "it or choose another --run-name")
+            return run_dir, lock
+        base = new_run_name()
+        for index in range(1, 1000):
+            run_dir = output / (base if index == 1 else f"{base}-{index}")
+            if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
+                continue
+            try:
+                lock = RunLock(run_dir).acquire()
+            except RunLockedError:
+                continue
+            if (run_dir / SAMPLES_FILE).exists():
+                lock.release()
+                continue
+            return run_dir, lock
+        raise FileExistsError(f"{output}: no free run folder name for {base}; pass --run-name")
 
     def _tracker(self) -> TrackingWorker | TrackingProcess:
         """MLflow in a child process (its import and store set-up overlap the run)."""
@@ -139,16 +166,26 @@ class Runner:
                          metric_specs=config.metric_specs, shard_size=config.shard_size)
 
     def run(self) -> RunSummary:
-        from harness.executor import LocalExecutor
-        from harness.reducer import Reducer
+        from harness import assets
 
+        assets.set_rehash(self.config.verify_assets)
+        assets.VERIFICATIONS.clear()  # results.json lists how this run's files were checked
         tracker = self._tracker()  # starts MLflow's set-up now; no run is created unless planned
         try:
             plan = self.plan()
-            run_dir = self._run_dir()
+            run_dir, lock = self._run_dir()
         except BaseException:
             tracker.close()
             raise
+        try:
+            return self._run(plan, run_dir, tracker)
+        finally:
+            lock.release()
+
+    def _run(self, plan: Plan, run_dir: Path, tracker: Any) -> RunSummary:
+        from harness.executor import LocalExecutor
+        from harness.reducer import Reducer
+
         run_dir.mkdir(parents=True, exist_ok=True)
         run_info = {"device": str(self.device), "git_hash": git_hash(), "argv": self.config.argv,
                     "versions": versions(), "limit": self.config.limit}
@@ -162,7 +199,8 @@ class Runner:
             params={"restorers": ",".join(r.label for r in plan.restorers),
                     "tasks": ",".join(t.label for t in plan.tasks), "seed": plan.seed,
                     "limit": self.config.limit, "device": str(self.device),
-                    "versions": run_info["versions"]})
+                    "versions": run_info["versions"]},
+            run_dir=run_dir)
         warnings: list[str] = []
         kept: dict[tuple[str, str], int] = {}
 

@@ -75,3 +75,19 @@ def parse_restorer(spec: str) -> tuple[str, dict[str, Any], str | None]:
             raise ValueError(f"{spec!r}: empty training tag after '@' (write NAME[...]@TAG)")
     name, options = parse_item(text)
     return name, options, tag
+
+
+DEVICE_SYNTAX = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device_syntax(spec: str) -> None:
+    """Refuse what is not ``auto|cpu|cuda[:N]`` without importing torch (the CLI calls this
+    first, so ``--device gpu`` answers in a fraction of a second). ``gpu`` and ``cuda0`` are
+    common slips and get a suggestion."""
+    if DEVICE_SYNTAX.fullmatch(spec):
+        return
+    hint = ""
+    if spec.lower() in ("gpu", "nvidia") or spec.lower().startswith(("gpu", "cuda")):
+        index = "".join(c for c in spec if c.isdigit())
+        hint = f" (did you mean --device cuda{':' + index if index else ''}?)"
+    raise ValueError(f"--device {spec!r} is not a device{hint}; use auto, cpu, cuda or cuda:N")

@@ -15,10 +15,11 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 
+from harness.options import OptionSpec, Range, accepts_extra, declared_options, validate_options
 from harness.registries import TASKS
 
 COLOR_SPACES = ("rgb", "ycbcr601", "yiq")
@@ -41,12 +42,12 @@ class MetricConventions:
             protocol scores RGB PSNR but Y(yiq) SSIM); ``None`` = same as ``color_space``.
     """
 
-    color_space: str = "rgb"
-    crop_border: int = 0
+    color_space: Literal["rgb", "ycbcr601", "yiq"] = "rgb"
+    crop_border: Annotated[int, Range(0, 256)] = 0
     gt_mean: bool = False
     quantize: bool = True
-    ssim: str = "wang"
-    ssim_color_space: str | None = None
+    ssim: Literal["wang"] = "wang"
+    ssim_color_space: Literal["rgb", "ycbcr601", "yiq"] | None = None
 
     def __post_init__(self) -> None:
         for name in ("color_space", "ssim_color_space"):
@@ -140,9 +141,27 @@ def register_task(name: str, *aliases: str):
     return TASKS.register(name, *aliases)
 
 
-def build_task(name: str, **options: Any) -> Task:
-    """Build a task by name (or spec string) with preset options such as ``gt_mean=True``."""
+def task_options(name: str) -> tuple[dict[str, OptionSpec], bool]:
+    """The options a task accepts: its factory's (or class's) keyword arguments, declared by
+    their type hints, plus every metric convention (``color_space``, ``crop_border``, ...), which
+    every task takes. Returns ``(specs, accepts_unknown)``; the second is true only for a
+    factory with ``**kwargs`` and no declared signature (a plugin that validates itself)."""
     factory = TASKS.get(name)
+    specs = declared_options(factory)
+    for key, spec in _CONVENTION_SPECS.items():
+        specs.setdefault(key, spec)
+    return specs, accepts_extra(factory)
+
+
+def build_task(name: str, **options: Any) -> Task:
+    """Build a task by name (or spec string) with preset options such as ``gt_mean=True``.
+
+    Options are validated against :func:`task_options` first, so ``reference_noise=maybe``
+    fails here, naming the option, the value and what is allowed, before any data is read or
+    any model loads (:class:`harness.options.OptionError`)."""
+    factory = TASKS.get(name)
+    specs, extra_ok = task_options(name)
+    validate_options("task", name, specs, options, extra_ok=extra_ok)
     convention_options = {k: options.pop(k) for k in list(options) if k in _CONVENTION_FIELDS}
     task = factory(**options)
     if not task.name:
@@ -154,3 +173,6 @@ def build_task(name: str, **options: Any) -> Task:
 
 
 _CONVENTION_FIELDS = frozenset(MetricConventions.__dataclass_fields__)
+#: the conventions as options (from the dataclass's typed fields); none is required
+_CONVENTION_SPECS = {k: OptionSpec(v.name, v.alternatives, v.default, v.help, required=False)
+                     for k, v in declared_options(MetricConventions).items()}

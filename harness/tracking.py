@@ -95,6 +95,49 @@ def ensure_sqlite_store(path: Path) -> None:
     scratch.unlink(missing_ok=True)
 
 
+#: sqlite serialises writers; a second ``bench run`` on the same store sees "database is locked"
+#: whenever the other holds the write lock past SQLAlchemy's wait. Those calls are retried.
+_BUSY = ("database is locked", "database table is locked", "database is busy")
+_RETRIES = 8
+
+
+def is_busy(exc: BaseException) -> bool:
+    """A transient sqlite contention error (anywhere in the exception chain)?"""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if any(text in str(seen).lower() for text in _BUSY):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def retry_busy(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call, retrying on a busy sqlite store with exponential back-off (0.1 s … 12.8 s, about
+    25 s in all): long enough for another run's batch, short enough to report a stuck store."""
+    for attempt in range(_RETRIES):
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            if attempt == _RETRIES - 1 or not is_busy(exc):
+                raise
+            time.sleep(0.1 * 2 ** attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _RetryingClient:
+    """``MlflowClient`` whose every call is retried on a busy sqlite store (:func:`retry_busy`).
+    A locked write never commits, so a retried ``create_run`` does not create a duplicate."""
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+        return lambda *args, **kwargs: retry_busy(attribute, *args, **kwargs)
+
+
 class Tracker:
     """Thin wrapper over ``MlflowClient`` for the parent/child run layout."""
 
@@ -109,13 +152,19 @@ class Tracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
 
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.client = _RetryingClient(MlflowClient(tracking_uri=tracking_uri))
         self.tracking_uri = tracking_uri
         experiment_obj = self.client.get_experiment_by_name(experiment)
         if experiment_obj is None:
             artifact_root.mkdir(parents=True, exist_ok=True)
-            self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=artifact_root.resolve().as_uri())
+            try:
+                self.experiment_id = self.client.create_experiment(
+                    experiment, artifact_location=artifact_root.resolve().as_uri())
+            except Exception:  # another run created it between our look-up and our insert
+                experiment_obj = self.client.get_experiment_by_name(experiment)
+                if experiment_obj is None:
+                    raise
+                self.experiment_id = experiment_obj.experiment_id
         else:
             self.experiment_id = experiment_obj.experiment_id
         self.parent_id: str | None = None
@@ -127,6 +176,33 @@ class Tracker:
         self.parent_id = run.info.run_id
         self.log_params(self.parent_id, params)
         return self.parent_id
+
+    def resume_parent(self, run_id: str, tags: dict[str, Any]) -> str | None:
+        """Continue the parent run ``run_id`` of an interrupted attempt: status back to
+        RUNNING, its children that were left RUNNING marked KILLED, ``resumed`` counted in a tag.
+        Params are not re-logged (MLflow params are immutable). ``None`` if the run is not in
+        this store or experiment (then the caller starts a new parent)."""
+        try:
+            run = self.client.get_run(run_id)
+        except Exception:  # not in this store (another --tracking-uri, a deleted run)
+            return None
+        if run.info.experiment_id != self.experiment_id or run.info.lifecycle_stage != "active":
+            return None
+        self.parent_id = run_id
+        self.client.update_run(run_id, status="RUNNING")
+        self.kill_stale_children(run_id)
+        count = int(run.data.tags.get("resumed", "0")) + 1
+        self.log_tags(run_id, {**{k: v for k, v in tags.items() if not k.startswith("mlflow.")},
+                               "resumed": count})
+        return run_id
+
+    def kill_stale_children(self, parent_id: str) -> None:
+        """Children of ``parent_id`` still RUNNING belong to a dead process: mark them KILLED."""
+        stale = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and "
+                                                "attributes.status = 'RUNNING'")
+        for run in stale:
+            self.client.set_terminated(run.info.run_id, status="KILLED")
 
     def start_child(self, run_name: str, tags: dict[str, Any] | None = None) -> str:
         all_tags = {"mlflow.parentRunId": self.parent_id or "", **(tags or {})}
@@ -276,12 +352,26 @@ class TrackingWorker:
             self._queue.put(job)
 
     # The run layout ------------------------------------------------------------------------------
-    def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any]) -> None:
-        self.submit(lambda tracker: self._do_start_parent(tracker, run_name, tags, params))
+    def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any],
+                     run_dir: Path | None = None) -> None:
+        self.submit(lambda tracker: self._do_start_parent(tracker, run_name, tags, params, run_dir))
 
     def _do_start_parent(self, tracker: Tracker, run_name: str, tags: dict[str, Any],
-                         params: dict[str, Any]) -> None:
-        self.parent_id = tracker.start_parent(run_name, tags, params)
+                         params: dict[str, Any], run_dir: Path | None = None) -> None:
+        """Start the parent run, or continue the one recorded in ``<run_dir>/mlflow_run.json``
+        by an earlier attempt of the same run folder (``--resume``), and record its id there."""
+        previous = read_mlflow_run(run_dir) if run_dir is not None else None
+        resumed = None
+        if previous and previous.get("tracking_uri") == tracker.tracking_uri:
+            resumed = tracker.resume_parent(previous["run_id"], tags)
+        if resumed is None:
+            extra = {"resumed_from": previous["run_id"]} if previous else {}
+            self.parent_id = tracker.start_parent(run_name, {**tags, **extra}, params)
+        else:
+            self.parent_id = resumed
+        if run_dir is not None:
+            write_mlflow_run(run_dir, {"run_id": self.parent_id, "tracking_uri": tracker.tracking_uri,
+                                       "experiment_id": tracker.experiment_id})
 
     def log_pair(self, **kwargs: Any) -> None:
         """One child run with everything about one (restorer, task) pair, in batched calls."""
@@ -322,17 +412,55 @@ class TrackingWorker:
             self._thread.join()
 
 
-def _run_logger(jobs: Any, results: Any, uri: str, experiment: str, artifact_root: str) -> None:
-    """The tracking process: set up MLflow, then execute ``(method, kwargs)`` jobs in order."""
+MLFLOW_RUN_FILE = "mlflow_run.json"
+
+
+def read_mlflow_run(run_dir: Path) -> dict[str, Any] | None:
+    """The MLflow parent of a run folder (``mlflow_run.json``), if an attempt recorded one."""
+    import json
+
+    path = Path(run_dir) / MLFLOW_RUN_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_mlflow_run(run_dir: Path, payload: dict[str, Any]) -> None:
+    import json
+
+    path = Path(run_dir) / MLFLOW_RUN_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _run_logger(jobs: Any, results: Any, uri: str, experiment: str, artifact_root: str,
+                owner_pid: int | None = None) -> None:
+    """The tracking process: set up MLflow, then execute ``(method, kwargs)`` jobs in order.
+
+    If the process that owns the run dies (killed, out of memory) nobody sends the final job;
+    the logger notices that its parent process changed, marks the parent run and any open child
+    KILLED, and exits, so a dead run never stays RUNNING in the MLflow UI."""
+    import queue
+
     errors: list[str] = []
     worker = TrackingWorker(None)  # the run layout methods, executed here synchronously
     tracker = None
     try:
-        tracker = Tracker(uri, experiment, Path(artifact_root))
+        tracker = retry_busy(Tracker, uri, experiment, Path(artifact_root))
     except Exception as exc:
         errors.append(f"MLflow set-up failed: {type(exc).__name__}: {exc}")
     while True:
-        job = jobs.get()
+        try:
+            job = jobs.get(timeout=1.0)
+        except queue.Empty:
+            if owner_pid is not None and os.getppid() != owner_pid:
+                if tracker is not None and worker.parent_id:
+                    tracker.kill_stale_children(worker.parent_id)
+                    tracker.end(worker.parent_id, "KILLED")
+                return
+            continue
         if job is None:
             break
         method, kwargs = job
@@ -367,12 +495,14 @@ class TrackingProcess:
         self._results = context.Queue()
         self._process = context.Process(target=_run_logger, name="mlflow",
                                         args=(self._jobs, self._results, uri, experiment,
-                                              str(artifact_root)), daemon=True)
+                                              str(artifact_root), os.getpid()), daemon=True)
         self._process.start()
         self._closed = False
 
-    def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any]) -> None:
-        self._jobs.put(("start_parent", {"run_name": run_name, "tags": tags, "params": params}))
+    def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any],
+                     run_dir: Path | None = None) -> None:
+        self._jobs.put(("start_parent", {"run_name": run_name, "tags": tags, "params": params,
+                                         "run_dir": run_dir}))
 
     def log_pair(self, **kwargs: Any) -> None:
         from harness.images import montage

@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image
 
 from harness.datasets import DatasetSpec, LayoutMatch, find_layout
-from harness.images import read_image
+from harness.images import read_image_info
 from harness.task import DataMissingError, Sample, Task
 from tasks._common import data_root, list_images
 
@@ -129,17 +129,23 @@ class DatasetTask(Task):
 
     def load(self, sample_id: str) -> Sample:
         lq_path, gt_path = self.index()[sample_id]
-        lq = read_image(lq_path)
+        lq, lq_conversion = read_image_info(lq_path)
         meta: dict[str, Any] = {"lq_path": str(lq_path), "gt_path": str(gt_path) if gt_path else None}
+        conversions = {"lq": lq_conversion} if lq_conversion else {}
         gt = None
         if self.has_gt:
             if gt_path is None:
                 raise FileNotFoundError(f"no GT for {lq_path.name} (expected stem "
                                         f"{self.pair_rule(lq_path.stem)!r} in {self.gt_dir()})")
-            gt = self.prepare_gt(read_image(gt_path), lq, meta)
+            gt_image, gt_conversion = read_image_info(gt_path)
+            if gt_conversion:
+                conversions["gt"] = gt_conversion
+            gt = self.prepare_gt(gt_image, lq, meta)
             if gt.shape != lq.shape:
                 raise ValueError(f"{lq_path.name}: LQ {tuple(lq.shape[1:])} and GT "
                                  f"{tuple(gt.shape[1:])} differ in size")
+        if conversions:
+            meta["input_conversion"] = conversions
         return Sample(sample_id, lq, gt, meta)
 
     def describe(self) -> dict[str, Any]:

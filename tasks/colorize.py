@@ -15,12 +15,13 @@ has; PSNR and LPIPS carry the colour.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 
 from harness.datasets import DatasetSpec
+from harness.options import Range
 from harness.task import MetricConventions, Sample, Task, register_task
 from tasks._common import CLEAN_SETS, CleanSet, tao_square
 from tasks._dataset import image_size
@@ -79,6 +80,6 @@ class ColorizeTask(Task):
 
 
 @register_task("cbsd68-colorize", "ldrps-colorize")
-def cbsd68_colorize(size: int = 256) -> Task:
+def cbsd68_colorize(size: Annotated[int, Range(16, 4096)] = 256) -> Task:
     """LD-RPS colorization: CBSD68 TAO 256×256, grey input, colour GT."""
     return ColorizeTask(CLEAN_SETS["cbsd68"], size)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.images import read_image
+from harness.images import read_image_info
 from harness.task import DataMissingError, MetricConventions, Sample, Task, register_task
 from tasks._common import list_images
 
@@ -45,11 +45,15 @@ class PairedFolderTask(Task):
         return f"{self.name or 'folder'}: no images found in {self.lq_dir}"
 
     def _build_index(self) -> dict[str, tuple[Path, Path | None]]:
-        if not self.lq_dir.is_dir() or not list_images(self.lq_dir):
-            raise DataMissingError(self.missing_message())
+        label = self.name or "folder"
+        if not self.lq_dir.is_dir():
+            raise DataMissingError(f"{label}: LQ folder {self.lq_dir} does not exist")
         if self.gt_dir is not None and not self.gt_dir.is_dir():
-            raise DataMissingError(f"{self.name or 'folder'}: GT folder {self.gt_dir} does not "
-                                   f"exist. {self.missing_message()}")
+            # only what is wrong: the LQ folder may be fine
+            raise DataMissingError(f"{label}: GT folder {self.gt_dir} does not exist (give an "
+                                   "existing folder, or leave gt out to score without GT)")
+        if not list_images(self.lq_dir):
+            raise DataMissingError(self.missing_message())
         gt_by_stem = {p.stem: p for p in list_images(self.gt_dir)} if self.gt_dir else {}
         index: dict[str, tuple[Path, Path | None]] = {}
         for path in list_images(self.lq_dir):
@@ -71,18 +75,23 @@ class PairedFolderTask(Task):
 
     def load(self, sample_id: str) -> Sample:
         lq_path, gt_path = self.index()[sample_id]
-        lq = read_image(lq_path)
+        lq, lq_conversion = read_image_info(lq_path)
+        conversions = {"lq": lq_conversion} if lq_conversion else {}
         gt = None
         if self.gt_dir is not None:
             if gt_path is None:
                 raise FileNotFoundError(f"no GT for {lq_path.name} in {self.gt_dir} "
                                         f"(expected stem {self.pair_rule(lq_path.stem)!r})")
-            gt = read_image(gt_path)
+            gt, gt_conversion = read_image_info(gt_path)
+            if gt_conversion:
+                conversions["gt"] = gt_conversion
             if gt.shape != lq.shape:
                 raise ValueError(f"{lq_path.name}: LQ {tuple(lq.shape[1:])} and GT "
                                  f"{tuple(gt.shape[1:])} differ in size")
-        return Sample(sample_id, lq, gt, {"lq_path": str(lq_path),
-                                          "gt_path": str(gt_path) if gt_path else None})
+        meta = {"lq_path": str(lq_path), "gt_path": str(gt_path) if gt_path else None}
+        if conversions:  # grey / RGBA / palette files: how they became RGB (in the record)
+            meta["input_conversion"] = conversions
+        return Sample(sample_id, lq, gt, meta)
 
 
 @register_task("folder")

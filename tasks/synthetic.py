@@ -23,13 +23,16 @@ Restorers are not told the parameters (blind): ``meta`` holds them only under ``
 from __future__ import annotations
 
 import hashlib
+import inspect
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
 from harness.images import read_image
+from harness.options import Range as OptionRange
 from harness.task import TASKS, DataMissingError, MetricConventions, Sample, Task, register_task
 from tasks._common import CLEAN_SETS, list_images
 from tasks.degradations import OPERATORS, build_degradation, canonical_spec, check_severity
@@ -191,6 +194,41 @@ def _resolve(name: str):
     def factory(**options: Any) -> Task:
         return SyntheticTask(clean, spec, severity, **options)
 
+    return declare_options(factory, spec)
+
+
+def _task_options(crop: Annotated[int, OptionRange(8, 8192)] | None = None,
+                  clean_dir: str | None = None) -> None:
+    """The options every synthetic task takes besides its operators'.
+
+    Args:
+        crop: side of the centre crop taken before degrading; null = the whole image.
+        clean_dir: a folder of clean images (for a clean set that is not built in).
+    """
+
+
+def declare_options(factory: Any, spec: str) -> Any:
+    """Give a ``**options`` factory the signature (and type hints) of what it really takes:
+    ``crop``, ``clean_dir`` and the options of the operators of ``spec`` (``sigma``,
+    ``color_cast``). ``harness.options.declared_options`` then validates user values and
+    ``bench list tasks`` shows them, from the operators' own constructor hints."""
+    params = dict(inspect.signature(_task_options).parameters)
+    hints = typing.get_type_hints(_task_options, include_extras=True)
+    for token in canonical_spec(spec).split("+"):
+        init = operator_class(token).__init__
+        op_hints = typing.get_type_hints(init, include_extras=True)
+        for name, param in inspect.signature(init).parameters.items():
+            if name in ("self", "severity", "sensor_noise") or name in params:
+                continue
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            params[name] = param.replace(kind=param.KEYWORD_ONLY)
+            if name in op_hints:
+                hints[name] = op_hints[name]
+    keyword = [p.replace(kind=p.KEYWORD_ONLY) for p in params.values()]
+    factory.__signature__ = inspect.Signature(keyword, return_annotation=Task)
+    factory.__annotations__ = {**hints, "return": Task}
+    factory.__doc__ = (factory.__doc__ or "") + "\n\n" + (_task_options.__doc__ or "")
     return factory
 
 
@@ -202,7 +240,7 @@ def _preset(name: str, clean: str, spec: str, severity: int) -> None:
         return SyntheticTask(clean, spec, severity, name=name, **options)
 
     factory.__doc__ = f"{clean} + {spec} at severity {severity}"
-    register_task(name)(factory)
+    register_task(name)(declare_options(factory, spec))
 
 
 for _level in range(1, 6):

@@ -23,12 +23,13 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 
 from harness.datasets import DatasetSpec, DataSource
+from harness.options import Range
 from harness.task import MetricConventions, Sample, register_task
 from tasks._dataset import DatasetTask, layouts_for
 
@@ -72,7 +73,7 @@ class UIEBT90(DatasetTask):
     expected_count = 90
     conventions = MetricConventions(color_space="rgb", crop_border=0, quantize=True)
 
-    def __init__(self, resize: int = 0) -> None:
+    def __init__(self, resize: Annotated[int, Range(0, 8192)] = 0) -> None:
         super().__init__()
         self.resize = int(resize)
         if self.resize < 0:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 RunDirs = Annotated[list[Path] | None, typer.Argument(
     help="Run folders, their results.json, or study folders (default: the latest run in --output-dir).",
@@ -132,7 +133,7 @@ def make_report(paths: list[Path], out_dir: Path | None = None, *, output_dir: P
         if detection.metrics:
             console.print(rich_table(detection, title="detection"))
         for index, note in enumerate(board.notes, 1):
-            console.print(f"[yellow][{index}][/] {note}", markup=True, highlight=False)
+            console.print(f"[yellow]\\[{index}][/] {escape(note)}", markup=True, highlight=False)
     if tracking:
         result.parent_run_id = _log_report(result, runs, output_dir, tracking_uri, experiment)
     return result
@@ -277,12 +278,12 @@ def compare(
     if not results or all(r.n == 0 for r in results):
         fail(f"{a} and {b} share no scored image on {task} for {', '.join(names) or 'any metric'}")
     frame = result_frame(results, "A", "B")
-    table = Table(title=f"A = {unit_a.restorer} ({unit_a.run_id}), B = {unit_b.restorer} "
-                        f"({unit_b.run_id}) on {task}: paired per image")
+    table = Table(title=escape(f"A = {unit_a.restorer} ({unit_a.run_id}), B = {unit_b.restorer} "
+                               f"({unit_b.run_id}) on {task}: paired per image"))
     for column in frame.columns:
         table.add_column(str(column), justify="left" if column == "metric" else "right")
     for row in frame.itertuples(index=False):
-        table.add_row(*[str(v) for v in row])
+        table.add_row(*[escape(str(v)) for v in row])
     console.print(table)
     console.print("Δ = A − B in the metric's units; CI: percentile bootstrap of the mean difference; "
                   "p: paired permutation (sign flips) and Wilcoxon signed-rank, two-sided.",

@@ -23,13 +23,14 @@ default ``'np'`` profile (the package's "normal profile"); a 128×128 crop about
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import bm3d
 import numpy as np
 import torch
 from skimage.restoration import estimate_sigma
 
+from harness.options import Range
 from harness.restorer import Restorer, register_restorer
 from restorers.baselines._numpy import map_images
 
@@ -47,7 +48,9 @@ class CBM3D(Restorer):
     licence = "bm3d package: free for non-commercial use only (Tampere University licence); no weights"
     input_range = "RGB float, nominally [0,1]; unclipped noisy values accepted (not clipped)"
 
-    def __init__(self, sigma: str | float = "task", profile: str = "np", colorspace: str = "opp"):
+    def __init__(self, sigma: Literal["task", "estimate"] | Annotated[float, Range(0, 255)] = "task",
+                 profile: Literal["np", "refilter", "vn", "vn_old", "high", "deb"] = "np",
+                 colorspace: Literal["opp", "YCbCr"] = "opp"):
         """
         Args:
             sigma: ``"task"``, ``"estimate"`` or a number in 8-bit units (25 = σ 25/255).

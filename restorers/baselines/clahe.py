@@ -8,12 +8,13 @@ clipped to [0,1] first: the histogram is taken over that range.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 from skimage.exposure import equalize_adapthist
 
+from harness.options import Range
 from harness.restorer import Restorer, register_restorer
 from restorers.baselines._numpy import map_images
 
@@ -27,7 +28,9 @@ class CLAHE(Restorer):
     licence = "BSD-3-Clause (scikit-image); no weights"
     input_range = "RGB float [0,1] (clipped inside)"
 
-    def __init__(self, clip_limit: float = 0.01, kernel_size: int | None = None, nbins: int = 256):
+    def __init__(self, clip_limit: Annotated[float, Range(0, 1, open_low=True)] = 0.01,
+                 kernel_size: Annotated[int, Range(2, None)] | None = None,
+                 nbins: Annotated[int, Range(2, 65536)] = 256):
         """
         Args:
             clip_limit: histogram clip limit in [0,1]; higher = more contrast.

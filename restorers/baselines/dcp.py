@@ -19,12 +19,13 @@ the output is clipped by the base class.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 from scipy.ndimage import minimum_filter
 
+from harness.options import Range
 from harness.restorer import Restorer, register_restorer
 from restorers.baselines._guided_filter import guided_filter
 from restorers.baselines._numpy import luminance, map_images
@@ -52,8 +53,11 @@ class DarkChannelPrior(Restorer):
     licence = "Apache-2.0 (this re-implementation); no weights"
     input_range = "RGB float [0,1] (clipped inside)"
 
-    def __init__(self, patch: int = 15, omega: float = 0.95, t0: float = 0.1, gf_radius: int = 60,
-                 gf_eps: float = 1e-4):
+    def __init__(self, patch: Annotated[int, Range(1, 255)] = 15,
+                 omega: Annotated[float, Range(0, 1, open_low=True)] = 0.95,
+                 t0: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.1,
+                 gf_radius: Annotated[int, Range(1, None)] = 60,
+                 gf_eps: Annotated[float, Range(0, open_low=True)] = 1e-4):
         """
         Args:
             patch: side of the dark-channel minimum filter, pixels.

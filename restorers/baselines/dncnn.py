@@ -27,7 +27,7 @@ Blind models: nothing is read from ``meta`` (the task's σ is ignored).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -104,7 +104,7 @@ class DnCNNRestorer(PretrainedNetwork):
     input_range = ("RGB float [0,1] (KAIR uint2single), NCHW, unclipped noisy input; grey "
                    "variants run per channel")
 
-    def __init__(self, variant: str = "color_blind"):
+    def __init__(self, variant: Literal["color_blind", "gray25", "gray_blind"] = "color_blind"):
         """
         Args:
             variant: ``color_blind`` (CDnCNN-B, default), ``gray25`` (DnCNN-S σ=25) or

@@ -25,7 +25,7 @@ averaged over the three channels; it assumes white Gaussian noise.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,7 @@ from skimage.restoration import estimate_sigma
 from torch import nn
 
 from harness.assets import Asset, AssetFile, register_asset
+from harness.options import Range
 from harness.restorer import register_restorer
 from restorers.baselines._pretrained import PretrainedNetwork
 
@@ -91,7 +92,8 @@ class FFDNetRestorer(PretrainedNetwork):
     input_range = ("RGB float [0,1], NCHW, unclipped noisy input, plus σ/255 as a (B,1,1,1) "
                    "noise level")
 
-    def __init__(self, sigma: str | float = "task", estimator: str = "wavelet_mad"):
+    def __init__(self, sigma: Literal["task", "estimate"] | Annotated[float, Range(0, 255)] = "task",
+                 estimator: Literal["wavelet_mad"] = "wavelet_mad"):
         """
         Args:
             sigma: ``"task"`` (the task's σ when known, else estimated), ``"estimate"``, or a

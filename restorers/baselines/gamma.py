@@ -11,11 +11,12 @@ is undefined. Choices the literature leaves open; written here so the numbers ca
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 
+from harness.options import Range
 from harness.restorer import Restorer, register_restorer
 from restorers.baselines._numpy import luminance, map_images
 
@@ -31,7 +32,8 @@ class GammaCorrection(Restorer):
     licence = "Apache-2.0 (this repository); no weights"
     input_range = "RGB float [0,1] (clipped inside)"
 
-    def __init__(self, gamma: str | float = "auto", target_mean: float = 0.5):
+    def __init__(self, gamma: Literal["auto"] | Annotated[float, Range(0, open_low=True)] = "auto",
+                 target_mean: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.5):
         """
         Args:
             gamma: ``"auto"`` or a fixed γ > 0 (the output is ``in ** (1/γ)``).

@@ -24,7 +24,7 @@ noise values is meaningless).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,6 +34,7 @@ from scipy.sparse.linalg import spsolve
 from skimage.color import rgb2yuv, yuv2rgb
 from skimage.restoration import estimate_sigma
 
+from harness.options import Range
 from harness.restorer import Restorer, register_restorer
 from restorers.baselines._numpy import map_images
 
@@ -84,8 +85,11 @@ class LIME(Restorer):
     licence = "Apache-2.0 (this re-implementation); no weights. Optional denoising uses bm3d (non-commercial)"
     input_range = "RGB float [0,1] (clipped inside)"
 
-    def __init__(self, alpha: float = 0.15, gamma: float = 0.8, sigma: float = 2.0, eps: float = 1e-3,
-                 t_floor: float = 1e-3, denoise: bool = False):
+    def __init__(self, alpha: Annotated[float, Range(0, open_low=True)] = 0.15,
+                 gamma: Annotated[float, Range(0, open_low=True)] = 0.8,
+                 sigma: Annotated[float, Range(0, open_low=True)] = 2.0,
+                 eps: Annotated[float, Range(0, open_low=True)] = 1e-3,
+                 t_floor: Annotated[float, Range(0, 1, open_low=True)] = 1e-3, denoise: bool = False):
         """
         Args:
             alpha: weight of the smoothness term of the illumination refinement.

@@ -7,12 +7,13 @@ and ``sigma='task'``; otherwise it is estimated per image with skimage's wavelet
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from skimage.restoration import denoise_nl_means, estimate_sigma
 
+from harness.options import Range
 from harness.restorer import Restorer, register_restorer
 
 
@@ -24,13 +25,17 @@ class NonLocalMeans(Restorer):
     licence = "BSD-3-Clause (scikit-image)"
     input_range = "RGB float, nominally [0,1]; unclipped noisy values accepted (not clipped)"
 
-    def __init__(self, sigma: str | float = "task", h_factor: float = 0.8, patch_size: int = 5,
-                 patch_distance: int = 6):
+    def __init__(self, sigma: Literal["task", "estimate"] | Annotated[float, Range(0, 255)] = "task",
+                 h_factor: Annotated[float, Range(0, open_low=True)] = 0.8,
+                 patch_size: Annotated[int, Range(1, 64)] = 5,
+                 patch_distance: Annotated[int, Range(1, 64)] = 6):
         """
         Args:
             sigma: ``"task"`` (the task's known sigma, else estimated), ``"estimate"``, or a
                 number in 8-bit units (25 = σ 25/255).
             h_factor: filter strength h = h_factor · σ (skimage's advice for ``fast_mode``).
+            patch_size: side of the compared patches, pixels.
+            patch_distance: search radius around each pixel, pixels.
         """
         super().__init__()
         self.sigma, self.h_factor = sigma, h_factor

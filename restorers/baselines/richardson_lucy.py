@@ -14,12 +14,13 @@ more iterations amplify noise on noisier inputs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from skimage.restoration import richardson_lucy
 
+from harness.options import Range
 from harness.restorer import Restorer, register_restorer
 from restorers.baselines._numpy import map_images
 from restorers.baselines._psf import PSF_ESTIMATOR, check_psf_sigma, psf_for
@@ -34,7 +35,9 @@ class RichardsonLucy(Restorer):
     licence = "BSD-3-Clause (scikit-image); no weights"
     input_range = "RGB float [0,1] (clipped inside; RL needs non-negative data)"
 
-    def __init__(self, psf_sigma: str | float = "estimate", num_iter: int = 30):
+    def __init__(self,
+                 psf_sigma: Literal["estimate"] | Annotated[float, Range(0, 50, open_low=True)] = "estimate",
+                 num_iter: Annotated[int, Range(1, 10000)] = 30):
         """
         Args:
             psf_sigma: ``"estimate"`` (per image) or a fixed Gaussian PSF σ in pixels.

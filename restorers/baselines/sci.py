@@ -21,7 +21,7 @@ Variants (the three published files): ``medium`` (default; trained on LOL/LSRW-l
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -113,7 +113,7 @@ class SCI(PretrainedNetwork):
     asset = SCI_WEIGHTS
     input_range = "RGB float [0,1] (transforms.ToTensor), NCHW, no normalisation, any size"
 
-    def __init__(self, variant: str = "medium"):
+    def __init__(self, variant: Literal["easy", "medium", "difficult"] = "medium"):
         """
         Args:
             variant: which published weights: ``medium`` (LOL-like, the default), ``easy``

@@ -18,11 +18,12 @@ to [0,1].
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 
+from harness.options import Range
 from harness.restorer import Restorer, register_restorer
 from restorers.baselines._numpy import map_images
 
@@ -50,7 +51,7 @@ class UnderwaterColorBalance(Restorer):
     licence = "Apache-2.0 (this re-implementation); no weights"
     input_range = "RGB float [0,1] (clipped inside)"
 
-    def __init__(self, alpha: float = 1.0, compensate_blue: bool = False):
+    def __init__(self, alpha: Annotated[float, Range(0, None)] = 1.0, compensate_blue: bool = False):
         """
         Args:
             alpha: strength of the compensation (the paper uses 1).

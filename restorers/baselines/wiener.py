@@ -17,12 +17,13 @@ Input clipped to [0,1].
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from skimage.restoration import wiener
 
+from harness.options import Range
 from harness.restorer import Restorer, register_restorer
 from restorers.baselines._numpy import map_images
 from restorers.baselines._psf import PSF_ESTIMATOR, check_psf_sigma, psf_for
@@ -43,7 +44,9 @@ class WienerDeconvolution(Restorer):
     licence = "BSD-3-Clause (scikit-image); no weights"
     input_range = "RGB float [0,1] (clipped inside)"
 
-    def __init__(self, psf_sigma: str | float = "estimate", balance: float = 0.005):
+    def __init__(self,
+                 psf_sigma: Literal["estimate"] | Annotated[float, Range(0, 50, open_low=True)] = "estimate",
+                 balance: Annotated[float, Range(0, open_low=True)] = 0.005):
         """
         Args:
             psf_sigma: ``"estimate"`` (per image) or a fixed Gaussian PSF σ in pixels.

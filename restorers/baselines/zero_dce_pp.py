@@ -19,13 +19,14 @@ On images whose sides are already multiples of the factor both give the same res
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from harness.assets import Asset, AssetFile, register_asset
+from harness.options import Range
 from harness.restorer import register_restorer
 from restorers.baselines._pretrained import PretrainedNetwork
 
@@ -104,7 +105,7 @@ class ZeroDCEPP(PretrainedNetwork):
     input_range = ("RGB float [0,1] (PIL /255), NCHW, no normalisation; H, W reflect-padded to "
                    "multiples of scale_factor")
 
-    def __init__(self, scale_factor: int = 12):
+    def __init__(self, scale_factor: Annotated[int, Range(1, 64)] = 12):
         """
         Args:
             scale_factor: down-scaling of the curve-estimation branch (authors' test: 12;

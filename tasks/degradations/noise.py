@@ -11,10 +11,11 @@ in linear RGB, where it belongs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
+from harness.options import Range as OptionRange
 from tasks.degradations.base import Degradation, Range, level_range, uniform
 
 
@@ -27,7 +28,8 @@ class GaussianNoise(Degradation):
     table: tuple[Range, ...] = ((5.0, 10.0), (10.0, 20.0), (20.0, 30.0), (30.0, 45.0), (45.0, 60.0))
     table_unit = "σ (8-bit units)"
 
-    def __init__(self, severity: int = 3, sigma: float | None = None):
+    def __init__(self, severity: int = 3,
+                 sigma: Annotated[float, OptionRange(0, 255)] | None = None):
         super().__init__(severity)
         self.sigma = None if sigma is None else float(sigma)
 
