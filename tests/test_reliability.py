@@ -65,7 +65,9 @@ def test_two_runs_started_together_on_a_fresh_output_dir_both_complete(tmp_path)
 
 def test_two_runs_with_one_run_name_the_second_refuses(tmp_path):
     out = tmp_path / "results"
-    env = _env(tmp_path / "home")
+    # the first run must still hold the folder when the second, still importing torch, reaches
+    # the lock: 5 images x 4 s outlast a slow start on a loaded machine
+    env = {**_env(tmp_path / "home"), "SLEEPY_S": "4"}
     args = ["run", "-r", "t-sleepy", "-t", "demo", "--metrics", "psnr", "--run-name", "shared",
             "--output-dir", str(out), "--no-progress", "--no-tracking"]
     first = _bench(args, env)
