@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from harness.assets import AssetCorruptError, AssetMissingError
 from harness.restorer import RESTORERS, build_restorer
-from harness.runner import PeakMemory, _sync, resolve_device
+from harness.runner import resolve_device
+from harness.timing import PeakMemory, sync
 
 
 def test_image(size: int) -> torch.Tensor:
@@ -43,13 +44,13 @@ def measure(name: str, lq: torch.Tensor, device: torch.device, repeats: int) -> 
     lq = lq.to(device)
     meta = {"sigma": 10.0}
     restorer.restore(lq, meta)  # warm-up
-    _sync(device)
+    sync(device)
     times, peaks = [], []
     for _ in range(repeats):
         with PeakMemory(device) as memory:
             start = time.perf_counter()
             restorer.restore(lq, meta)
-            _sync(device)
+            sync(device)
             times.append((time.perf_counter() - start) * 1000)
         peaks.append(memory.peak_mb)
     return {"restorer": name, "median_ms": f"{statistics.median(times):.1f}",
