@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -322,10 +323,16 @@ def test_html_report_in_headless_chromium(demo_runs, tmp_path):
     driver = open_chromium(tmp_path / "profile")
     try:
         driver.get(html.resolve().as_uri())
-        widths = driver.execute_script(
-            "return Array.from(document.images).map(function (i) {"
-            " return i.complete ? i.naturalWidth : 0; });")
-        assert len(widths) == 5 * 4 + 3 + 1 and all(w > 0 for w in widths), widths  # + the scatter
+        expected = 5 * 4 + 3 + 1  # + the scatter
+        deadline = time.time() + 60  # the viewer is built by script after load: wait for it
+        while True:
+            widths = driver.execute_script(
+                "return Array.from(document.images).map(function (i) {"
+                " return i.complete ? i.naturalWidth : 0; });")
+            if (len(widths) == expected and all(w > 0 for w in widths)) or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(widths) == expected and all(w > 0 for w in widths), widths
         viewer = driver.find_element(By.CSS_SELECTOR, ".viewer")
         viewer.find_element(By.CSS_SELECTOR, ".zoom-in").click()
         viewer.find_element(By.CSS_SELECTOR, ".zoom-in").click()
