@@ -332,7 +332,9 @@ def test_html_report_in_headless_chromium(demo_runs, tmp_path):
             if (len(widths) == expected and all(w > 0 for w in widths)) or time.time() > deadline:
                 break
             time.sleep(0.2)
-        assert len(widths) == expected and all(w > 0 for w in widths), widths
+        previews = sorted(str(q.relative_to(run)) for run in (first, second)
+                          for q in (run / "previews").rglob("*.png"))
+        assert len(widths) == expected and all(w > 0 for w in widths), (widths, previews)
         viewer = driver.find_element(By.CSS_SELECTOR, ".viewer")
         viewer.find_element(By.CSS_SELECTOR, ".zoom-in").click()
         viewer.find_element(By.CSS_SELECTOR, ".zoom-in").click()
