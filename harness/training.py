@@ -170,9 +170,8 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _autocast_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
+    """Mixed precision is a CUDA option (``auto`` = bf16 there); the CPU trains in float32."""
     if device.type != "cuda" or recipe.amp == "off":
-        if recipe.amp in ("bf16", "fp16") and device.type != "cuda":
-            return None  # mixed precision is a CUDA option; the CPU trains in float32
         return None
     return torch.float16 if recipe.amp == "fp16" else torch.bfloat16
 
