@@ -63,6 +63,15 @@ class Recipe:
     amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | off | bf16 | fp16
     num_workers: int = 0
 
+    def __post_init__(self) -> None:
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise ValueError(f"--amp {self.amp!r}: choose auto, off, bf16 or fp16")
+        for name in ("iters", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+
     def lr_factor(self, step: int) -> float:
         """Linear warm-up to 1, then cosine to ``min_lr_ratio`` at ``iters``."""
         if self.warmup_iters and step < self.warmup_iters:

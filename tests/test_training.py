@@ -161,3 +161,10 @@ def test_untrainable_restorer_and_unknown_training_set_are_clear_errors(tmp_path
     with pytest.raises(UnknownNameError, match="did you mean|Did you mean"):
         train(TrainConfig(restorer=RestorerItem("identity"), train_set=("degradd", {}),
                           out=tmp_path / "y.pt", tracking=False, show_progress=False, device="cpu"))
+
+
+def test_bad_recipe_values_are_clear_errors():
+    for kwargs, message in (({"amp": "half"}, "choose auto"), ({"iters": 0}, "--iters"),
+                            ({"batch_size": 0}, "--batch-size"), ({"lr": -1.0}, "--lr")):
+        with pytest.raises(ValueError, match=message):
+            Recipe(**kwargs)
