@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -435,15 +436,12 @@ def write_mlflow_run(run_dir: Path, payload: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _run_logger(jobs: Any, results: Any, uri: str, experiment: str, artifact_root: str,
-                owner_pid: int | None = None) -> None:
+def _run_logger(jobs: Any, send_result: Any, uri: str, experiment: str, artifact_root: str) -> None:
     """The tracking process: set up MLflow, then execute ``(method, kwargs)`` jobs in order.
 
-    If the process that owns the run dies (killed, out of memory) nobody sends the final job;
-    the logger notices that its parent process changed, marks the parent run and any open child
-    KILLED, and exits, so a dead run never stays RUNNING in the MLflow UI."""
-    import queue
-
+    ``jobs()`` returns the next job, ``None`` at the normal end, or raises ``EOFError`` when the
+    process that owns the run died (killed, out of memory) before sending the end: then the
+    parent run and any open child are marked KILLED, so a dead run never stays RUNNING."""
     errors: list[str] = []
     worker = TrackingWorker(None)  # the run layout methods, executed here synchronously
     tracker = None
@@ -453,14 +451,12 @@ def _run_logger(jobs: Any, results: Any, uri: str, experiment: str, artifact_roo
         errors.append(f"MLflow set-up failed: {type(exc).__name__}: {exc}")
     while True:
         try:
-            job = jobs.get(timeout=1.0)
-        except queue.Empty:
-            if owner_pid is not None and os.getppid() != owner_pid:
-                if tracker is not None and worker.parent_id:
-                    tracker.kill_stale_children(worker.parent_id)
-                    tracker.end(worker.parent_id, "KILLED")
-                return
-            continue
+            job = jobs()
+        except EOFError:
+            if tracker is not None and worker.parent_id:
+                tracker.kill_stale_children(worker.parent_id)
+                tracker.end(worker.parent_id, "KILLED")
+            return
         if job is None:
             break
         method, kwargs = job
@@ -470,34 +466,69 @@ def _run_logger(jobs: Any, results: Any, uri: str, experiment: str, artifact_roo
             getattr(worker, f"_do_{method}")(tracker, **kwargs)
         except Exception as exc:
             errors.append(f"{method}: {type(exc).__name__}: {exc}")
-    results.put({"parent_id": worker.parent_id, "errors": errors})
+    send_result({"parent_id": worker.parent_id, "errors": errors})
+
+
+def _child_main() -> None:
+    """``python -m harness.tracking URI EXPERIMENT ARTIFACT_ROOT``: jobs arrive pickled on stdin,
+    the outcome leaves pickled on stdout (anything else the libraries print goes to stderr)."""
+    import pickle
+
+    jobs_in, result_out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr
+    uri, experiment, artifact_root = sys.argv[1:4]
+
+    def send(outcome: dict[str, Any]) -> None:
+        pickle.dump(outcome, result_out)
+        result_out.flush()
+
+    _run_logger(lambda: pickle.load(jobs_in), send, uri, experiment, artifact_root)
 
 
 class TrackingProcess:
     """The MLflow calls of a ``bench run`` in a child process.
 
     ``import mlflow`` and opening the store cost 2–5 s of pure-Python work; on a thread that
-    work holds the GIL and stalls the evaluation, in a process it runs on another core. Only
-    plain data cross the queue (run names, params, aggregates, per-image rows, small PIL
-    thumbnails). The process is started with ``spawn`` (no inherited torch threads or locks) as
-    soon as the run starts, so MLflow is ready when the plan has been checked; nothing is created
-    in MLflow unless :meth:`start_parent` is called.
+    work holds the GIL and stalls the evaluation, in a process it runs on another core. The child
+    is a plain ``python -m harness.tracking`` (not ``multiprocessing``: its ``spawn`` re-imports
+    the caller's ``__main__``, which breaks notebooks, ``python -c`` and unguarded scripts), fed
+    pickled jobs through its stdin by a writer thread, so a slow child never blocks the run.
+    Only plain data cross (run names, params, aggregates, per-image rows, small PIL images). It
+    starts as soon as the run starts, so MLflow is ready when the plan has been checked; nothing
+    is created in MLflow unless :meth:`start_parent` is called.
     """
 
     def __init__(self, uri: str, experiment: str, artifact_root: Path):
-        import multiprocessing
+        import queue
+        import subprocess
+        import threading
 
-        context = multiprocessing.get_context("spawn")
         self.enabled = True
         self.parent_id = ""
         self.errors: list[str] = []
-        self._jobs = context.Queue()
-        self._results = context.Queue()
-        self._process = context.Process(target=_run_logger, name="mlflow",
-                                        args=(self._jobs, self._results, uri, experiment,
-                                              str(artifact_root), os.getpid()), daemon=True)
-        self._process.start()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "harness.tracking", uri, experiment, str(artifact_root)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])})
+        self._jobs: queue.Queue = queue.Queue()
+        self._writer = threading.Thread(target=self._write, name="mlflow-writer", daemon=True)
+        self._writer.start()
         self._closed = False
+
+    def _write(self) -> None:
+        import pickle
+
+        pipe = self._process.stdin
+        while True:
+            job = self._jobs.get()
+            try:
+                pickle.dump(job, pipe)
+                pipe.flush()
+            except (BrokenPipeError, OSError):
+                return
+            if job is None:
+                return
 
     def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any],
                      run_dir: Path | None = None) -> None:
@@ -516,13 +547,24 @@ class TrackingProcess:
         self.close()
 
     def close(self) -> None:
+        import pickle
+
         if self._closed:
             return
         self._closed = True
         self._jobs.put(None)
+        self._writer.join()
         try:
-            outcome = self._results.get(timeout=600)
+            self._process.stdin.close()
+            outcome = pickle.load(self._process.stdout)
             self.parent_id, self.errors = outcome["parent_id"], outcome["errors"]
         except Exception as exc:  # the process died: say so, the result files are complete
             self.errors.append(f"the MLflow process ended without reporting ({type(exc).__name__})")
-        self._process.join(timeout=60)
+        try:
+            self._process.wait(timeout=60)
+        except Exception:
+            self._process.kill()
+
+
+if __name__ == "__main__":
+    _child_main()
