@@ -85,7 +85,7 @@ def _small(image: torch.Tensor, max_side: int) -> Image.Image:
 def _write_png(pil: Image.Image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pil.save(tmp, format="PNG", optimize=False, compress_level=6)
+    pil.save(tmp, format="PNG", optimize=False, compress_level=1)  # 4x faster than 6, ~25% larger
     tmp.replace(path)
 
 
