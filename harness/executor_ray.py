@@ -65,7 +65,7 @@ from typing import Any
 import torch
 
 from harness.executor import Loaded, LocalExecutor, restorer_seed
-from harness.metric_api import MetricSpec, MetricUnavailable
+from harness.metric_api import MetricSpec
 from harness.metrics import MetricSuite, get_metric
 from harness.plan import Plan
 from harness.units import RestorerSpec, Unit
@@ -344,23 +344,8 @@ class ReductionSuite(MetricSuite):
 
     def __init__(self, names: list[str], conventions: Any, has_gt: bool,
                  extra: list[MetricSpec] | None = None):
-        self.conventions = conventions
-        self.scorers: dict[str, tuple[MetricSpec, Any]] = {}
-        self.missing: dict[str, str] = {}
-        self.specs: dict[str, MetricSpec] = {}
-        for spec in [*(get_metric(name) for name in names), *(extra or [])]:
-            self.specs[spec.name] = spec
-            if spec.mode == "FR" and not has_gt:
-                self.missing[spec.name] = "task has no ground truth (full-reference metric)"
-                continue
-            if spec.kind != "dataset":
-                continue
-            try:
-                self.scorers[spec.name] = (spec, spec.build(conventions, torch.device("cpu")))
-            except MetricUnavailable as exc:
-                self.missing[spec.name] = str(exc)
-            except Exception as exc:  # as MetricSuite: a broken backend must not end the run
-                self.missing[spec.name] = f"{type(exc).__name__}: {exc}"
+        super().__init__(names, conventions, torch.device("cpu"), has_gt, extra,
+                         build_kinds=("dataset",))
 
 
 @dataclass

@@ -375,7 +375,10 @@ class MetricSuite:
     """
 
     def __init__(self, names: list[str], conventions: MetricConventions, device: torch.device,
-                 has_gt: bool, extra: list[MetricSpec] | None = None):
+                 has_gt: bool, extra: list[MetricSpec] | None = None,
+                 build_kinds: tuple[str, ...] = ("image", "dataset")):
+        """``build_kinds``: which metrics to build; the others are only declared (params and
+        directions), e.g. a cluster driver that reduces dataset metrics but scores no image."""
         self.conventions = conventions
         self.scorers: dict[str, tuple[MetricSpec, Any]] = {}
         self.missing: dict[str, str] = {}
@@ -384,6 +387,8 @@ class MetricSuite:
             self.specs[spec.name] = spec
             if spec.mode == "FR" and not has_gt:
                 self.missing[spec.name] = "task has no ground truth (full-reference metric)"
+                continue
+            if spec.kind not in build_kinds:
                 continue
             try:
                 self.scorers[spec.name] = (spec, spec.build(conventions, device))
