@@ -37,7 +37,7 @@ from harness.results import RESULTS_FILE, git_hash, new_run_name, read_results
 from harness.runner import RunConfig, run_benchmark
 from harness.specs import parse_restorer
 from harness.study_figures import plot_curves, plot_heatmap
-from harness.tracking import Tracker, default_tracking_uri
+from harness.tracking import default_tracking_uri, open_tracker
 
 SUMMARY_FIELDS = ("mean", "std", "ci95_lo", "ci95_hi", "n")
 
@@ -152,7 +152,7 @@ def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
         raise FileExistsError(f"{study_dir} already holds a study; choose another --name")
     study_dir.mkdir(parents=True, exist_ok=True)
     uri = config.tracking_uri or default_tracking_uri(Path(config.output_dir))
-    tracker = (Tracker(uri, config.experiment, Path(config.output_dir) / "mlartifacts")
+    tracker = (open_tracker(uri, config.experiment, Path(config.output_dir) / "mlartifacts")
                if config.tracking else None)
     parent = ""
     if tracker is not None:

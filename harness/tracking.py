@@ -140,7 +140,14 @@ class _RetryingClient:
 
 
 class Tracker:
-    """Thin wrapper over ``MlflowClient`` for the parent/child run layout."""
+    """The parent/child run layout over a few storage primitives.
+
+    This class implements the primitives with ``MlflowClient`` (any tracking URI: a server,
+    Databricks, a sqlite store of an unknown schema). :class:`harness.mlflow_sqlite.SqliteTracker`
+    implements the same primitives with the stdlib ``sqlite3`` for the local sqlite stores that
+    ``bench`` creates, without importing MLflow (see that module for why). :func:`open_tracker`
+    picks one.
+    """
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path):
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
@@ -170,87 +177,45 @@ class Tracker:
             self.experiment_id = experiment_obj.experiment_id
         self.parent_id: str | None = None
 
-    # Runs -----------------------------------------------------------------------------------------
-    def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any]) -> str:
-        run = self.client.create_run(self.experiment_id, run_name=run_name,
-                                     tags={k: str(v)[:_TAG_MAX] for k, v in tags.items()})
-        self.parent_id = run.info.run_id
-        self.log_params(self.parent_id, params)
-        return self.parent_id
+    # Storage primitives ---------------------------------------------------------------------------
+    def _create_run(self, run_name: str, tags: dict[str, str]) -> str:
+        return self.client.create_run(self.experiment_id, run_name=run_name, tags=tags).info.run_id
 
-    def resume_parent(self, run_id: str, tags: dict[str, Any]) -> str | None:
-        """Continue the parent run ``run_id`` of an interrupted attempt: status back to
-        RUNNING, its children that were left RUNNING marked KILLED, ``resumed`` counted in a tag.
-        Params are not re-logged (MLflow params are immutable). ``None`` if the run is not in
-        this store or experiment (then the caller starts a new parent)."""
+    def _run_state(self, run_id: str) -> tuple[str, str, dict[str, str]] | None:
+        """``(experiment_id, lifecycle_stage, tags)`` of a run, ``None`` if it is not in the store."""
         try:
             run = self.client.get_run(run_id)
         except Exception:  # not in this store (another --tracking-uri, a deleted run)
             return None
-        if run.info.experiment_id != self.experiment_id or run.info.lifecycle_stage != "active":
-            return None
-        self.parent_id = run_id
-        self.client.update_run(run_id, status="RUNNING")
-        self.kill_stale_children(run_id)
-        count = int(run.data.tags.get("resumed", "0")) + 1
-        self.log_tags(run_id, {**{k: v for k, v in tags.items() if not k.startswith("mlflow.")},
-                               "resumed": count})
-        return run_id
+        return str(run.info.experiment_id), run.info.lifecycle_stage, dict(run.data.tags)
 
-    def kill_stale_children(self, parent_id: str) -> None:
-        """Children of ``parent_id`` still RUNNING belong to a dead process: mark them KILLED."""
-        stale = self.client.search_runs(
+    def _set_running(self, run_id: str) -> None:
+        self.client.update_run(run_id, status="RUNNING")
+
+    def _running_children(self, parent_id: str) -> list[str]:
+        runs = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and "
                                                 "attributes.status = 'RUNNING'")
-        for run in stale:
-            self.client.set_terminated(run.info.run_id, status="KILLED")
-
-    def start_child(self, run_name: str, tags: dict[str, Any] | None = None) -> str:
-        all_tags = {"mlflow.parentRunId": self.parent_id or "", **(tags or {})}
-        run = self.client.create_run(self.experiment_id, run_name=run_name,
-                                     tags={k: str(v)[:_TAG_MAX] for k, v in all_tags.items()})
-        return run.info.run_id
+        return [run.info.run_id for run in runs]
 
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 
-    # Logging --------------------------------------------------------------------------------------
-    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
+    def _log_batch(self, run_id: str, params: list[tuple[str, str]] = (),
+                   tags: list[tuple[str, str]] = (),
+                   metrics: list[tuple[str, float, int, int]] = ()) -> None:
+        """Params ``(key, value)``, tags ``(key, value)``, metrics ``(key, value, ms, step)``."""
+        from mlflow.entities import Metric, Param, RunTag
 
-        items = [Param(sanitize_key(k), str(v)[:_PARAM_MAX]) for k, v in flatten(params).items()]
-        for start in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[start:start + 100])
-
-    def log_tags(self, run_id: str, tags: dict[str, Any]) -> None:
-        from mlflow.entities import RunTag
-
-        items = [RunTag(sanitize_key(k), str(v)[:_TAG_MAX]) for k, v in tags.items()]
-        if items:
-            self.client.log_batch(run_id, tags=items)
-
-    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        items = [Metric(sanitize_key(k), float(v), now, 0) for k, v in metrics.items()
-                 if v is not None and v == v and abs(float(v)) != float("inf")]
-        for start in range(0, len(items), 1000):
-            self.client.log_batch(run_id, metrics=items[start:start + 1000])
-
-    def log_aggregates(self, run_id: str, aggregates: dict[str, Any]) -> None:
-        """``{metric: {mean, std, ci95, n}}`` → ``metric``, ``metric_std``, ``metric_ci95_lo/hi``."""
-        flat: dict[str, float] = {}
-        for name, agg in aggregates.items():
-            if isinstance(agg, dict):
-                flat[name] = agg["mean"]
-                flat[f"{name}_std"] = agg["std"]
-                lo, hi = agg["ci95"]
-                flat[f"{name}_ci95_lo"], flat[f"{name}_ci95_hi"] = lo, hi
-                flat[f"{name}_n"] = agg["n"]
-            else:
-                flat[name] = agg
-        self.log_metrics(run_id, flat)
+        params = [Param(k, v) for k, v in params]
+        tags = [RunTag(k, v) for k, v in tags]
+        metrics = [Metric(k, v, ms, step) for k, v, ms, step in metrics]
+        for start in range(0, len(params), 100):
+            self.client.log_batch(run_id, params=params[start:start + 100])
+        if tags:
+            self.client.log_batch(run_id, tags=tags)
+        for start in range(0, len(metrics), 1000):
+            self.client.log_batch(run_id, metrics=metrics[start:start + 1000])
 
     def log_table(self, run_id: str, rows: list[dict[str, Any]], artifact_file: str) -> None:
         import pandas as pd
@@ -267,6 +232,94 @@ class Tracker:
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), artifact_path)
 
+    # Runs -----------------------------------------------------------------------------------------
+    def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any]) -> str:
+        self.parent_id = self._create_run(run_name, {k: str(v)[:_TAG_MAX] for k, v in tags.items()})
+        self.log_params(self.parent_id, params)
+        return self.parent_id
+
+    def resume_parent(self, run_id: str, tags: dict[str, Any]) -> str | None:
+        """Continue the parent run ``run_id`` of an interrupted attempt: status back to
+        RUNNING, its children that were left RUNNING marked KILLED, ``resumed`` counted in a tag.
+        Params are not re-logged (MLflow params are immutable). ``None`` if the run is not in
+        this store or experiment (then the caller starts a new parent)."""
+        state = self._run_state(run_id)
+        if state is None:
+            return None
+        experiment_id, stage, run_tags = state
+        if experiment_id != str(self.experiment_id) or stage != "active":
+            return None
+        self.parent_id = run_id
+        self._set_running(run_id)
+        self.kill_stale_children(run_id)
+        count = int(run_tags.get("resumed", "0")) + 1
+        self.log_tags(run_id, {**{k: v for k, v in tags.items() if not k.startswith("mlflow.")},
+                               "resumed": count})
+        return run_id
+
+    def kill_stale_children(self, parent_id: str) -> None:
+        """Children of ``parent_id`` still RUNNING belong to a dead process: mark them KILLED."""
+        for child in self._running_children(parent_id):
+            self.end(child, status="KILLED")
+
+    def start_child(self, run_name: str, tags: dict[str, Any] | None = None) -> str:
+        all_tags = {"mlflow.parentRunId": self.parent_id or "", **(tags or {})}
+        return self._create_run(run_name, {k: str(v)[:_TAG_MAX] for k, v in all_tags.items()})
+
+    # Logging --------------------------------------------------------------------------------------
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        items = [(sanitize_key(k), str(v)[:_PARAM_MAX]) for k, v in flatten(params).items()]
+        if items:
+            self._log_batch(run_id, params=items)
+
+    def log_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        items = [(sanitize_key(k), str(v)[:_TAG_MAX]) for k, v in tags.items()]
+        if items:
+            self._log_batch(run_id, tags=items)
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        self.log_metric_steps(run_id, [(step, metrics)])
+
+    def log_metric_steps(self, run_id: str, rows: list[tuple[int, dict[str, float]]]) -> None:
+        """Metrics at several steps (training curves) in one batch; NaN and ±inf are dropped."""
+        now = int(time.time() * 1000)
+        items = [(sanitize_key(k), float(v), now, int(step)) for step, values in rows
+                 for k, v in values.items()
+                 if v is not None and v == v and abs(float(v)) != float("inf")]
+        if items:
+            self._log_batch(run_id, metrics=items)
+
+    def log_aggregates(self, run_id: str, aggregates: dict[str, Any]) -> None:
+        """``{metric: {mean, std, ci95, n}}`` → ``metric``, ``metric_std``, ``metric_ci95_lo/hi``."""
+        flat: dict[str, float] = {}
+        for name, agg in aggregates.items():
+            if isinstance(agg, dict):
+                flat[name] = agg["mean"]
+                flat[f"{name}_std"] = agg["std"]
+                lo, hi = agg["ci95"]
+                flat[f"{name}_ci95_lo"], flat[f"{name}_ci95_hi"] = lo, hi
+                flat[f"{name}_n"] = agg["n"]
+            else:
+                flat[name] = agg
+        self.log_metrics(run_id, flat)
+
+
+def open_tracker(tracking_uri: str, experiment: str, artifact_root: Path) -> Tracker:
+    """The tracker for a URI: the direct sqlite writer for a local sqlite store whose schema it
+    knows (``bench``'s default), else ``MlflowClient``. ``BENCH_MLFLOW_CLIENT=1`` forces the
+    latter (to compare the two, or if a future MLflow changes what a run row means)."""
+    store = _sqlite_path(tracking_uri)
+    if store is not None and os.environ.get("BENCH_MLFLOW_CLIENT", "") not in ("1", "true"):
+        from harness.mlflow_sqlite import SqliteTracker, UnsupportedStore, schema_problem
+
+        ensure_sqlite_store(store)
+        if schema_problem(store) is None:
+            try:
+                return SqliteTracker(tracking_uri, experiment, artifact_root)
+            except UnsupportedStore:  # e.g. an experiment with a remote artifact location
+                pass
+    return Tracker(tracking_uri, experiment, artifact_root)
+
 
 class NullTracker(Tracker):
     """Used with ``--no-tracking``: same calls, nothing stored."""
@@ -274,23 +327,21 @@ class NullTracker(Tracker):
     def __init__(self) -> None:  # noqa: D107 - deliberately skips MLflow setup
         self.parent_id = None
         self.tracking_uri = ""
+        self.experiment_id = ""
 
-    def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any]) -> str:
+    def _create_run(self, run_name: str, tags: dict[str, str]) -> str:
         return ""
 
-    def start_child(self, run_name: str, tags: dict[str, Any] | None = None) -> str:
-        return ""
+    def _run_state(self, run_id: str) -> tuple[str, str, dict[str, str]] | None:
+        return None
+
+    def _running_children(self, parent_id: str) -> list[str]:
+        return []
+
+    def _log_batch(self, run_id: str, params=(), tags=(), metrics=()) -> None:
+        pass
 
     def end(self, run_id: str, status: str = "FINISHED") -> None:
-        pass
-
-    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        pass
-
-    def log_tags(self, run_id: str, tags: dict[str, Any]) -> None:
-        pass
-
-    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
         pass
 
     def log_table(self, run_id: str, rows: list[dict[str, Any]], artifact_file: str) -> None:
@@ -446,7 +497,7 @@ def _run_logger(jobs: Any, send_result: Any, uri: str, experiment: str, artifact
     worker = TrackingWorker(None)  # the run layout methods, executed here synchronously
     tracker = None
     try:
-        tracker = retry_busy(Tracker, uri, experiment, Path(artifact_root))
+        tracker = retry_busy(open_tracker, uri, experiment, Path(artifact_root))
     except Exception as exc:
         errors.append(f"MLflow set-up failed: {type(exc).__name__}: {exc}")
     while True:
@@ -483,6 +534,31 @@ def _child_main() -> None:
         result_out.flush()
 
     _run_logger(lambda: pickle.load(jobs_in), send, uri, experiment, artifact_root)
+
+
+def _plain(value: Any) -> Any:
+    """Builtin types only, so the child unpickles without importing torch or numpy (a
+    ``torch.__version__`` tag is a ``TorchVersion``: unpickling it imported torch, 1.2 s)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or type(value) in (bool, int, float, str) or isinstance(value, Path):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool) or type(value).__name__.startswith("bool"):
+        return bool(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        try:
+            return _plain(value.item())
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return str(value)
 
 
 class TrackingProcess:
@@ -532,15 +608,15 @@ class TrackingProcess:
 
     def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any],
                      run_dir: Path | None = None) -> None:
-        self._jobs.put(("start_parent", {"run_name": run_name, "tags": tags, "params": params,
-                                         "run_dir": run_dir}))
+        self._jobs.put(("start_parent", {"run_name": run_name, "tags": _plain(tags),
+                                         "params": _plain(params), "run_dir": run_dir}))
 
     def log_pair(self, **kwargs: Any) -> None:
         from harness.images import montage
 
         # PIL images cross the queue; tensors would make the child import torch to unpickle them
-        kwargs["images"] = [(sid, montage(list(panels))) for sid, panels in kwargs.get("images", [])]
-        self._jobs.put(("log_pair", kwargs))
+        images = [(sid, montage(list(panels))) for sid, panels in kwargs.pop("images", [])]
+        self._jobs.put(("log_pair", {**_plain(kwargs), "images": images}))
 
     def finish(self, results_file: Path, missing: dict[str, str], status: str) -> None:
         self._jobs.put(("finish", {"results_file": results_file, "missing": missing, "status": status}))

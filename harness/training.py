@@ -380,7 +380,7 @@ class Trainer:
     def _tracker(self, start: int) -> _TrainTracker:
         if not self.config.tracking:
             return _TrainTracker(None, {})
-        from harness.tracking import Tracker, default_tracking_uri
+        from harness.tracking import default_tracking_uri, open_tracker
 
         uri = self.config.tracking_uri or default_tracking_uri(self.config.output_dir)
         root = Path(self.config.output_dir) / "mlartifacts"
@@ -389,7 +389,7 @@ class Trainer:
                   "val_task": self.val_spec, "seed": self.config.seed, "device": str(self.device),
                   "out": str(self.config.out), "resumed_at": start,
                   **{f"recipe.{k}": v for k, v in asdict(self.config.recipe).items()}}
-        return _TrainTracker(lambda: Tracker(uri, self.config.experiment, root), params,
+        return _TrainTracker(lambda: open_tracker(uri, self.config.experiment, root), params,
                              name=f"train:{self.spec.label}", argv=self.config.argv)
 
 
@@ -410,15 +410,7 @@ class _TrainTracker:
 
     def log_steps(self, rows: list[tuple[int, dict[str, float]]]) -> None:
         def job(tracker: Any) -> None:
-            from mlflow.entities import Metric
-
-            from harness.tracking import sanitize_key
-
-            now = int(time.time() * 1000)
-            items = [Metric(sanitize_key(k), v, now, step) for step, values in rows
-                     for k, v in values.items() if v == v and abs(v) != float("inf")]
-            for i in range(0, len(items), 1000):
-                tracker.client.log_batch(self.run_id, metrics=items[i:i + 1000])
+            tracker.log_metric_steps(self.run_id, rows)
 
         if rows:
             self.worker.submit(job)

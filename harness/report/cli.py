@@ -143,10 +143,10 @@ def _log_report(result: ReportFiles, runs: list[Any], output_dir: Path, tracking
                 experiment: str) -> str:
     """One MLflow parent run holding the report files (HTML, tables, PNGs) as artifacts."""
     from harness.results import git_hash
-    from harness.tracking import Tracker, default_tracking_uri
+    from harness.tracking import default_tracking_uri, open_tracker
 
     uri = tracking_uri or default_tracking_uri(Path(output_dir))
-    tracker = Tracker(uri, experiment, Path(output_dir) / "mlartifacts")
+    tracker = open_tracker(uri, experiment, Path(output_dir) / "mlartifacts")
     parent = tracker.start_parent(
         f"report-{datetime.now().strftime('%Y%m%d-%H%M%S')}",
         tags={"report": "leaderboard", "git_hash": git_hash(), "argv": " ".join(sys.argv),

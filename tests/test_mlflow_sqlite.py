@@ -1,0 +1,176 @@
+"""The direct sqlite writer (harness/mlflow_sqlite.py) against MlflowClient on the same calls:
+what MLflow itself reads back must be the same, whichever of the two wrote it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from harness.mlflow_sqlite import SqliteTracker, schema_problem
+from harness.tracking import Tracker, default_tracking_uri, ensure_sqlite_store, open_tracker
+
+VOLATILE_TAGS = {"mlflow.parentRunId", "mlflow.loggedArtifacts"}
+
+
+def _log_layout(tracker: Tracker, tmp: Path) -> None:
+    """What a `bench run` logs: parent with params, one child with aggregates, a table,
+    an image, a dict and an artifact; a second child left RUNNING then killed as stale."""
+    parent = tracker.start_parent("run-1", tags={"git_hash": "abc", "torch": "2.x"},
+                                  params={"seed": 0, "restorer": {"nlm": {"sigma": "estimate"}}})
+    child = tracker.start_child("nlm@demo", tags={"restorer": "nlm", "task": "demo"})
+    tracker.log_params(child, {"metric.psnr.lower_better": False, "long": "x" * 7000})
+    tracker.log_aggregates(child, {"psnr": {"mean": 28.5, "std": 1.5, "ci95": [27.0, 30.0], "n": 3},
+                                   "count": 7.0, "bad": float("nan")})
+    tracker.log_metric_steps(child, [(1, {"loss": 0.5}), (2, {"loss": 0.25}), (3, {"loss": 0.75})])
+    tracker.log_table(child, [{"sample_id": "a", "psnr": 28.0, "error": ""},
+                              {"sample_id": "b", "psnr": float("nan"), "seed": 3}], "per_image/nlm.json")
+    tracker.log_image(child, Image.new("RGB", (8, 4), (10, 20, 30)), "comparisons/a_lq-out-gt.png")
+    tracker.log_dict(child, {"k": [1, 2]}, "extra/info.json")
+    note = tmp / "results.json"
+    note.write_text('{"ok": true}')
+    tracker.log_artifact(parent, note)
+    tracker.log_artifact(parent, note, "report")
+    tracker.end(child)
+    tracker.start_child("stale@demo")
+    tracker.kill_stale_children(parent)
+    tracker.log_tags(parent, {"missing.lpips": "no weights"})
+    tracker.end(parent, "FINISHED")
+
+
+def _read(uri: str, experiment: str, scratch: Path) -> list[dict]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+    out = []
+    for run in sorted(runs, key=lambda r: r.info.run_name):
+        children = client.search_runs(
+            [exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+        history = client.get_metric_history(run.info.run_id, "loss")
+        files: list[str] = []
+        pending: list[str | None] = [None]
+        while pending:
+            for item in client.list_artifacts(run.info.run_id, pending.pop()):
+                (pending if item.is_dir else files).append(item.path)
+        table = None
+        if "per_image/nlm.json" in files:  # as MlflowClient.load_table reads it
+            import pandas as pd
+
+            local = client.download_artifacts(run.info.run_id, "per_image/nlm.json", str(scratch))
+            table = {k: [None if v != v else v for v in values]  # NaN != NaN
+                     for k, values in pd.read_json(local, orient="split").to_dict("list").items()}
+        out.append({
+            "name": run.info.run_name, "status": run.info.status,
+            "stage": run.info.lifecycle_stage, "has_end": run.info.end_time is not None,
+            "params": run.data.params, "metrics": run.data.metrics,
+            "tags": {k: v for k, v in run.data.tags.items() if k not in VOLATILE_TAGS},
+            "logged": json.loads(run.data.tags.get("mlflow.loggedArtifacts", "[]")),
+            "children": sorted(c.info.run_name for c in children),
+            "loss_history": sorted((m.step, m.value) for m in history),
+            "files": sorted(files), "table": table,
+        })
+    return out
+
+
+def test_sqlite_writer_reads_back_like_mlflowclient(tmp_path: Path, monkeypatch) -> None:
+    results = {}
+    for kind in ("client", "sqlite"):
+        folder = tmp_path / kind
+        folder.mkdir()
+        uri = default_tracking_uri(folder)
+        if kind == "client":
+            monkeypatch.setenv("BENCH_MLFLOW_CLIENT", "1")
+        else:
+            monkeypatch.delenv("BENCH_MLFLOW_CLIENT", raising=False)
+        tracker = open_tracker(uri, "restorebench", folder / "mlartifacts")
+        assert isinstance(tracker, SqliteTracker) == (kind == "sqlite")
+        _log_layout(tracker, folder)
+        (folder / "scratch").mkdir()
+        results[kind] = _read(uri, "restorebench", folder / "scratch")
+    assert results["sqlite"] == results["client"]
+    by_name = {r["name"]: r for r in results["sqlite"]}
+    assert by_name["stale@demo"]["status"] == "KILLED"
+    assert by_name["run-1"]["children"] == ["nlm@demo", "stale@demo"]
+    assert by_name["nlm@demo"]["metrics"]["loss"] == 0.75  # latest = largest step
+    assert by_name["nlm@demo"]["loss_history"] == [(1, 0.5), (2, 0.25), (3, 0.75)]
+    assert "bad" not in by_name["nlm@demo"]["metrics"]
+    assert by_name["nlm@demo"]["logged"] == [{"path": "per_image/nlm.json", "type": "table"}]
+
+
+def test_resume_parent_through_sqlite(tmp_path: Path) -> None:
+    uri = default_tracking_uri(tmp_path)
+    first = open_tracker(uri, "e", tmp_path / "art")
+    parent = first.start_parent("run", tags={}, params={"a": 1})
+    child = first.start_child("x@y")  # the process died here: both left RUNNING
+    second = open_tracker(uri, "e", tmp_path / "art")
+    assert second.resume_parent(parent, tags={"argv": "bench run --resume"}) == parent
+    assert second.resume_parent("0" * 32, tags={}) is None  # not in this store
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_run(parent).info.status == "RUNNING"
+    assert client.get_run(parent).data.tags["resumed"] == "1"
+    assert client.get_run(child).info.status == "KILLED"
+    other = open_tracker(uri, "another-experiment", tmp_path / "art")
+    assert other.resume_parent(parent, tags={}) is None  # another experiment: start a new parent
+
+
+def test_schema_check_leaves_unknown_schemas_to_mlflowclient(tmp_path: Path) -> None:
+    store = tmp_path / "mlflow.db"
+    ensure_sqlite_store(store)
+    assert schema_problem(store) is None
+    changed = tmp_path / "changed.db"
+    shutil.copyfile(store, changed)
+    with sqlite3.connect(changed) as db:
+        db.execute("ALTER TABLE runs ADD COLUMN owner_team VARCHAR(20) NOT NULL DEFAULT 'x'")
+    assert schema_problem(changed) is None  # a defaulted new column is filled by sqlite
+    with sqlite3.connect(changed) as db:
+        db.execute("DROP TABLE latest_metrics")
+    assert "latest_metrics" in schema_problem(changed)
+    assert schema_problem(tmp_path / "absent" / "x.db") is not None
+
+
+def test_concurrent_writers_on_one_store(tmp_path: Path) -> None:
+    uri = default_tracking_uri(tmp_path)
+    ensure_sqlite_store(tmp_path / "mlflow.db")
+    errors: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        try:
+            tracker = open_tracker(uri, "shared", tmp_path / "art")
+            parent = tracker.start_parent(f"run-{index}", tags={}, params={"i": index})
+            for j in range(5):
+                child = tracker.start_child(f"c{j}@{index}")
+                aggregate = {"mean": float(j), "std": 0.0, "ci95": [j, j], "n": 1}
+                tracker.log_aggregates(child, {"psnr": aggregate})
+                tracker.end(child)
+            tracker.end(parent)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("shared").experiment_id], max_results=100)
+    assert len(runs) == 3 * 6
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_unsafe_artifact_paths_are_refused(tmp_path: Path) -> None:
+    tracker = open_tracker(default_tracking_uri(tmp_path), "e", tmp_path / "art")
+    run = tracker.start_parent("r", tags={}, params={})
+    with pytest.raises(ValueError, match="relative"):
+        tracker.log_dict(run, {}, "../escape.json")
