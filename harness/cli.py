@@ -21,7 +21,7 @@ from rich.table import Table
 from harness.cli_common import console, err_console, fail  # noqa: F401  (re-exported)
 from harness.cli_executor import Executor, GpusPerWorker, RayAddress, ShardSize, Workers, make_executor
 from harness.registry import UnknownNameError
-from harness.specs import check_device_syntax, parse_item, parse_restorer
+from harness.specs import check_device_syntax, parse_item, parse_labelled_restorer
 
 app = typer.Typer(
     rich_markup_mode=None, help="restorebench: benchmark blind image restoration.", no_args_is_help=True,
@@ -34,7 +34,8 @@ app = typer.Typer(
 @app.command()
 def run(
     restorer: Annotated[list[str] | None, typer.Option(
-        "--restorer", "-r", help="Restorer name or 'name[key=value,...]'; repeatable.")] = None,
+        "--restorer", "-r", help="Restorer name or 'name[key=value,...]', optionally "
+        "'LABEL=name[...]' (the row's display name); repeatable.")] = None,
     task: Annotated[list[str] | None, typer.Option(
         "--task", "-t", help="Task name, spec string, or 'name[key=value,...]'; repeatable.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
@@ -85,8 +86,8 @@ def run(
         console.print("nothing to do: --limit 0 selects no sample (no run folder was created)")
         raise typer.Exit(0)
     try:
-        parsed = [parse_restorer(item) for item in restorer or RESTORERS.defaults()]
-        for name, _, _ in parsed:  # a mistyped name answers from the manifest, before torch loads
+        parsed = [parse_labelled_restorer(item) for item in restorer or RESTORERS.defaults()]
+        for _, name, _, _ in parsed:  # a mistyped name answers from the manifest, before torch loads
             RESTORERS.canonical(name)
     except UnknownNameError as exc:
         fail(str(exc))
@@ -98,7 +99,8 @@ def run(
     from harness.task import DataMissingError
 
     try:
-        restorers = [RestorerItem(name, options, train_tag=tag) for name, options, tag in parsed]
+        restorers = [RestorerItem(name, options, label=label, train_tag=tag)
+                     for label, name, options, tag in parsed]
         tasks = [parse_item(t) for t in (task or TASKS.defaults())]
         if not restorers or not tasks:
             raise ValueError("no default restorer or task is declared; name them with -r and -t")

@@ -20,7 +20,8 @@ app = typer.Typer(
 RESTORER_HELP = ("Restorer as NAME, NAME[key=value,...] or NAME[checkpoint=PATH,...]@TAG, where TAG "
                  "says what that checkpoint was trained on (the row becomes 'NAME (trained on TAG)'); "
                  "repeatable, e.g. -r identity -r 'unet[checkpoint=n.pt]@noise' "
-                 "-r 'unet[checkpoint=b.pt]@blur'.")
+                 "-r 'unet[checkpoint=b.pt]@blur'. LABEL=NAME[...] names the row "
+                 "(e.g. -r 'no prior=unfoldldm[prior=false,checkpoint=np.pt]').")
 #: How a severity sweep names its tasks; ``{clean}``, ``{degradation}`` and ``{level}`` are filled.
 SEVERITY_TEMPLATE = "synth:{clean}:{degradation}@{level}"
 

@@ -77,6 +77,22 @@ def parse_restorer(spec: str) -> tuple[str, dict[str, Any], str | None]:
     return name, options, tag
 
 
+def parse_labelled_restorer(spec: str) -> tuple[str | None, str, dict[str, Any], str | None]:
+    """``'no-prior=unfoldldm[prior=false,checkpoint=a.pt]'`` → ``('no-prior', 'unfoldldm',
+    {...}, None)``: an optional ``LABEL=`` before the name is the row's display name (ablation
+    rows would otherwise be labelled by all their options, checkpoint paths included). Names
+    never contain ``=``, so an ``=`` before the first ``[`` can only be a label."""
+    text = spec.strip()
+    label = None
+    if "=" in text.split("[", 1)[0]:
+        label, _, text = text.partition("=")
+        label = label.strip()
+        if not label:
+            raise ValueError(f"{spec!r}: empty label before '=' (write LABEL=NAME[...])")
+    name, options, tag = parse_restorer(text)
+    return label, name, options, tag
+
+
 DEVICE_SYNTAX = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 

@@ -35,7 +35,7 @@ from harness.metrics import get_metric
 from harness.plan import RestorerItem
 from harness.results import RESULTS_FILE, git_hash, new_run_name, read_results
 from harness.runner import RunConfig, run_benchmark
-from harness.specs import parse_restorer
+from harness.specs import parse_labelled_restorer
 from harness.study_figures import plot_curves, plot_heatmap
 from harness.tracking import default_tracking_uri, open_tracker
 
@@ -58,9 +58,10 @@ class StudyEntry:
 
 
 def parse_entry(spec: str) -> StudyEntry:
-    """``'unet[checkpoint=a.pt]@noise'`` → StudyEntry('unet', {'checkpoint': 'a.pt'}, 'noise')."""
-    name, options, tag = parse_restorer(spec)
-    return StudyEntry(name, options, tag)
+    """``'unet[checkpoint=a.pt]@noise'`` → StudyEntry('unet', {'checkpoint': 'a.pt'}, 'noise');
+    ``'LABEL=unet[...]'`` names the row."""
+    label, name, options, tag = parse_labelled_restorer(spec)
+    return StudyEntry(name, options, tag, label or "")
 
 
 def label_entries(entries: list[StudyEntry]) -> list[StudyEntry]:

@@ -47,6 +47,14 @@ class TestParsing:
         with pytest.raises(ValueError, match="empty training tag"):
             parse_entry("unet[checkpoint=a.pt]@")
 
+    def test_labelled_entries(self):
+        entry = parse_entry("no prior=unfoldldm[prior=false,checkpoint=ab/no=prior.pt]@mixed")
+        assert (entry.label, entry.name, entry.train_tag) == ("no prior", "unfoldldm", "mixed")
+        assert entry.options == {"prior": False, "checkpoint": "ab/no=prior.pt"}
+        assert parse_entry("nlm[sigma=estimate]").label == "nlm"  # '=' inside brackets is an option
+        with pytest.raises(ValueError, match="empty label"):
+            parse_entry("=nlm")
+
     def test_levels(self):
         assert parse_levels("1-5") == [1, 2, 3, 4, 5] and parse_levels("1,3, 5") == [1, 3, 5]
         with pytest.raises(ValueError, match="range"):
