@@ -11,6 +11,10 @@ method needs and nobody should write twice:
 * deterministic data order: batch ``b`` of epoch ``e`` is a slice of a permutation seeded by
   ``(seed, e)``, and a training set's items depend only on ``(seed, e, index)``; so a resumed run
   draws exactly the batches an uninterrupted one would, without replaying the skipped ones;
+* optional progressive patches (``progressive``: ``[[iters, crop, batch], ...]`` stages, Restormer's
+  ``gt_sizes``/``mini_batch_sizes``): each stage starts a fresh epoch and calls the training set's
+  ``set_crop(crop)``; the stage of an iteration is a function of the recipe alone, so a resumed run
+  uses the stage an uninterrupted one would;
 * validation on a registered task every ``val_every`` iterations with the same
   :class:`~harness.metrics.MetricSuite` as ``bench run`` (EMA weights when EMA is on; the global
   RNG is forked around it, so validating changes nothing in the training trajectory);
@@ -52,7 +56,7 @@ class Recipe:
     """The hyper-parameters of the loop (all recorded in the checkpoint and MLflow)."""
 
     iters: int = 1000
-    batch_size: int = 8
+    batch_size: int | None = None  # 8, or the first progressive stage's batch
     lr: float = 2e-4
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
@@ -62,15 +66,42 @@ class Recipe:
     ema_decay: float | None = None
     amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | off | bf16 | fp16
     num_workers: int = 0
+    progressive: tuple[tuple[int, int, int], ...] | None = None  # (iters, crop, batch) per stage
 
     def __post_init__(self) -> None:
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ValueError(f"--amp {self.amp!r}: choose auto, off, bf16 or fp16")
+        if self.progressive is not None:
+            self.progressive = _check_stages(self.progressive, self.iters, self.batch_size)
+            self.batch_size = self.progressive[0][2]
+        elif self.batch_size is None:
+            self.batch_size = 8
         for name in ("iters", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
+
+    def stages(self) -> list[tuple[int, int, int | None, int]]:
+        """``(first iteration, end iteration, crop or None, batch)`` of each data stage; one stage
+        without ``progressive`` (the training set's own crop)."""
+        if not self.progressive:
+            return [(0, self.iters, None, int(self.batch_size or 8))]
+        out, start = [], 0
+        for iters, crop, batch in self.progressive:
+            out.append((start, start + iters, crop, batch))
+            start += iters
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """The recipe as ``--resume`` compares it (``progressive`` only when set, so checkpoints
+        written before the key existed still resume)."""
+        values = asdict(self)
+        if values["progressive"] is None:
+            del values["progressive"]
+        else:
+            values["progressive"] = [list(stage) for stage in values["progressive"]]
+        return values
 
     def lr_factor(self, step: int) -> float:
         """Linear warm-up to 1, then cosine to ``min_lr_ratio`` at ``iters``."""
@@ -79,6 +110,31 @@ class Recipe:
         span = max(1, self.iters - self.warmup_iters)
         progress = min(1.0, (step - self.warmup_iters) / span)
         return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _check_stages(stages: Any, iters: int, batch_size: int | None) -> tuple[tuple[int, int, int], ...]:
+    """Validate ``progressive``: non-empty ``[iters, crop, batch]`` triples of positive integers
+    whose iterations add up to ``iters``; ``batch_size``, if given, is the first stage's batch."""
+    usage = "progressive is a list of [iters, crop, batch] stages, e.g. [[92000, 192, 8], [80000, 256, 4]]"
+    if isinstance(stages, (str, bytes)) or not hasattr(stages, "__iter__"):
+        raise ValueError(f"{usage}; got {stages!r}")
+    out = []
+    for stage in stages:
+        values = list(stage) if isinstance(stage, (list, tuple)) else None
+        if (values is None or len(values) != 3
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)):
+            raise ValueError(f"{usage}, each a positive integer; got stage {stage!r}")
+        out.append((values[0], values[1], values[2]))
+    if not out:
+        raise ValueError(f"{usage}; got an empty list")
+    total = sum(stage[0] for stage in out)
+    if total != iters:
+        raise ValueError(f"progressive stages add up to {total} iterations, but iters is {iters}; "
+                         f"make them equal")
+    if batch_size is not None and batch_size != out[0][2]:
+        raise ValueError(f"batch_size {batch_size} conflicts with progressive (first stage batch "
+                         f"{out[0][2]}); leave batch_size out, the stages set it")
+    return tuple(out)
 
 
 @dataclass
@@ -129,30 +185,56 @@ def _batch_order(n_items: int, batch_size: int, seed: int, epoch: int) -> list[l
 
 
 class _Batches:
-    """Batches from step ``start`` on, crossing epochs; workers load items when asked to."""
+    """Batches from step ``start`` on, crossing epochs and progressive stages; workers load items
+    when asked to.
+
+    Stage ``s`` (iterations ``[a, b)``, batch ``n``) owns the epochs from the sum of the earlier
+    stages' epoch counts on, so iteration ``i`` maps to ``(epoch, offset, crop, batch)`` by the recipe
+    alone. Without ``progressive`` that is ``divmod(i, len // batch)``, as it always was."""
 
     def __init__(self, dataset: Any, recipe: Recipe, seed: int, start: int):
-        if len(dataset) < recipe.batch_size:
+        self.stages = recipe.stages()
+        largest = max(batch for *_, batch in self.stages)
+        if len(dataset) < largest:
             raise ValueError(f"the training set has {len(dataset)} items, fewer than one batch of "
-                             f"{recipe.batch_size}; lower --batch-size or enlarge the set")
+                             f"{largest}; lower --batch-size or enlarge the set")
+        if any(crop is not None for _, _, crop, _ in self.stages) and not hasattr(dataset, "set_crop"):
+            raise ValueError(f"progressive patches need a training set with set_crop(size); "
+                             f"{type(dataset).__name__} has none")
         self.dataset, self.recipe, self.seed = dataset, recipe, seed
-        self.per_epoch = len(dataset) // recipe.batch_size
         self.step = start
+
+    def position(self, step: int) -> tuple[int, int, int | None, int | None, int]:
+        """``(epoch, offset, stage end, crop, batch)`` of iteration ``step``; the last stage has no
+        end (it runs on until the loop stops at ``iters``)."""
+        first_epoch = 0
+        for index, (begin, end, crop, batch) in enumerate(self.stages):
+            per_epoch = len(self.dataset) // batch
+            last = index == len(self.stages) - 1
+            if step < end or last:
+                epoch, offset = divmod(step - begin, per_epoch)
+                return first_epoch + epoch, offset, None if last else end, crop, batch
+            first_epoch += math.ceil((end - begin) / per_epoch)
+        raise AssertionError("unreachable")
 
     def __iter__(self):
         while True:
-            epoch, offset = divmod(self.step, self.per_epoch)
+            epoch, offset, end, crop, batch = self.position(self.step)
             if hasattr(self.dataset, "set_epoch"):
                 self.dataset.set_epoch(epoch)
-            batches = _batch_order(len(self.dataset), self.recipe.batch_size, self.seed, epoch)[offset:]
+            if crop is not None:
+                self.dataset.set_crop(crop)
+            batches = _batch_order(len(self.dataset), batch, self.seed, epoch)[offset:]
+            if end is not None:  # a stage ends mid-epoch: the next one starts a fresh epoch
+                batches = batches[:end - self.step]
             # a private generator: creating a loader must not draw from the global RNG (a resumed
             # run creates one mid-epoch, where an uninterrupted run does not)
             loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=batches,
                                                  num_workers=self.recipe.num_workers,
                                                  generator=torch.Generator().manual_seed(epoch))
-            for batch in loader:
+            for batch_items in loader:
                 self.step += 1
-                yield batch[0], batch[1]
+                yield batch_items[0], batch_items[1]
 
 
 def _rng_state() -> dict[str, Any]:
@@ -200,7 +282,7 @@ class Trainer:
     def _identity(self) -> dict[str, Any]:
         """What must match for ``--resume`` to continue a checkpoint."""
         return {"restorer": self.spec.name, "config": self.spec.config, "train_set": self.train_spec,
-                "seed": self.config.seed, "recipe": asdict(self.config.recipe)}
+                "seed": self.config.seed, "recipe": self.config.recipe.identity()}
 
     def _provenance(self, validation: dict[str, float], seconds: float) -> dict[str, Any]:
         return {"command": " ".join(self.config.argv), "train_set": self.train_spec,
@@ -216,11 +298,7 @@ class Trainer:
         if out.exists() and not config.resume:
             raise FileExistsError(f"{out} exists; pass --resume to continue that training or "
                                   f"choose another --out")
-        dataset = build_training_set(config.train_set[0], seed=config.seed, **config.train_set[1])
-        val_task = self._val_task()
-        restorer = build_restorer(self.spec.name, **self.spec.options)
-        if not restorer.trainable:
-            raise ValueError(f"restorer {self.spec.name!r} is not trainable (no training hooks)")
+        dataset, val_task, restorer = self._prepare()
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
         random.seed(config.seed)
@@ -288,6 +366,27 @@ class Trainer:
         tracker.finish(out, validation)
         return TrainSummary(out, sha, max(start, recipe.iters), validation, seconds,
                             start if config.resume and start else None)
+
+    def _prepare(self) -> tuple[Any, Any, Restorer]:
+        """The training set, the validation task (data checked) and the untrained restorer."""
+        config = self.config
+        dataset = build_training_set(config.train_set[0], seed=config.seed, **config.train_set[1])
+        val_task = self._val_task()
+        restorer = build_restorer(self.spec.name, **self.spec.options)
+        if not restorer.trainable:
+            raise ValueError(f"restorer {self.spec.name!r} is not trainable (no training hooks)")
+        return dataset, val_task, restorer
+
+    def check(self) -> dict[str, Any]:
+        """Everything :meth:`run` checks before its first step, without training: the restorer
+        spec and that it trains, the training set (built, so its data must be present), the
+        batches and progressive stages against it, and the validation task's data. Returns a
+        summary; raises what ``run`` would raise."""
+        dataset, val_task, _ = self._prepare()
+        _Batches(dataset, self.config.recipe, self.config.seed, 0)
+        return {"restorer": self.spec.label, "train_set": self.train_spec, "items": len(dataset),
+                "val_task": self.val_spec, "val_samples": len(val_task.sample_ids()) if val_task else 0,
+                "stages": self.config.recipe.stages(), "out": str(self.config.out)}
 
     def _val_task(self) -> Any:
         if self.config.val_task is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -77,6 +77,10 @@ class DegradedCrops(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def set_crop(self, crop: int) -> None:
+        """Change the crop side (progressive patches: the loop calls it at a stage boundary)."""
+        self.crop = int(crop)
+
     def __len__(self) -> int:
         return self.length
 
@@ -110,6 +114,9 @@ class DegradedCrops(torch.utils.data.Dataset):
         return lq, gt
 
 
+Augment = Literal["hflip", "dihedral"]
+
+
 # Paired training splits of real benchmarks ---------------------------------------------------------
 class PairedCrops(torch.utils.data.Dataset):
     """Seeded random crops of (LQ, GT) image pairs (a benchmark's training split).
@@ -117,21 +124,49 @@ class PairedCrops(torch.utils.data.Dataset):
     Item ``i`` of epoch ``e`` is a pure function of ``(seed, e, i)``: pair, crop position and flip
     are drawn from a CPU generator seeded by them (as :class:`DegradedCrops`). Images are decoded
     on use (training splits are hundreds of large images; caching them would cost gigabytes).
+
+    Args:
+        pairs: ``(LQ path, GT path)`` pairs of equal-sized images.
+        crop: side of the square crops (:meth:`set_crop` changes it: progressive patches).
+        length: items per epoch.
+        seed: base seed; with the epoch and the index it fixes every item.
+        name: the set's name (part of the item seeds, so two sets draw differently).
+        augment: ``hflip`` (a random horizontal flip) or ``dihedral`` (BasicSR ``augment``: random
+            horizontal flip, vertical flip and, on square crops, a 90° rotation).
+        pad: reflect-pad pairs smaller than the crop up to the crop (BasicSR ``padding``), so sets
+            of mixed image sizes still batch; off, a small pair is used whole.
     """
 
+    AUGMENTS = ("hflip", "dihedral")
+
     def __init__(self, pairs: list[tuple[Path, Path]], crop: int = 128, length: int = 1000,
-                 seed: int = 0, name: str = "pairs"):
+                 seed: int = 0, name: str = "pairs", augment: str = "hflip", pad: bool = False):
         if not pairs:
             raise ValueError(f"{name}: no (LQ, GT) pairs found")
+        if augment not in self.AUGMENTS:
+            raise ValueError(f"{name}: augment={augment!r}; choose one of {self.AUGMENTS}")
         self.pairs, self.crop, self.length = pairs, int(crop), int(length)
         self.seed, self.name = int(seed), name
+        self.augment, self.pad = augment, bool(pad)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def set_crop(self, crop: int) -> None:
+        """Change the crop side (progressive patches: the loop calls it at a stage boundary)."""
+        self.crop = int(crop)
+
     def __len__(self) -> int:
         return self.length
+
+    def _padded(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        pad_h, pad_w = max(0, self.crop - height), max(0, self.crop - width)
+        if not (pad_h or pad_w):
+            return x
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        return torch.nn.functional.pad(x[None], (0, pad_w, 0, pad_h), mode=mode)[0]
 
     def __getitem__(self, index: int):
         if not 0 <= index < self.length:
@@ -145,6 +180,8 @@ class PairedCrops(torch.utils.data.Dataset):
         if lq.shape != gt.shape:
             raise ValueError(f"{lq_path} and {gt_path} differ in size: {tuple(lq.shape)} vs "
                              f"{tuple(gt.shape)}")
+        if self.pad:
+            lq, gt = self._padded(lq), self._padded(gt)
         height, width = lq.shape[-2:]
         h, w = min(self.crop, height), min(self.crop, width)
         top, left = draw(height - h + 1), draw(width - w + 1)
@@ -152,6 +189,12 @@ class PairedCrops(torch.utils.data.Dataset):
         crops = [x[:, top:top + h, left:left + w] for x in (lq, gt)]
         if flip:
             crops = [x.flip(-1) for x in crops]
+        if self.augment == "dihedral":
+            vflip, rotate = bool(draw(2)), bool(draw(2))
+            if vflip:
+                crops = [x.flip(-2) for x in crops]
+            if rotate and h == w:  # a 90° turn of a non-square crop would not batch
+                crops = [x.transpose(-2, -1) for x in crops]
         return crops[0].contiguous(), crops[1].contiguous()
 
 
@@ -209,18 +252,20 @@ LOL_TRAIN_LAYOUTS = (("lowlight/LOLdataset/our485/low", "lowlight/LOLdataset/our
 
 
 @register_training_set("lolv1-train", "lol-our485")
-def lolv1_train(crop: int = 128, length: int = 10_000, seed: int = 0) -> PairedCrops:
+def lolv1_train(crop: int = 128, length: int = 10_000, seed: int = 0,
+                augment: Augment = "hflip") -> PairedCrops:
     """LOL-v1 ``our485`` (485 pairs, 600×400), the training split every LOL-v1 paper uses.
 
     Args:
         crop: side of the square crops.
         length: items per epoch.
+        augment: ``hflip`` (default) or ``dihedral`` (flips + 90° rotations, BasicSR ``augment``).
     """
     root = data_root()
     for lq, gt in LOL_TRAIN_LAYOUTS:
         if (root / lq).is_dir() and (root / gt).is_dir():
             return PairedCrops(_pairs_by_stem(root / lq, root / gt, "lolv1-train", ""), crop, length,
-                               seed, name="lolv1-train")
+                               seed, name="lolv1-train", augment=augment)
     from harness.task import DataMissingError
 
     raise DataMissingError(
@@ -230,12 +275,14 @@ def lolv1_train(crop: int = 128, length: int = 10_000, seed: int = 0) -> PairedC
 
 
 @register_training_set("gopro-train")
-def gopro_train(crop: int = 256, length: int = 10_000, seed: int = 0) -> PairedCrops:
+def gopro_train(crop: int = 256, length: int = 10_000, seed: int = 0,
+                augment: Augment = "hflip") -> PairedCrops:
     """GoPro train split (2103 pairs in 22 sequences; ``blur``, not ``blur_gamma``).
 
     Args:
         crop: side of the square crops.
         length: items per epoch.
+        augment: ``hflip`` (default) or ``dihedral`` (flips + 90° rotations, BasicSR ``augment``).
     """
     from harness.task import DataMissingError
 
@@ -244,18 +291,20 @@ def gopro_train(crop: int = 256, length: int = 10_000, seed: int = 0) -> PairedC
         if base.is_dir():
             pairs = [pair for seq in sorted(base.iterdir()) if seq.is_dir()
                      for pair in _pairs_by_stem(seq / "blur", seq / "sharp", "gopro-train", "")]
-            return PairedCrops(pairs, crop, length, seed, name="gopro-train")
+            return PairedCrops(pairs, crop, length, seed, name="gopro-train", augment=augment)
     raise DataMissingError(f"gopro-train: GOPRO_Large/train not found under {root / 'deblur'}; get "
                            f"GOPRO_Large.zip from https://seungjunnah.github.io/Datasets/gopro")
 
 
 @register_training_set("sidd-train")
-def sidd_train(crop: int = 256, length: int = 10_000, seed: int = 0) -> PairedCrops:
+def sidd_train(crop: int = 256, length: int = 10_000, seed: int = 0,
+               augment: Augment = "hflip") -> PairedCrops:
     """SIDD-Medium sRGB (320 pairs: ``Data/<scene>/*NOISY_SRGB_010.PNG`` / ``*GT_SRGB_010.PNG``).
 
     Args:
         crop: side of the square crops.
         length: items per epoch.
+        augment: ``hflip`` (default) or ``dihedral`` (flips + 90° rotations, BasicSR ``augment``).
     """
     from harness.task import DataMissingError
 
@@ -268,6 +317,139 @@ def sidd_train(crop: int = 256, length: int = 10_000, seed: int = 0) -> PairedCr
                     gt = noisy.with_name(noisy.name.replace("NOISY", "GT"))
                     if gt.exists():
                         pairs.append((noisy, gt))
-            return PairedCrops(pairs, crop, length, seed, name="sidd-train")
+            return PairedCrops(pairs, crop, length, seed, name="sidd-train", augment=augment)
     raise DataMissingError(f"sidd-train: SIDD_Medium_Srgb/Data not found under {root / 'denoise'}; "
                            f"get SIDD-Medium sRGB from https://abdokamel.github.io/sidd/")
+
+
+# Training splits whose layouts mirror the evaluation tasks' (tasks/derain, underwater, lowlight) ----
+def _spec_pairs(spec: Any, what: str, pair_rule: Any = None) -> list[tuple[Path, Path]]:
+    """(LQ, GT) pairs of the first layout of ``spec`` found under BENCH_DATA_ROOT; a missing set
+    raises :class:`DataMissingError` with the sources and every accepted layout."""
+    from harness.datasets import find_layout
+    from harness.task import DataMissingError
+
+    root = data_root()
+    try:
+        paths = find_layout(spec, root).paths
+    except DataMissingError as exc:
+        raise DataMissingError(f"{what}: {exc}") from None
+    lq_dir, gt_dir = paths["lq"], paths["gt"]
+    assert lq_dir is not None and gt_dir is not None
+    gts = {p.stem: p for p in list_images(gt_dir)}
+    pairs = []
+    for lq in list_images(lq_dir):
+        stem = lq.stem if lq.stem in gts or pair_rule is None else pair_rule(lq.stem)
+        if stem in gts:
+            pairs.append((lq, gts[stem]))
+    return pairs
+
+
+def _rain13k_spec() -> Any:
+    from harness.datasets import DatasetSpec, DataSource
+    from tasks._dataset import layouts_for
+
+    return DatasetSpec(
+        "Rain13K train (Restormer)",
+        layouts=layouts_for(
+            ("restormer", {"lq": "derain/Rain13K/input", "gt": "derain/Rain13K/target"},
+             "Restormer Datasets/train/Rain13K/{input,target}, the folder pair rain100l's layouts use"),
+            ("restormer-train", {"lq": "derain/train/Rain13K/input", "gt": "derain/train/Rain13K/target"}),
+            ("restormer-root", {"lq": "Datasets/train/Rain13K/input", "gt": "Datasets/train/Rain13K/target"}),
+            ("root", {"lq": "Rain13K/input", "gt": "Rain13K/target"}),
+        ),
+        sources=(DataSource("manual", "https://github.com/swz30/Restormer/blob/main/Deraining/download_data.py",
+                            note="`python download_data.py --data train` (Google Drive train.zip: "
+                                 "train/Rain13K/{input,target}, 13,712 pairs)"),),
+        homepage="https://github.com/swz30/Restormer/tree/main/Deraining",
+    )
+
+
+@register_training_set("rain13k-train", "rain13k")
+def rain13k_train(crop: int = 128, length: int = 10_000, seed: int = 0, augment: Augment = "hflip",
+                  pad: bool = True) -> PairedCrops:
+    """Rain13K (Restormer's deraining training set, 13,712 pairs), the training set of Rain100L.
+
+    Pairs are matched by file stem (``rain-XXX`` also matches ``norain-XXX``, as in ``rain100l``).
+    The images differ in size, so pairs smaller than the crop are reflect-padded (``pad``).
+
+    Args:
+        crop: side of the square crops.
+        length: items per epoch.
+        augment: ``hflip`` or ``dihedral`` (flips + 90° rotations, BasicSR ``augment``).
+        pad: reflect-pad pairs smaller than the crop (BasicSR ``padding``).
+    """
+    from tasks.derain import rain_to_norain
+
+    pairs = _spec_pairs(_rain13k_spec(), "rain13k-train", rain_to_norain)
+    return PairedCrops(pairs, crop, length, seed, name="rain13k-train", augment=augment, pad=pad)
+
+
+def uieb_train_pairs() -> list[tuple[Path, Path]]:
+    """UIEB pairs (the ``uieb-t90`` task's layouts) minus every image of the T90 split.
+
+    Names are compared by file name *and* by stem, so a copy re-encoded to another format still
+    keeps its T90 images out of training."""
+    from tasks.underwater import UIEB_SPEC, split_names
+
+    test = split_names()
+    names, stems = set(test), {Path(name).stem for name in test}
+    return [(lq, gt) for lq, gt in _spec_pairs(UIEB_SPEC, "uieb-train")
+            if lq.name not in names and lq.stem not in stems
+            and gt.name not in names and gt.stem not in stems]
+
+
+@register_training_set("uieb-train", "uieb-t800")
+def uieb_train(crop: int = 128, length: int = 10_000, seed: int = 0, augment: Augment = "hflip",
+               pad: bool = True) -> PairedCrops:
+    """UIEB's 890 raw/reference pairs minus the 90 of ``tasks/splits/uieb_t90.txt``: 800 pairs.
+
+    Same folders as the ``uieb-t90`` task (``underwater/UIEB/raw-890``, ``reference-890``); the
+    split file's sha256 is checked as there. UIEB images differ in size, so pairs smaller than the
+    crop are reflect-padded (``pad``).
+
+    Args:
+        crop: side of the square crops.
+        length: items per epoch.
+        augment: ``hflip`` or ``dihedral`` (flips + 90° rotations, BasicSR ``augment``).
+        pad: reflect-pad pairs smaller than the crop (BasicSR ``padding``).
+    """
+    return PairedCrops(uieb_train_pairs(), crop, length, seed, name="uieb-train", augment=augment,
+                       pad=pad)
+
+
+def _baid_train_spec() -> Any:
+    from harness.datasets import DatasetSpec
+    from tasks._dataset import layouts_for
+    from tasks.lowlight import BAID_SPEC
+
+    return DatasetSpec(
+        "BAID train (backlit)",
+        layouts=layouts_for(
+            ("baid-input-gt", {"lq": "lowlight/BAID/train/input", "gt": "lowlight/BAID/train/GT"}),
+            ("baid-input-target", {"lq": "lowlight/BAID/train/input", "gt": "lowlight/BAID/train/target"}),
+            ("baid-root", {"lq": "BAID/train/input", "gt": "BAID/train/GT"}),
+            ("ci", {"lq": "lowlight/baid_train/input", "gt": "lowlight/baid_train/gt"}),
+        ),
+        sources=BAID_SPEC.sources,
+        homepage=BAID_SPEC.homepage,
+    )
+
+
+@register_training_set("baid-train")
+def baid_train(crop: int = 128, length: int = 10_000, seed: int = 0, augment: Augment = "hflip",
+               pad: bool = True) -> PairedCrops:
+    """BAID's training split (Lv et al. 2022): the ``train/`` sibling of the ``baid`` task's
+    ``test/`` folder (368 test pairs there), in the same ``input`` / ``GT`` (or ``target``) layout.
+
+    The release's folder names are unverified offline (see ``tasks/lowlight.py``); a copy in
+    another layout can be used with ``folder-pairs[lq=…,gt=…]``.
+
+    Args:
+        crop: side of the square crops.
+        length: items per epoch.
+        augment: ``hflip`` or ``dihedral`` (flips + 90° rotations, BasicSR ``augment``).
+        pad: reflect-pad pairs smaller than the crop (BasicSR ``padding``).
+    """
+    return PairedCrops(_spec_pairs(_baid_train_spec(), "baid-train"), crop, length, seed,
+                       name="baid-train", augment=augment, pad=pad)
