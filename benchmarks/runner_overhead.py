@@ -6,7 +6,8 @@ Measures, on the CPU (or ``--device``), for a few image sizes:
 * the wall time of a whole ``identity`` run over the ``demo`` task versus the sum of the timed
   ``restore`` calls, i.e. what loading, metrics, JSONL writing and MLflow add per image;
 * the share of wall time MLflow costs in ``bench run -r identity -t kodak24-awgn25 --metrics
-  psnr`` (whole processes, medians; target ≤ 10 %).
+  psnr`` (whole processes, medians; target ≤ 10 %), and its share of CPU time (the run and its
+  MLflow child process; unlike wall time, not inflated by other load on the machine).
 
 Usage::
 
@@ -70,6 +71,7 @@ def tracking_share(repeats: int) -> list[dict]:
     MLflow (fresh output folder, so the sqlite store is created each time): median wall times and
     the share of the tracked run's wall time that tracking costs. Target: ≤ 10 %."""
     import os
+    import resource
     import shutil
     import statistics
     import subprocess
@@ -78,20 +80,28 @@ def tracking_share(repeats: int) -> list[dict]:
     bench = shutil.which("bench") or sys.executable
     prefix = [bench] if bench.endswith("bench") else [bench, "-m", "harness.cli"]
     walls: dict[bool, list[float]] = {False: [], True: []}
+    cpus: dict[bool, list[float]] = {False: [], True: []}
     for _ in range(repeats):
         for tracking in (False, True):
             with tempfile.TemporaryDirectory() as tmp:
                 args = [*prefix, "run", "-r", "identity", "-t", "kodak24-awgn25", "--metrics", "psnr",
                         "--output-dir", tmp, "--no-progress", *([] if tracking else ["--no-tracking"])]
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.perf_counter()
                 done = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ))
                 walls[tracking].append(time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run and its MLflow child
+                cpus[tracking].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
                 if done.returncode != 0:
                     raise SystemExit(f"bench run failed (BENCH_DATA_ROOT set?):\n{done.stderr[-2000:]}")
     off, on = statistics.median(walls[False]), statistics.median(walls[True])
+    cpu_off, cpu_on = statistics.median(cpus[False]), statistics.median(cpus[True])
+    # the CPU-time difference does not depend on what else the machine is doing; wall time does
     return [{"command": "bench run -r identity -t kodak24-awgn25 --metrics psnr", "runs": repeats,
              "no_tracking_s": f"{off:.2f}", "tracking_s": f"{on:.2f}",
-             "tracking_share": f"{max(0.0, on - off) / on:.1%}"}]
+             "tracking_share": f"{max(0.0, on - off) / on:.1%}",
+             "cpu_no_tracking_s": f"{cpu_off:.2f}", "cpu_tracking_s": f"{cpu_on:.2f}",
+             "tracking_cpu_share": f"{max(0.0, cpu_on - cpu_off) / cpu_on:.1%}"}]
 
 
 def markdown(rows: list[dict]) -> str:
