@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 _SOURCE = Path(__file__).with_name("_scan_kernel.c")
-_ABI = 1
+_ABI = 2
 #: Time steps per tile: the backward recomputes one tile's states (``chunk·N·W`` values).
 TILE = 32
 #: Widest channel block of one task (its tile buffers stay in L1/L2).
