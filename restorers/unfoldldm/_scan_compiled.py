@@ -33,8 +33,8 @@ import torch
 
 _SOURCE = Path(__file__).with_name("_scan_kernel.c")
 _ABI = 2
-#: Time steps per tile: the backward recomputes one tile's states (``chunk·N·W`` values).
-TILE = 32
+#: Steps between saved states: the backward recomputes one chunk's states (``CHUNK·N·W`` values).
+CHUNK = 32
 #: Widest channel block of one task (its tile buffers stay in L1/L2).
 _MAX_BLOCK = 128
 #: Flag sets tried in order (the first that compiles wins).
@@ -211,7 +211,7 @@ def _suffix(dtype: torch.dtype) -> str:
 
 
 def scan_forward(u, dt, A, B, C, keep_states: bool):
-    """y (B, D, L) and, if ``keep_states``, the tile-entry states (B, n_tiles, N, D)."""
+    """y (B, D, L) and, if ``keep_states``, the chunk-entry states (B, n_chunks, N, D)."""
     lib = load()
     if lib is None:
         raise RuntimeError(f"compiled selective scan unavailable: {_error}")
@@ -219,17 +219,17 @@ def scan_forward(u, dt, A, B, C, keep_states: bool):
     groups, n_state = B.shape[1], A.shape[1]
     per = dim // groups
     nblk = _blocks(batch, groups, per, torch.get_num_threads())
-    n_tiles = -(-length // TILE)
+    n_chunks = -(-length // CHUNK)
     y = torch.empty_like(u)
-    hs = u.new_empty(batch, n_tiles, n_state, dim) if keep_states else None
+    hs = u.new_empty(batch, n_chunks, n_state, dim) if keep_states else None
     ptrs = [t.data_ptr() for t in (u, dt, A, B, C, y)] + [hs.data_ptr() if hs is not None else None]
     fn = getattr(lib, f"scan_fwd_{_suffix(u.dtype)}")
-    _run(fn, batch * groups * nblk, (*ptrs, batch, dim, length, groups, n_state, nblk, TILE))
+    _run(fn, batch * groups * nblk, (*ptrs, batch, dim, length, groups, n_state, nblk, CHUNK))
     return y, hs
 
 
 def scan_backward(u, dt, A, B, C, hs, dy):
-    """Gradients of (u, dt, A, B, C) given the saved tile-entry states."""
+    """Gradients of (u, dt, A, B, C) given the saved chunk-entry states."""
     lib = load()
     batch, dim, length = u.shape
     groups, n_state = B.shape[1], A.shape[1]
@@ -241,7 +241,7 @@ def scan_backward(u, dt, A, B, C, hs, dy):
     dC_p = u.new_empty(nblk, *C.shape)
     ptrs = [t.data_ptr() for t in (u, dt, A, B, C, dy, hs, du, ddt, dA_p, dB_p, dC_p)]
     fn = getattr(lib, f"scan_bwd_{_suffix(u.dtype)}")
-    _run(fn, batch * groups * nblk, (*ptrs, batch, dim, length, groups, n_state, nblk, TILE))
+    _run(fn, batch * groups * nblk, (*ptrs, batch, dim, length, groups, n_state, nblk, CHUNK))
     dB = dB_p[0] if nblk == 1 else dB_p.sum(0)
     dC = dC_p[0] if nblk == 1 else dC_p.sum(0)
     return du, ddt, dA_p.sum(0), dB, dC
@@ -250,8 +250,8 @@ def scan_backward(u, dt, A, B, C, hs, dy):
 class CompiledSelectiveScan(torch.autograd.Function):
     """``y = scan(u, Δ, A, B, C)`` (Δ after bias/softplus, no skip) with the compiled kernel.
 
-    Saves the inputs and the states entering every ``TILE``-step tile (``B·D·N·L/TILE`` values);
-    backward recomputes the states inside each tile. Inputs must be contiguous CPU float32/float64
+    Saves the inputs and the states entering every ``CHUNK``-step chunk (``B·D·N·L/CHUNK`` values);
+    backward recomputes the states inside each chunk. Inputs must be contiguous CPU float32/float64
     tensors of one dtype.
     """
 
