@@ -85,9 +85,12 @@ def test_float32_long_sequence_error():
     assert (out.double() - ref).abs().max() <= 1e-4
 
 
-def test_dispatch_on_cpu_and_mamba_guard():
+def test_dispatch_on_cpu_and_mamba_guard(monkeypatch):
     args = _inputs(length=20)
-    assert torch.equal(ss.selective_scan(**args), ss.selective_scan_chunked(**args))
+    monkeypatch.delenv("BENCH_SCAN", raising=False)
+    cpu_default = ss.selective_scan_compiled if ss.compiled_available() else ss.selective_scan_chunked
+    assert torch.equal(ss.selective_scan(**args), cpu_default(**args))
+    assert torch.equal(ss.selective_scan(**args, backend="chunked"), ss.selective_scan_chunked(**args))
     assert torch.equal(ss.selective_scan(**args, backend="reference"), ss.selective_scan_reference(**args))
     with pytest.raises(RuntimeError, match="mamba"):
         ss.selective_scan(**args, backend="mamba")  # CPU tensors: never silently falls back
@@ -99,3 +102,132 @@ def test_mamba_kernel_matches_reference():
     cuda = {k: v.cuda() if torch.is_tensor(v) else v for k, v in args.items()}
     out = ss.selective_scan(**cuda, backend="mamba").cpu()
     assert torch.allclose(out, ss.selective_scan_reference(**args), atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------
+# Compiled CPU kernel
+# ------------------------------------------------------------------------------------------------
+needs_kernel = pytest.mark.skipif(
+    not ss.compiled_available(), reason="compiled scan kernel unavailable (no C compiler?)"
+)
+NAMES = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
+
+
+def _value_and_grads(fn, args):
+    leaves = {n: args[n].clone().requires_grad_() for n in NAMES}
+    out = fn(**leaves, delta_softplus=True)
+    weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    (out * weight).sum().backward()
+    return out.detach(), [leaves[n].grad for n in NAMES]
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("groups", [1, 4])
+@pytest.mark.parametrize("length", [1, 37, 1000])
+def test_compiled_equals_reference_float64(length, groups, threads):
+    """Values and gradients of every input (bias and D through the wrapper's autograd); lengths
+    not divisible by the kernel's chunk (32) or I/O tile (256); 3 threads split channel blocks."""
+    torch.set_num_threads(threads)
+    args = _inputs(batch=2, dim=8, groups=groups, state=3, length=length)
+    ref, ref_grads = _value_and_grads(ss.selective_scan_reference, args)
+    out, grads = _value_and_grads(ss.selective_scan_compiled, args)
+    assert (out - ref).abs().max() <= 1e-10
+    for name, a, b in zip(NAMES, ref_grads, grads, strict=True):
+        assert (a - b).abs().max() <= 1e-10 * max(1.0, a.abs().max().item()), name
+
+
+@needs_kernel
+@pytest.mark.parametrize("groups", [1, 4])
+@pytest.mark.parametrize("length", [37, 1000])
+def test_compiled_float32_against_float64_reference(length, groups):
+    args = _inputs(batch=2, dim=8, groups=groups, state=4, length=length, dtype=torch.float32)
+    args64 = {k: v.double() if torch.is_tensor(v) else v for k, v in args.items()}
+    ref, ref_grads = _value_and_grads(ss.selective_scan_reference, args64)
+    out, grads = _value_and_grads(ss.selective_scan_compiled, args)
+    assert out.dtype == torch.float32
+    assert (out.double() - ref).abs().max() <= 1e-4
+    for name, a, b in zip(NAMES, ref_grads, grads, strict=True):
+        assert (a - b.double()).abs().max() <= 1e-4 * max(1.0, a.abs().max().item()), name
+
+
+@needs_kernel
+def test_compiled_strong_decay_stays_finite():
+    args = _inputs(length=300, scale=30.0)
+    args["A"] = args["A"] * 3
+    ref = ss.selective_scan_reference(**args)
+    out = ss.selective_scan_compiled(**args)
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, ref, rtol=1e-10, atol=1e-10)
+
+
+@needs_kernel
+def test_compiled_function_gradcheck_float64():
+    from restorers.unfoldldm._scan_compiled import CompiledSelectiveScan
+
+    args = _inputs(batch=2, dim=4, groups=2, state=2, length=40)
+    dt = torch.nn.functional.softplus(args["delta"])
+    tensors = [t.clone().requires_grad_() for t in (args["u"], dt, args["A"], args["B"], args["C"])]
+    assert torch.autograd.gradcheck(CompiledSelectiveScan.apply, tensors)
+
+
+@needs_kernel
+def test_compiled_dispatch_and_env_switch(monkeypatch):
+    args = _inputs(length=50)
+    compiled = ss.selective_scan_compiled(**args)
+    monkeypatch.setenv("BENCH_SCAN", "auto")
+    assert torch.equal(ss.selective_scan(**args), compiled)
+    assert torch.equal(ss.selective_scan(**args, backend="compiled"), compiled)
+    monkeypatch.setenv("BENCH_SCAN", "chunked")
+    assert torch.equal(ss.selective_scan(**args), ss.selective_scan_chunked(**args))
+    monkeypatch.setenv("BENCH_SCAN", "bogus")
+    with pytest.raises(ValueError, match="BENCH_SCAN"):
+        ss.selective_scan(**args)
+
+
+def test_fallback_when_kernel_unavailable(monkeypatch):
+    """No compiler / failed build: auto warns once and uses the chunked scan; forcing raises."""
+    from restorers.unfoldldm import _scan_compiled
+
+    monkeypatch.setattr(_scan_compiled, "_lib", None)
+    monkeypatch.setattr(_scan_compiled, "_error", "RuntimeError: no C compiler found (test)")
+    monkeypatch.setattr(ss, "_warned", False)
+    monkeypatch.delenv("BENCH_SCAN", raising=False)
+    args = _inputs(length=30)
+    with pytest.warns(RuntimeWarning, match="no C compiler"):
+        out = ss.selective_scan(**args)
+    assert torch.equal(out, ss.selective_scan_chunked(**args))
+    leaves = {n: args[n].clone().requires_grad_() for n in NAMES}
+    ss.selective_scan(**leaves, delta_softplus=True).sum().backward()  # training works too
+    assert all(leaves[n].grad is not None for n in NAMES)
+    with pytest.raises(RuntimeError, match="unavailable"):
+        ss.selective_scan(**args, backend="compiled")
+    monkeypatch.setenv("BENCH_SCAN", "compiled")
+    with pytest.raises(RuntimeError, match="unavailable"):
+        ss.selective_scan(**args)
+
+
+def test_build_failure_is_reported_not_raised(monkeypatch, tmp_path):
+    """A missing compiler makes load() return None with the reason (no exception)."""
+    from restorers.unfoldldm import _scan_compiled
+
+    monkeypatch.setattr(_scan_compiled, "_lib", None)
+    monkeypatch.setattr(_scan_compiled, "_error", None)
+    monkeypatch.setattr(_scan_compiled, "_compiler", lambda: None)
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path))
+    assert _scan_compiled.load() is None
+    assert "no C compiler" in _scan_compiled.load_error()
+
+
+def test_kernel_builds_in_fresh_cache(monkeypatch, tmp_path):
+    """First use compiles into $BENCH_HOME/kernels (skipped without a C compiler)."""
+    from restorers.unfoldldm import _scan_compiled
+
+    if _scan_compiled._compiler() is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setattr(_scan_compiled, "_lib", None)
+    monkeypatch.setattr(_scan_compiled, "_error", None)
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path))
+    assert _scan_compiled.load() is not None, _scan_compiled.load_error()
+    built = list((tmp_path / "kernels").glob("selective_scan-*.so"))
+    assert len(built) == 1

@@ -6,13 +6,25 @@ The recurrence, per channel ``d`` and state ``n`` (Gu & Dao, Mamba, Alg. 2)::
     h_t   = exp(Δ_t A_{dn}) · h_{t-1} + Δ_t B_{tn} u_t
     y_t   = Σ_n C_{tn} h_{tn} + D_d u_t
 
-Three implementations, one semantics (mamba-ssm's ``selective_scan_fn`` argument layout:
+Four implementations, one semantics (mamba-ssm's ``selective_scan_fn`` argument layout:
 ``u, delta (B,D,L)``, ``A (D,N)``, ``B, C (B,G,N,L)`` with ``D % G == 0``, ``D (D,)``):
 
 * :func:`selective_scan_reference`: the plain sequential loop over time steps (the algorithm of
   mamba-ssm's ``selective_scan_ref``, written from the paper's recurrence). The ground truth the
-  other two are tested against, and the baseline of ``benchmarks/scan.py``.
-* :class:`ChunkedSelectiveScan`: our CPU path, a custom ``torch.autograd.Function``. ``L`` is cut
+  others are tested against, and the baseline of ``benchmarks/scan.py``.
+* :class:`~restorers.unfoldldm._scan_compiled.CompiledSelectiveScan`: the CPU default, a compiled
+  kernel (``_scan_kernel.c``, plain C compiled on first use with the system C compiler, cached
+  under ``$BENCH_HOME/kernels``, called through ctypes). It runs the recurrence step by step with
+  the channels of a group innermost (vectorised, an inlined polynomial ``expf``), on
+  ``torch.get_num_threads()`` threads over (batch, group, channel block) tasks; the forward saves
+  the state entering every 32-step chunk and the backward recomputes the states inside each chunk
+  and runs the adjoint ``g_t = a_{t+1} g_{t+1} + C_t dy_t`` (memory ``O(B·D·N·L/32)`` saved).
+  Why compiled: in the chunked PyTorch path below, the Python-level loop over chunk positions
+  (each step a handful of small vectorised ops with their dispatch and memory round-trips)
+  dominates; fused in one pass the scan is bound by its ``D·L·N`` exps (≈25-100× faster than the
+  loop forward at 256², see ``benchmarks/scan.py``). float32 and float64.
+* :class:`ChunkedSelectiveScan`: the pure-PyTorch CPU path, used when the kernel cannot be built
+  (no C compiler: a warning says why, once) or when forced. ``L`` is cut
   into ``n_c`` chunks of length ``T`` (``T ≈ √L``); every chunk runs the *exact* recurrence in
   parallel with all others (a Python loop over the ``T`` positions, each step a vectorised op on
   ``(B, D, n_c, N)``); the chunk-entry states then come from a short scan across chunks whose
@@ -22,14 +34,23 @@ Three implementations, one semantics (mamba-ssm's ``selective_scan_fn`` argument
   limit. Backward is the adjoint recurrence ``g_t = a_{t+1} g_{t+1} + C_t dy_t`` with the same
   chunk structure, recomputing states from the saved chunk-entry states (memory
   ``O(B·D·n_c·N)`` saved, ``O(B·D·L·N / groups)`` transient), so CPU training uses it too.
+  Also the path for non-CPU tensors without mamba-ssm (it is device-agnostic).
 * ``mamba_ssm.selective_scan_fn`` (guarded import) when it imports **and** the tensors are on CUDA.
 
-:func:`selective_scan` dispatches; ``backend=`` forces one (tests, benchmarks).
+:func:`selective_scan` dispatches. ``backend="auto"`` (default): CUDA tensors → mamba-ssm if it
+imports, else chunked; CPU tensors → compiled if it builds, else chunked. ``backend=`` forces
+``"compiled"`` (raises if the kernel is unavailable), ``"chunked"``, ``"reference"`` or
+``"mamba"``. The environment variable ``BENCH_SCAN=auto|compiled|chunked`` sets what ``"auto"``
+means for CPU tensors (``chunked``: never build the kernel; ``compiled``: raise instead of
+falling back); explicit ``backend=`` arguments win. In every path Δ's bias and softplus, the
+``D·u`` skip and dtype casts are PyTorch ops outside the kernel (autograd handles them).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from typing import Literal
 
 import torch
@@ -43,12 +64,52 @@ except Exception:  # ImportError, or a broken CUDA extension raising OSError/Run
 #: Transient memory bound (elements) of one chunk group in the backward pass.
 _BACKWARD_BUDGET = 1 << 26
 
-Backend = Literal["auto", "chunked", "reference", "mamba"]
+Backend = Literal["auto", "compiled", "chunked", "reference", "mamba"]
+_ENV = "BENCH_SCAN"
+_warned = False
 
 
 def mamba_available() -> bool:
     """Whether ``mamba_ssm.selective_scan_fn`` imported (it still needs CUDA tensors)."""
     return _mamba_scan_fn is not None
+
+
+def compiled_available() -> bool:
+    """Whether the compiled CPU kernel is usable (builds it on the first call)."""
+    from restorers.unfoldldm import _scan_compiled
+
+    return _scan_compiled.load() is not None
+
+
+def _cpu_backend(backend: str) -> str:
+    """Resolve ``"auto"`` for CPU tensors: ``BENCH_SCAN``, then the compiled kernel if it builds."""
+    global _warned
+    if backend == "auto":
+        env = os.environ.get(_ENV, "auto").strip().lower() or "auto"
+        if env not in ("auto", "compiled", "chunked"):
+            raise ValueError(f"{_ENV}={env!r}: expected auto, compiled or chunked")
+        if env == "chunked":
+            return "chunked"
+        backend = "compiled" if env == "compiled" else "auto"
+    if backend == "compiled":
+        if not compiled_available():
+            from restorers.unfoldldm import _scan_compiled
+
+            raise RuntimeError(f"compiled selective scan unavailable: {_scan_compiled.load_error()}")
+        return "compiled"
+    if compiled_available():
+        return "compiled"
+    if not _warned:
+        from restorers.unfoldldm import _scan_compiled
+
+        _warned = True
+        warnings.warn(
+            f"compiled CPU selective scan unavailable ({_scan_compiled.load_error()}); using the slower "
+            f"chunked PyTorch scan",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return "chunked"
 
 
 def _prepare_delta(
@@ -304,6 +365,32 @@ def selective_scan_chunked(
     return y.to(u.dtype)
 
 
+def selective_scan_compiled(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+) -> torch.Tensor:
+    """The compiled CPU kernel (raises if it cannot be built). Same arguments as the reference;
+    float64 inputs stay float64, others are scanned in float32."""
+    from restorers.unfoldldm import _scan_compiled
+
+    dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
+    u_, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
+    dt = _prepare_delta(delta, None if delta_bias is None else delta_bias.to(dtype), delta_softplus)
+    operands = [t.contiguous() for t in (u_, dt, A, B, C)]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in operands):
+        y = _scan_compiled.CompiledSelectiveScan.apply(*operands)
+    else:  # inference: no states kept for a backward
+        y = _scan_compiled.scan_forward(*operands, keep_states=False)[0]
+    y = y if D is None else y + D.to(dtype)[:, None] * u_
+    return y.to(u.dtype)
+
+
 def selective_scan(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -316,10 +403,12 @@ def selective_scan(
     backend: Backend = "auto",
     chunk: int | None = None,
 ) -> torch.Tensor:
-    """Dispatch: mamba-ssm's kernel for CUDA tensors when it imports, else the chunked scan.
+    """Dispatch: mamba-ssm's kernel for CUDA tensors when it imports; on CPU the compiled kernel when
+    it builds (``BENCH_SCAN`` can switch that, see the module docstring); else the chunked scan.
 
-    ``backend`` forces ``"chunked"``, ``"reference"`` or ``"mamba"`` (the latter raises when
-    mamba-ssm is absent or the tensors are not on CUDA, instead of silently falling back).
+    ``backend`` forces ``"compiled"``, ``"chunked"``, ``"reference"`` or ``"mamba"``
+    (``"mamba"``/``"compiled"`` raise when unavailable or on the wrong device, instead of silently
+    falling back). ``chunk`` only concerns the chunked scan.
     """
     if u.device.type == "meta":  # shape-only runs (model_complexity): the scan is counted analytically
         return torch.empty_like(u)
@@ -339,4 +428,9 @@ def selective_scan(
         return y.to(u.dtype)
     if backend == "reference":
         return selective_scan_reference(u, delta, A, B, C, D, delta_bias, delta_softplus)
+    if backend == "compiled" and u.device.type != "cpu":
+        raise RuntimeError("backend='compiled' needs CPU tensors")
+    if u.device.type == "cpu" and backend in ("auto", "compiled"):
+        if _cpu_backend(backend) == "compiled":
+            return selective_scan_compiled(u, delta, A, B, C, D, delta_bias, delta_softplus)
     return selective_scan_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk)
