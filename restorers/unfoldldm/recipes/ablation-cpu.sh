@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# UnfoldLDM ablation and plug-and-play comparison on one equal CPU budget (Phase I 200 + Phase II 100
+# UnfoldLDM ablation and plug-and-play comparison on one equal CPU budget (Phase I 150 + Phase II 75
 # iterations, batch 4, 64² crops; ablation-cpu-phase{1,2}.yaml), then one `bench study` over all of them.
 #
 #   restorers/unfoldldm/recipes/ablation-cpu.sh train [VARIANT ...]   # train (resumable; all by default)
