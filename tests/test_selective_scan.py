@@ -162,6 +162,16 @@ def test_compiled_strong_decay_stays_finite():
 
 
 @needs_kernel
+def test_compiled_empty_sequence():
+    args = _inputs(length=0)
+    leaves = {n: args[n].clone().requires_grad_() for n in NAMES}
+    out = ss.selective_scan_compiled(**leaves, delta_softplus=True)
+    assert out.shape == (2, 6, 0)
+    out.sum().backward()
+    assert torch.equal(leaves["A"].grad, torch.zeros_like(args["A"]))
+
+
+@needs_kernel
 def test_compiled_function_gradcheck_float64():
     from restorers.unfoldldm._scan_compiled import CompiledSelectiveScan
 
