@@ -38,6 +38,8 @@ CHUNK = 32
 #: Widest channel block of one task (its tile buffers stay in L1/L2).
 _MAX_BLOCK = 128
 #: Flag sets tried in order (the first that compiles wins).
+#: -ffast-math lets the channel reductions vectorise. (-fno-finite-math-only made the kernel 3-5×
+#: slower; NaN inputs still come out NaN through the Δ·u·B term, see the tests.)
 _FLAG_SETS = (
     ["-O3", "-ffast-math", "-march=native", "-fPIC"],
     ["-O3", "-ffast-math", "-fPIC"],
