@@ -1,4 +1,7 @@
-"""Our chunked CPU selective scan against the plain sequential loop (mamba-ssm's reference algorithm).
+"""Our CPU selective scans (compiled kernel, chunked PyTorch) against the plain sequential loop.
+
+One row per implementation (``--impls compiled,chunked``): ``compiled`` is the C kernel (the CPU
+default), ``chunked`` the pure-PyTorch fallback; the loop is mamba-ssm's reference algorithm.
 
 Shapes are those of one SS2D call in MGDA: batch 1, 4 directions × ``d_in`` channels, state ``N``:
 ``small`` d_in = 24, N = 4; ``full`` d_in = 64, N = 16; L = 64², 128², 256²; float32.
@@ -15,6 +18,7 @@ Shapes are those of one SS2D call in MGDA: batch 1, 4 directions × ``d_in`` cha
 Usage::
 
     PYTHONPATH=. python benchmarks/scan.py [--threads 2] [--loop-steps 4096] [--sizes 64,128,256]
+        [--impls compiled,chunked] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -24,7 +28,12 @@ import time
 
 import torch
 
-from restorers.unfoldldm.selective_scan import selective_scan_chunked, selective_scan_reference
+from restorers.unfoldldm.selective_scan import (
+    compiled_available,
+    selective_scan_chunked,
+    selective_scan_compiled,
+    selective_scan_reference,
+)
 
 CONFIGS = {"small": (24, 4), "full": (64, 16)}
 
@@ -84,18 +93,25 @@ def main() -> None:
     parser.add_argument("--loop-steps", type=int, default=4096)
     parser.add_argument("--sizes", default="64,128,256")
     parser.add_argument("--configs", default="small,full")
+    parser.add_argument("--impls", default="compiled,chunked")
+    parser.add_argument("--repeats", type=int, default=3, help="ours: best of this many runs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    impls = {"compiled": selective_scan_compiled, "chunked": selective_scan_chunked}
+    impls = {k: impls[k] for k in args.impls.split(",")}
+    if "compiled" in impls and not compiled_available():
+        print("compiled kernel unavailable: row skipped")
+        impls.pop("compiled")
     bw = bandwidth()
     print(
         f"threads {args.threads}; copy bandwidth {bw / 1e9:.1f} GB/s; loop timed on {args.loop_steps} steps "
         f"and extrapolated\n"
     )
     print(
-        "| config | L | ours fwd s | loop fwd s | speed-up | ours f+b s | loop f+b s | speed-up "
+        "| config | L | ours | ours fwd s | loop fwd s | speed-up | ours f+b s | loop f+b s | speed-up "
         "| max abs err | bw bound fwd / f+b ms | ours ÷ bound fwd / f+b | exp floor s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.configs.split(","):
         d_in, n = CONFIGS[name]
         dim = 4 * d_in
@@ -105,26 +121,27 @@ def main() -> None:
             steps = min(length, args.loop_steps)
             short = prefix(full, steps)
             with torch.no_grad():
-                ours_f, y = clock(lambda a=full: selective_scan_chunked(**a), repeats=2)
                 loop_f, y_ref = clock(lambda a=short: selective_scan_reference(**a))
             loop_f *= length / steps
-            err = (y[..., :steps] - y_ref).abs().max().item()
-            ours_fb = min(fwd_bwd(selective_scan_chunked, full) for _ in range(2))
             loop_fb = fwd_bwd(selective_scan_reference, short) * length / steps
             io_fwd = 4 * (3 * dim * length + 2 * 4 * n * length)  # u, delta, y; B, C
             io_fb = io_fwd + 4 * (3 * dim * length + 2 * 4 * n * length)  # + dy, du, ddelta; dB, dC
             bound_f, bound_fb = io_fwd / bw, io_fb / bw
             x = torch.randn(min(dim * length * n, 1 << 26))
             exp_floor = clock(lambda t=x: torch.exp(t))[0] * dim * length * n / x.numel()
-            print(
-                f"| {name} | {side}² | {ours_f:.3f} | {loop_f:.2f} | {loop_f / ours_f:.1f}× "
-                f"| {ours_fb:.3f} | "
-                f"{loop_fb:.2f} | {loop_fb / ours_fb:.1f}× | {err:.1e} "
-                f"| {bound_f * 1e3:.1f} / {bound_fb * 1e3:.1f} "
-                f"| {ours_f / bound_f:.0f}× / {ours_fb / bound_fb:.0f}× | {exp_floor:.3f} |",
-                flush=True,
-            )
-
+            for impl, fn in impls.items():
+                with torch.no_grad():
+                    ours_f, y = clock(lambda a=full, f=fn: f(**a), repeats=args.repeats)
+                err = (y[..., :steps] - y_ref).abs().max().item()
+                ours_fb = min(fwd_bwd(fn, full) for _ in range(args.repeats))
+                print(
+                    f"| {name} | {side}² | {impl} | {ours_f:.3f} | {loop_f:.2f} | {loop_f / ours_f:.1f}× "
+                    f"| {ours_fb:.3f} | "
+                    f"{loop_fb:.2f} | {loop_fb / ours_fb:.1f}× | {err:.1e} "
+                    f"| {bound_f * 1e3:.1f} / {bound_fb * 1e3:.1f} "
+                    f"| {ours_f / bound_f:.1f}× / {ours_fb / bound_fb:.1f}× | {exp_floor:.3f} |",
+                    flush=True,
+                )
 
 if __name__ == "__main__":
     main()

@@ -162,6 +162,26 @@ def test_compiled_strong_decay_stays_finite():
 
 
 @needs_kernel
+def test_compiled_propagates_nan():
+    """NaN in Δ, u or B must reach the output (training checks the loss for NaN)."""
+    for name, index in (("delta", (0, 1, 5)), ("u", (0, 1, 5)), ("B", (0, 0, 1, 5))):
+        args = _inputs(length=40, dtype=torch.float32)
+        args[name][index] = float("nan")
+        out = ss.selective_scan_compiled(**args)
+        assert out[0, 1, 5:].isnan().all() and not out[1].isnan().any(), name
+
+
+@needs_kernel
+def test_compiled_empty_sequence():
+    args = _inputs(length=0)
+    leaves = {n: args[n].clone().requires_grad_() for n in NAMES}
+    out = ss.selective_scan_compiled(**leaves, delta_softplus=True)
+    assert out.shape == (2, 6, 0)
+    out.sum().backward()
+    assert torch.equal(leaves["A"].grad, torch.zeros_like(args["A"]))
+
+
+@needs_kernel
 def test_compiled_function_gradcheck_float64():
     from restorers.unfoldldm._scan_compiled import CompiledSelectiveScan
 
