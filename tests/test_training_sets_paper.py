@@ -224,7 +224,7 @@ def test_recipe_loads_and_validates_without_training(path, standins, data_root, 
     from harness.cli_train import recipe_options, train_configs
 
     for clean in ("cbsd68", "kodak24"):  # the small-cpu recipes' clean sets, from the real data
-        (standins / "denoise" / clean).symlink_to(data_root / "denoise" / clean)
+        (standins / "denoise" / clean).symlink_to((data_root / "denoise" / clean).resolve())
     monkeypatch.chdir(tmp_path)  # relative outputs (checkpoints/...) land here
     # the ablation recipes leave restorer and output to ablation-cpu.sh, one per variant
     given = ({"restorer": "unfoldldm[config=small,prior=false,phase=1]", "out": "a.pt"}
