@@ -545,19 +545,15 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if value is None or type(value) in (bool, int, float, str) or isinstance(value, Path):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str):  # str subclasses such as TorchVersion
         return str(value)
-    if isinstance(value, bool) or type(value).__name__.startswith("bool"):
-        return bool(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+    if callable(getattr(value, "item", None)):  # numpy / torch scalars, numpy.bool_ included
         try:
             return _plain(value.item())
         except (TypeError, ValueError):
             pass
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
+    if isinstance(value, (int, float)):  # int / float subclasses (IntEnum, ...)
+        return float(value) if isinstance(value, float) else int(value)
     return str(value)
 
 

@@ -174,3 +174,20 @@ def test_unsafe_artifact_paths_are_refused(tmp_path: Path) -> None:
     run = tracker.start_parent("r", tags={}, params={})
     with pytest.raises(ValueError, match="relative"):
         tracker.log_dict(run, {}, "../escape.json")
+
+
+def test_payloads_cross_to_the_tracking_child_as_builtins() -> None:
+    """A torch.__version__ tag (a TorchVersion) made the child import torch to unpickle it."""
+    import pickle
+
+    import numpy as np
+    import torch
+
+    from harness.tracking import _plain
+
+    payload = _plain({"version": torch.__version__, "x": np.float32(1.5), "n": torch.tensor(3),
+                      "flag": np.bool_(True), "nested": [np.int64(2), (Path("p"), None)]})
+    blob = pickle.dumps(payload)
+    assert b"torch" not in blob and b"numpy" not in blob
+    assert payload == {"version": str(torch.__version__), "x": 1.5, "n": 3, "flag": True,
+                       "nested": [2, [Path("p"), None]]}
