@@ -340,6 +340,17 @@ class _FlushDenormals:
             torch.set_flush_denormal(False)
 
 
+def _operands(u, delta, A, B, C, delta_bias, delta_softplus, dtype):
+    """``(u, Δ after bias/softplus, A, B, C)`` in ``dtype``, contiguous: what both CPU scans take."""
+    u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
+    dt = _prepare_delta(delta, None if delta_bias is None else delta_bias.to(dtype), delta_softplus)
+    return [t.contiguous() for t in (u, dt, A, B, C)]
+
+
+def _with_skip(y: torch.Tensor, u: torch.Tensor, D: torch.Tensor | None, out_dtype) -> torch.Tensor:
+    return (y if D is None else y + D.to(y.dtype)[:, None] * u).to(out_dtype)
+
+
 def selective_scan_chunked(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -354,15 +365,11 @@ def selective_scan_chunked(
     """Our chunked scan (any device; the CPU path). Same arguments as the reference, plus
     ``chunk`` (default ``≈√L``)."""
     # Half-precision inputs (autocast) are scanned in float32: the state is a long product of decays.
-    dtype = torch.promote_types(u.dtype, torch.float32)
-    u_, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
-    dt = _prepare_delta(delta, None if delta_bias is None else delta_bias.to(dtype), delta_softplus)
+    operands = _operands(u, delta, A, B, C, delta_bias, delta_softplus,
+                         torch.promote_types(u.dtype, torch.float32))
     with _FlushDenormals():
-        y = ChunkedSelectiveScan.apply(
-            u_.contiguous(), dt.contiguous(), A.contiguous(), B.contiguous(), C.contiguous(), chunk
-        )
-    y = y if D is None else y + D.to(dtype)[:, None] * u_
-    return y.to(u.dtype)
+        y = ChunkedSelectiveScan.apply(*operands, chunk)
+    return _with_skip(y, operands[0], D, u.dtype)
 
 
 def selective_scan_compiled(
@@ -380,15 +387,12 @@ def selective_scan_compiled(
     from restorers.unfoldldm import _scan_compiled
 
     dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
-    u_, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
-    dt = _prepare_delta(delta, None if delta_bias is None else delta_bias.to(dtype), delta_softplus)
-    operands = [t.contiguous() for t in (u_, dt, A, B, C)]
+    operands = _operands(u, delta, A, B, C, delta_bias, delta_softplus, dtype)
     if torch.is_grad_enabled() and any(t.requires_grad for t in operands):
         y = _scan_compiled.CompiledSelectiveScan.apply(*operands)
     else:  # inference: no states kept for a backward
         y = _scan_compiled.scan_forward(*operands, keep_states=False)[0]
-    y = y if D is None else y + D.to(dtype)[:, None] * u_
-    return y.to(u.dtype)
+    return _with_skip(y, operands[0], D, u.dtype)
 
 
 def selective_scan(
