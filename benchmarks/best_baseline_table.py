@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.results import read_results
+from harness.io.results import read_results
 
 
 def collect(paths: list[Path]) -> dict[str, dict[str, dict[str, float]]]:

@@ -30,7 +30,7 @@ TARGETS = {"bench --help": 0.5, "bench list restorers": 1.5}
 
 def bench_executable() -> list[str]:
     found = shutil.which("bench")
-    return [found] if found else [sys.executable, "-m", "harness.cli"]
+    return [found] if found else [sys.executable, "-m", "harness.cli.main"]
 
 
 def measure(args: list[str], repeats: int) -> tuple[float, float]:
@@ -46,7 +46,7 @@ def measure(args: list[str], repeats: int) -> tuple[float, float]:
 
 
 def torch_free(args: list[str]) -> bool:
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom harness.cli import app\n"
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom harness.cli.main import app\n"
             f"CliRunner().invoke(app, {args!r})\nprint('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     return out.stdout.strip().endswith("False")

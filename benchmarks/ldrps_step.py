@@ -136,7 +136,7 @@ def main() -> None:
         ldrps_restorer.CLOCK = time.process_time
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if os.environ.get("BENCH_WEIGHTS_DIR"):  # the TAESD asset, for the decoder=taesd row
-        from harness.assets import import_dir
+        from harness.assets.cache import import_dir
 
         import_dir(Path(os.environ["BENCH_WEIGHTS_DIR"]) / "taesd_bf16")
     tmp = tempfile.TemporaryDirectory()

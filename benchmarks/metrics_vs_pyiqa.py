@@ -14,7 +14,7 @@ unclipped input), then measures:
   that the PSNR/SSIM/NIQE(pyiqa) means agree.
 * ``per-image``: decode, PSNR, SSIM-Y, NIQE per image, pyiqa's module against the fast paths.
 * ``fixed``: per-process costs: ``import torch``, full ``import pyiqa`` + metrics against
-  ``harness.pyiqa_lean``, interpreter teardown against ``fastproc.fast_exit``.
+  ``harness.metrics.pyiqa_lean``, interpreter teardown against ``fastproc.fast_exit``.
 * ``malloc``: NIQE per image and a DnCNN-sized conv stack, and peak RSS, under
   ``BENCH_MALLOC=default|tuned|nommap`` (one fresh process each).
 
@@ -126,14 +126,14 @@ def bench_means(out_dir: Path) -> dict[str, float]:
 PARTS_SCRIPT = r"""
 import sys, time
 t0 = time.perf_counter()
-from harness.fastproc import configure_malloc, fast_exit
+from harness.io.fastproc import configure_malloc, fast_exit
 configure_malloc()
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image
-from harness.psnr_cpu import psnr_cpu
-from harness.ssim_cpu import ssim_cpu
-from harness import niqe_matlab as nm
+from harness.metrics.psnr_cpu import psnr_cpu
+from harness.metrics.ssim_cpu import ssim_cpu
+from harness.metrics import niqe_matlab as nm
 lq, gt = Path(sys.argv[1]), Path(sys.argv[2])
 mu, cov = nm.official_params()
 vals = {"psnr": [], "ssim": [], "niqe-pyiqa": [], "niqe": []}
@@ -156,7 +156,7 @@ def section_cli(tmp: Path, lq: Path, gt: Path, runs: int) -> None:
     commands = {
         "pyiqa CLI": ([pyiqa_cli, "psnr", "ssim", "niqe", "-t", str(lq), "-r", str(gt), "--device", "cpu"],
                       penv),
-        "bench run (today)": ([sys.executable, "-m", "harness.cli", "run", "-r", "identity", "-t",
+        "bench run (today)": ([sys.executable, "-m", "harness.cli.main", "run", "-r", "identity", "-t",
                                f"folder[lq={lq},gt={gt},ssim_color_space=yiq]", "--metrics",
                                "psnr,ssim,niqe", "--no-tracking", "--no-progress", "--device", "cpu",
                                "--output-dir", str(tmp / "bench_out")], benv),
@@ -204,9 +204,9 @@ def section_per_image(lq: Path, gt: Path, n: int) -> None:
     import torch
     from PIL import Image
 
-    from harness import niqe_matlab as nm
-    from harness.psnr_cpu import psnr_cpu
-    from harness.ssim_cpu import ssim_cpu
+    from harness.metrics import niqe_matlab as nm
+    from harness.metrics.psnr_cpu import psnr_cpu
+    from harness.metrics.ssim_cpu import ssim_cpu
 
     torch.set_num_threads(1)
     mu, cov = nm._load_params(str(weights_dir() / "niqe" / "niqe_pris_params.npz"))
@@ -254,7 +254,7 @@ t1 = time.perf_counter()
 mode = sys.argv[1]
 params = sys.argv[2]
 if mode.startswith("lean"):
-    from harness.pyiqa_lean import create_lean
+    from harness.metrics.pyiqa_lean import create_lean
     ms = [create_lean("psnr"), create_lean("ssim"), create_lean("niqe", pretrained_model_path=params)]
 else:
     import pyiqa
@@ -264,7 +264,7 @@ t2 = time.perf_counter()
 heavy = [m for m in ("torchvision.models", "torch._dynamo") if m in sys.modules]
 print(f"T {t1 - t0:.3f} {t2 - t1:.3f} {time.time():.6f} {heavy}", flush=True)
 if mode.endswith("fastexit"):
-    from harness.fastproc import fast_exit
+    from harness.io.fastproc import fast_exit
     fast_exit(0)
 """
 
@@ -289,12 +289,12 @@ def section_fixed(tmp: Path, runs: int) -> None:
 
 MALLOC_SCRIPT = r"""
 import sys, time, statistics
-from harness.fastproc import configure_malloc, peak_rss_mb
+from harness.io.fastproc import configure_malloc, peak_rss_mb
 setting = configure_malloc(sys.argv[1])
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image
-from harness import niqe_matlab as nm
+from harness.metrics import niqe_matlab as nm
 torch.set_num_threads(1)
 mu, cov = nm._load_params(sys.argv[3])
 n = int(sys.argv[4])

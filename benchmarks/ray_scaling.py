@@ -23,10 +23,10 @@ from typing import Any
 
 import torch
 
-from harness.registries import RESTORERS
-from harness.restorer import Restorer, register_restorer
-from harness.results import read_samples
-from harness.runner import RunConfig, run_benchmark
+from harness.api.registries import RESTORERS
+from harness.api.restorer import Restorer, register_restorer
+from harness.io.results import read_samples
+from harness.run.runner import RunConfig, run_benchmark
 
 
 class Sleeper(Restorer):
@@ -49,7 +49,7 @@ if __name__ != "__main__" and "bench-sleeper" not in RESTORERS:  # see the end o
 
 
 def one(root: Path, name: str, args: argparse.Namespace, workers: int | None) -> dict[str, Any]:
-    from harness.executor_ray import RayExecutor, RayOptions
+    from harness.run.ray_executor import RayExecutor, RayOptions
 
     captured: list[RayExecutor] = []
 

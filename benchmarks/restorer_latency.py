@@ -20,10 +20,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from harness.assets import AssetCorruptError, AssetMissingError
-from harness.restorer import RESTORERS, build_restorer
-from harness.runner import resolve_device
-from harness.timing import PeakMemory, sync
+from harness.api.restorer import RESTORERS, build_restorer
+from harness.assets.cache import AssetCorruptError, AssetMissingError
+from harness.run.runner import resolve_device
+from harness.run.timing import PeakMemory, sync
 
 
 def test_image(size: int) -> torch.Tensor:

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 
-from harness.metrics import MetricSuite
-from harness.results import read_samples
-from harness.runner import RunConfig, resolve_device, run_benchmark
-from harness.task import MetricConventions
+from harness.api.task import MetricConventions
+from harness.io.results import read_samples
+from harness.metrics.suite import MetricSuite
+from harness.run.runner import RunConfig, resolve_device, run_benchmark
 
 
 def time_metrics(device: torch.device, sizes: list[tuple[int, int]], repeats: int) -> list[dict]:
@@ -78,7 +78,7 @@ def tracking_share(repeats: int) -> list[dict]:
     import sys
 
     bench = shutil.which("bench") or sys.executable
-    prefix = [bench] if bench.endswith("bench") else [bench, "-m", "harness.cli"]
+    prefix = [bench] if bench.endswith("bench") else [bench, "-m", "harness.cli.main"]
     walls: dict[bool, list[float]] = {False: [], True: []}
     cpus: dict[bool, list[float]] = {False: [], True: []}
     for _ in range(repeats):

@@ -25,8 +25,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from harness.cli_executor import Executor, GpusPerWorker, RayAddress, ShardSize, Workers, make_executor
-from harness.specs import parse_item
+from harness.api.items import parse_item
+from harness.cli.executor_options import (
+    Executor,
+    GpusPerWorker,
+    RayAddress,
+    ShardSize,
+    Workers,
+    make_executor,
+)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -64,7 +71,7 @@ def plan_task(data: str, degradation: str | None, split: str) -> tuple[tuple[str
 
 def run_detection(config: Any, spec: Any, console: Any = None) -> Any:
     """Run with the detection spec in the same pass as the quality metrics (``metric_specs``)."""
-    from harness.runner import run_benchmark
+    from harness.run.runner import run_benchmark
 
     return run_benchmark(dataclasses.replace(config, metric_specs=[spec]), console=console)
 
@@ -76,10 +83,10 @@ def make_figures(run_dir: Path, spec_name: str, task_item: tuple[str, dict[str, 
     import torch
 
     from downstream.report import bar_chart, boxes_figure, detection_rows, write_table
-    from harness.restorer import build_restorer
-    from harness.results import RESULTS_FILE, read_results
-    from harness.runner import resolve_device
-    from harness.task import build_task
+    from harness.api.restorer import build_restorer
+    from harness.api.task import build_task
+    from harness.io.results import RESULTS_FILE, read_results
+    from harness.run.runner import resolve_device
 
     out_dir = run_dir / "detection"
     results = read_results(run_dir / RESULTS_FILE)
@@ -154,9 +161,9 @@ def detect(
 ) -> None:
     """Detection mAP after restoration: clean / degraded / restored, beside PSNR/SSIM."""
     from downstream.metric import detection_metric_spec
-    from harness.executor_ray import ExecutorError
-    from harness.registry import UnknownNameError
-    from harness.runner import RunConfig, resolve_device
+    from harness.api.registry import UnknownNameError
+    from harness.run.ray_executor import ExecutorError
+    from harness.run.runner import RunConfig, resolve_device
 
     errors = (FileNotFoundError, ValueError, KeyError, UnknownNameError, ImportError, ExecutorError)
 
@@ -198,7 +205,7 @@ def _severity_study(restorers: list[tuple[str, dict[str, Any]]], data: str, degr
                     limit: int | None, output_dir: Path, name: str | None, no_tracking: bool,
                     progress: bool) -> None:
     """``bench detect --levels 1-5``: the study engine with the detection metric as an axis."""
-    from harness.study import StudyConfig, StudyEntry, parse_levels, run_study
+    from harness.study.grid import StudyConfig, StudyEntry, parse_levels, run_study
 
     if not degradation or "@" in degradation or not data.endswith((".yaml", ".yml")):
         _fail("--levels needs --data DATA.yaml and --degradation OPS without '@LEVEL'")

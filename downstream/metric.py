@@ -62,7 +62,7 @@ from downstream.yolo_env import (
     sha256_file,
     ultralytics_version,
 )
-from harness.metric_api import DatasetMetric, MetricSpec
+from harness.api.metric import DatasetMetric, MetricSpec
 
 PROTOCOLS = ("gt", "pseudo")
 N_IOU = 10

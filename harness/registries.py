@@ -1,20 +1,13 @@
-"""The registries of restorers, tasks and metrics, in a module that imports no torch.
+"""Moved to :mod:`harness.api.registries` (the plugin API); this old path still works and warns.
 
-``bench --help`` and ``bench list`` only need names and declared metadata; keeping the registry
-objects here (their base classes are named as ``"module:attr"`` and imported on the first type
-check) lets the built-in tables (``restorers/__init__.py``) and the CLI use them without loading
-torch, pyiqa or any method module.
+Import from :mod:`harness.api` instead: ``from harness.api import ...``.
 """
 
-from __future__ import annotations
+import sys
+import warnings
 
-from harness.registry import Registry
+from harness.api import registries as _moved
 
-RESTORERS: Registry = Registry("restorer", base_cls="harness.restorer:Restorer",
-                               entry_point_group="restorebench.restorers", modules=("restorers",))
-
-TASKS: Registry = Registry("task", entry_point_group="restorebench.tasks", modules=("tasks",))
-
-#: Built-in metrics are registered by :mod:`harness.metrics`; plugins by the entry-point group.
-METRICS: Registry = Registry("metric", entry_point_group="restorebench.metrics",
-                             modules=("harness.metrics",))
+warnings.warn("harness.registries has moved to harness.api.registries; import from harness.api "
+              "(this path will be removed)", FutureWarning, stacklevel=2)
+sys.modules[__name__] = _moved

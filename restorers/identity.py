@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from harness.restorer import Restorer, register_restorer
+from harness.api.restorer import Restorer, register_restorer
 
 
 @register_restorer("identity", "none", "input")

@@ -2,7 +2,7 @@
 data are read only when a task is used). External tasks plug in through the
 ``restorebench.tasks`` entry-point group."""
 
-from harness.task import TASKS  # noqa: E402
+from harness.api.task import TASKS  # noqa: E402
 from tasks import (  # noqa: F401  (register presets)
     awgn,
     colorize,

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness.datasets import DatasetSpec, DataSource, Layout, LayoutMatch, find_layout
-from harness.images import IMAGE_SUFFIXES
-from harness.task import DataMissingError
+from harness.api.task import DataMissingError
+from harness.assets.datasets import DatasetSpec, DataSource, Layout, LayoutMatch, find_layout
+from harness.io.images import IMAGE_SUFFIXES
 
 
 def data_root() -> Path:

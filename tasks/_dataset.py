@@ -1,6 +1,6 @@
 """Base class of the real-dataset presets: layout detection, pairing, validation hooks.
 
-A preset sets ``dataset`` (a :class:`~harness.datasets.DatasetSpec` with its candidate layouts and
+A preset sets ``dataset`` (a :class:`~harness.assets.datasets.DatasetSpec` with its candidate layouts and
 sources), ``pair_rule`` (LQ stem → GT stem), ``expected_count`` and, when the benchmark has fixed
 image sizes, ``expected_sizes``. The layout is detected lazily (on first use), so listing tasks
 never touches the disk more than once per task.
@@ -19,9 +19,9 @@ from typing import Any
 
 from PIL import Image
 
-from harness.datasets import DatasetSpec, LayoutMatch, find_layout
-from harness.images import read_image_info
-from harness.task import DataMissingError, Sample, Task
+from harness.api.task import DataMissingError, Sample, Task
+from harness.assets.datasets import DatasetSpec, LayoutMatch, find_layout
+from harness.io.images import read_image_info
 from tasks._common import data_root, list_images
 
 
@@ -160,7 +160,7 @@ class DatasetTask(Task):
 def layouts_for(*candidates: tuple[str, dict[str, str]] | tuple[str, dict[str, str], str],
                 optional: tuple[str, ...] = ()) -> tuple[Any, ...]:
     """Shorthand: ``("official", {"lq": "a/low", "gt": "a/high"}, "note")`` → ``Layout``."""
-    from harness.datasets import Layout
+    from harness.assets.datasets import Layout
 
     out = []
     for candidate in candidates:

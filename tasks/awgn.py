@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.datasets import DatasetSpec
-from harness.images import read_image
-from harness.task import MetricConventions, Sample, Task, register_task
+from harness.api.task import MetricConventions, Sample, Task, register_task
+from harness.assets.datasets import DatasetSpec
+from harness.io.images import read_image
 from tasks._common import CLEAN_SETS, CleanSet, tao_square
 from tasks._dataset import image_size
 

@@ -20,9 +20,9 @@ from typing import Annotated, Any
 import numpy as np
 import torch
 
-from harness.datasets import DatasetSpec
-from harness.options import Range
-from harness.task import MetricConventions, Sample, Task, register_task
+from harness.api.options import Range
+from harness.api.task import MetricConventions, Sample, Task, register_task
+from harness.assets.datasets import DatasetSpec
 from tasks._common import CLEAN_SETS, CleanSet, tao_square
 from tasks._dataset import image_size
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.datasets import DatasetSpec, DataSource
-from harness.task import MetricConventions, register_task
+from harness.api.task import MetricConventions, register_task
+from harness.assets.datasets import DatasetSpec, DataSource
 from tasks._common import list_images
 from tasks._dataset import DatasetTask, layouts_for
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from harness.datasets import DatasetSpec, DataSource
-from harness.task import MetricConventions, register_task
+from harness.api.task import MetricConventions, register_task
+from harness.assets.datasets import DatasetSpec, DataSource
 from tasks._dataset import DatasetTask, layouts_for
 
 RESIDE = "https://sites.google.com/view/reside-dehaze-datasets/reside-standard"

@@ -12,7 +12,7 @@ generic ``Task.image_seed`` of the name ``demo`` (the same draws as before the r
 
 from __future__ import annotations
 
-from harness.task import Sample, Task, register_task
+from harness.api.task import Sample, Task, register_task
 from tasks.synthetic import SKIMAGE_PHOTOS, SyntheticTask
 
 DEMO_IMAGES = SKIMAGE_PHOTOS

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.datasets import DatasetSpec, DataSource
-from harness.task import DataMissingError, MetricConventions, Sample, register_task
+from harness.api.task import DataMissingError, MetricConventions, Sample, register_task
+from harness.assets.datasets import DatasetSpec, DataSource
 from tasks._common import data_root
 from tasks._dataset import DatasetTask, layouts_for
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 
-from harness.datasets import DatasetSpec, DataSource
-from harness.task import MetricConventions, register_task
+from harness.api.task import MetricConventions, register_task
+from harness.assets.datasets import DatasetSpec, DataSource
 from tasks._dataset import DatasetTask, layouts_for
 
 _RAIN = re.compile(r"^rain[-_]?", re.IGNORECASE)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.images import read_image_info
-from harness.task import DataMissingError, MetricConventions, Sample, Task, register_task
+from harness.api.task import DataMissingError, MetricConventions, Sample, Task, register_task
+from harness.io.images import read_image_info
 from tasks._common import list_images
 
 

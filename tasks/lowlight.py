@@ -18,8 +18,8 @@ Conventions (``conventions.md`` §2.1):
 
 from __future__ import annotations
 
-from harness.datasets import DatasetSpec, DataSource, Layout
-from harness.task import MetricConventions, register_task
+from harness.api.task import MetricConventions, register_task
+from harness.assets.datasets import DatasetSpec, DataSource, Layout
 from tasks._dataset import DatasetTask, layouts_for
 
 LOL_CITATION = "Wei, Wang, Yang, Liu. Deep Retinex Decomposition for Low-Light Enhancement. BMVC 2018"

@@ -31,9 +31,9 @@ from typing import Annotated, Any
 
 import torch
 
-from harness.images import read_image
-from harness.options import Range as OptionRange
-from harness.task import TASKS, DataMissingError, MetricConventions, Sample, Task, register_task
+from harness.api.options import Range as OptionRange
+from harness.api.task import TASKS, DataMissingError, MetricConventions, Sample, Task, register_task
+from harness.io.images import read_image
 from tasks._common import CLEAN_SETS, list_images
 from tasks.degradations import OPERATORS, build_degradation, canonical_spec, check_severity
 from tasks.degradations.compose import operator_class
@@ -210,7 +210,7 @@ def _task_options(crop: Annotated[int, OptionRange(8, 8192)] | None = None,
 def declare_options(factory: Any, spec: str) -> Any:
     """Give a ``**options`` factory the signature (and type hints) of what it really takes:
     ``crop``, ``clean_dir`` and the options of the operators of ``spec`` (``sigma``,
-    ``color_cast``). ``harness.options.declared_options`` then validates user values and
+    ``color_cast``). ``harness.api.options.declared_options`` then validates user values and
     ``bench list tasks`` shows them, from the operators' own constructor hints."""
     params = dict(inspect.signature(_task_options).parameters)
     hints = typing.get_type_hints(_task_options, include_extras=True)

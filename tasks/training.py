@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 import torch
 
-from harness.images import read_image
-from harness.training_sets import register_training_set
+from harness.api.training_sets import register_training_set
+from harness.io.images import read_image
 from tasks._common import data_root, list_images
 from tasks.degradations import Compose, build_degradation, canonical_spec, check_severity
 from tasks.synthetic import SKIMAGE_PHOTOS, FolderSource, clean_source, skimage_photo
@@ -199,7 +199,7 @@ class PairedCrops(torch.utils.data.Dataset):
 
 
 def _pairs_by_stem(lq_dir: Path, gt_dir: Path, what: str, where: str) -> list[tuple[Path, Path]]:
-    from harness.task import DataMissingError
+    from harness.api.task import DataMissingError
 
     if not lq_dir.is_dir() or not gt_dir.is_dir():
         raise DataMissingError(f"{what}: expected LQ images in {lq_dir} and GT in {gt_dir}. {where}")
@@ -266,7 +266,7 @@ def lolv1_train(crop: int = 128, length: int = 10_000, seed: int = 0,
         if (root / lq).is_dir() and (root / gt).is_dir():
             return PairedCrops(_pairs_by_stem(root / lq, root / gt, "lolv1-train", ""), crop, length,
                                seed, name="lolv1-train", augment=augment)
-    from harness.task import DataMissingError
+    from harness.api.task import DataMissingError
 
     raise DataMissingError(
         f"lolv1-train: LOL-v1 our485 not found under {root} (BENCH_DATA_ROOT). Download LOLdataset.zip "
@@ -284,7 +284,7 @@ def gopro_train(crop: int = 256, length: int = 10_000, seed: int = 0,
         length: items per epoch.
         augment: ``hflip`` (default) or ``dihedral`` (flips + 90° rotations, BasicSR ``augment``).
     """
-    from harness.task import DataMissingError
+    from harness.api.task import DataMissingError
 
     root = data_root()
     for base in (root / "deblur" / "GOPRO_Large" / "train", root / "GOPRO_Large" / "train"):
@@ -306,7 +306,7 @@ def sidd_train(crop: int = 256, length: int = 10_000, seed: int = 0,
         length: items per epoch.
         augment: ``hflip`` (default) or ``dihedral`` (flips + 90° rotations, BasicSR ``augment``).
     """
-    from harness.task import DataMissingError
+    from harness.api.task import DataMissingError
 
     root = data_root()
     for base in (root / "denoise" / "SIDD_Medium_Srgb" / "Data", root / "SIDD_Medium_Srgb" / "Data"):
@@ -326,8 +326,8 @@ def sidd_train(crop: int = 256, length: int = 10_000, seed: int = 0,
 def _spec_pairs(spec: Any, what: str, pair_rule: Any = None) -> list[tuple[Path, Path]]:
     """(LQ, GT) pairs of the first layout of ``spec`` found under BENCH_DATA_ROOT; a missing set
     raises :class:`DataMissingError` with the sources and every accepted layout."""
-    from harness.datasets import find_layout
-    from harness.task import DataMissingError
+    from harness.api.task import DataMissingError
+    from harness.assets.datasets import find_layout
 
     root = data_root()
     try:
@@ -346,7 +346,7 @@ def _spec_pairs(spec: Any, what: str, pair_rule: Any = None) -> list[tuple[Path,
 
 
 def _rain13k_spec() -> Any:
-    from harness.datasets import DatasetSpec, DataSource
+    from harness.assets.datasets import DatasetSpec, DataSource
     from tasks._dataset import layouts_for
 
     return DatasetSpec(
@@ -419,7 +419,7 @@ def uieb_train(crop: int = 128, length: int = 10_000, seed: int = 0, augment: Au
 
 
 def _baid_train_spec() -> Any:
-    from harness.datasets import DatasetSpec
+    from harness.assets.datasets import DatasetSpec
     from tasks._dataset import layouts_for
     from tasks.lowlight import BAID_SPEC
 

@@ -28,9 +28,9 @@ from typing import Annotated, Any
 import torch
 import torch.nn.functional as F
 
-from harness.datasets import DatasetSpec, DataSource
-from harness.options import Range
-from harness.task import MetricConventions, Sample, register_task
+from harness.api.options import Range
+from harness.api.task import MetricConventions, Sample, register_task
+from harness.assets.datasets import DatasetSpec, DataSource
 from tasks._dataset import DatasetTask, layouts_for
 
 SPLIT_FILE = "uieb_t90.txt"

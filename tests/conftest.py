@@ -66,7 +66,8 @@ def _imported_home(tmp_path_factory, weights_dir) -> Path:
     previous = os.environ.get("BENCH_HOME")
     os.environ["BENCH_HOME"] = str(home)
     try:
-        from harness.assets import import_dir, load_all_declarations
+        from harness.assets.cache import import_dir
+        from harness.assets.declarations import load_all_declarations
 
         import_dir(weights_dir, load_all_declarations())
     finally:

@@ -30,7 +30,7 @@ def run(workdir: Path) -> Path:
     """Run the fixed command with ``bench`` in ``workdir``; return the run folder."""
     env = {**os.environ, "BENCH_FAST_EXIT": "0"}
     out = workdir / "results"
-    subprocess.run([sys.executable, "-m", "harness.cli", *COMMAND, "--output-dir", str(out),
+    subprocess.run([sys.executable, "-m", "harness.cli.main", *COMMAND, "--output-dir", str(out),
                     "--run-name", "golden"], check=True, env=env, cwd=Path(__file__).parents[1],
                    stdout=subprocess.DEVNULL)
     return out / "golden"

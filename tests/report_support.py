@@ -25,7 +25,7 @@ def demo_run(output_dir: Path, run_name: str, *restorer_args: str) -> Path:
     """``bench run`` on the demo task (offline, no data); the runner writes the previews."""
     from typer.testing import CliRunner
 
-    from harness.cli import app
+    from harness.cli.main import app
 
     args = ["run", "--output-dir", str(output_dir), "--run-name", run_name, "--no-tracking",
             "--no-progress", *restorer_args]
@@ -84,7 +84,7 @@ def screenshot_report(html: Path, png: Path, profile_dir: Path, mode: str = "ima
 
 def main(out: str) -> None:
     """Demo runs → ``bench report`` → ``docs/img/report.png``."""
-    from harness.report.cli import make_report
+    from harness.cli.report import make_report
 
     work = Path(out)
     first = demo_run(work, "demo-a")

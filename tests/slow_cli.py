@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.restorer import Restorer, register_restorer  # noqa: E402
+from harness.api.restorer import Restorer, register_restorer  # noqa: E402
 
 
 @register_restorer("t-sleepy")
@@ -28,10 +28,11 @@ class Sleepy(Restorer):
 
 if __name__ == "__main__":
     if os.environ.get("FIXED_RUN_NAME"):  # two processes "started in the same second"
-        import harness.results
-        import harness.runner
+        import harness.io.results
+        import harness.run.runner
 
-        harness.results.new_run_name = harness.runner.new_run_name = lambda: os.environ["FIXED_RUN_NAME"]
-    from harness.cli import app
+        fixed = lambda: os.environ["FIXED_RUN_NAME"]  # noqa: E731
+        harness.io.results.new_run_name = harness.run.runner.new_run_name = fixed
+    from harness.cli.main import app
 
     app(sys.argv[1:], prog_name="bench")

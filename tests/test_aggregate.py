@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.aggregate import aggregate_records, bootstrap_ci, summarize
+from harness.run.aggregate import aggregate_records, bootstrap_ci, summarize
 
 
 def test_summary_matches_numpy_and_ci_brackets_the_mean():

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import assets
-from harness.assets import (
+from harness.assets import cache as assets
+from harness.assets.cache import (
     Asset,
     AssetCorruptError,
     AssetFile,
@@ -120,7 +120,7 @@ def test_unreachable_source_gives_the_offline_advice(tmp_path, monkeypatch):
 
 
 def test_shared_weights_folder_imports_niqe_parameters(weights_home):
-    from harness.metrics import NIQE_PARAMS
+    from harness.metrics.suite import NIQE_PARAMS
 
     path = fetch(NIQE_PARAMS.name, "niqe_pris_params.npz")
     assert assets.sha256_of(path) == NIQE_PARAMS.files[0].sha256

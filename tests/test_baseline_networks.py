@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.assets import (
+from harness.api.restorer import RESTORERS, build_restorer
+from harness.api.task import build_task
+from harness.assets.cache import (
     ASSETS,
     AssetCorruptError,
     AssetMissingError,
@@ -29,9 +31,7 @@ from harness.assets import (
     sha256_of,
     status,
 )
-from harness.metrics import MetricSuite
-from harness.restorer import RESTORERS, build_restorer
-from harness.task import build_task
+from harness.metrics.suite import MetricSuite
 from restorers.baselines._pretrained import PretrainedNetwork
 
 CPU = torch.device("cpu")

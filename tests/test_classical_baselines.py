@@ -13,7 +13,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 from skimage import data
 
-from harness.restorer import RESTORERS, build_restorer
+from harness.api.restorer import RESTORERS, build_restorer
 from restorers.baselines._guided_filter import box_mean, guided_filter
 from restorers.baselines._psf import estimate_gaussian_blur
 from restorers.baselines.dcp import dark_channel
@@ -171,8 +171,8 @@ class TestCBM3DRegression:
     PINS = {"kodim01": (28.24838, 0.832138), "kodim02": (32.03141, 0.785780)}
 
     def test_pinned_per_image_values(self, with_data):
-        from harness.metrics import MetricSuite
-        from harness.task import build_task
+        from harness.api.task import build_task
+        from harness.metrics.suite import MetricSuite
 
         task = build_task("kodak24-awgn25")
         suite = MetricSuite(["psnr", "ssim"], task.conventions, torch.device("cpu"), has_gt=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.cli.main import app
 
 runner = CliRunner()
 
@@ -117,7 +117,7 @@ def test_save_images_writes_the_scored_outputs_and_tracking_options_are_honoured
     from mlflow import MlflowClient
     from PIL import Image
 
-    from harness.task import build_task
+    from harness.api.task import build_task
 
     store = tmp_path / "elsewhere.db"
     result = runner.invoke(app, ["run", "-r", "nlm", "-t", "demo", "--limit", "1", "--metrics",

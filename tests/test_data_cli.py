@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.data_fetch import DataFetchError, export_hf_dataset, fetch_dataset
-from harness.datasets import DatasetSpec, DataSource, Layout
+from harness.assets.data_fetch import DataFetchError, export_hf_dataset, fetch_dataset
+from harness.assets.datasets import DatasetSpec, DataSource, Layout
+from harness.cli.main import app
 
 runner = CliRunner()
 
@@ -88,12 +88,12 @@ class TestValidate:
 
 class TestRunRefusesMissingData:
     def test_fails_before_any_restorer_is_built(self, tmp_path, monkeypatch):
-        import harness.restorer
+        import harness.api.restorer
 
         def no_model(*args, **kwargs):
             raise AssertionError("a restorer was built before the data check")
 
-        monkeypatch.setattr(harness.restorer, "build_restorer", no_model)
+        monkeypatch.setattr(harness.api.restorer, "build_restorer", no_model)
         result = runner.invoke(app, ["run", "-r", "identity", "-t", "uieb-t90", "--no-tracking",
                                      "--output-dir", str(tmp_path / "out"),
                                      "--data-root", str(tmp_path / "empty")])

@@ -153,7 +153,7 @@ def test_pseudo_labels_of_clean_images_score_perfectly_and_noise_lowers_it(coco8
     every IoU threshold (its 101-point AP closes the PR curve at recall 1 with precision 0, so a
     perfect detector gets 0.995, not 1). Degraded twins (synthetic noise, severity 5) score lower.
     The samples come through the real synthetic task; the detector loads from the saved .pt."""
-    from harness.task import build_task
+    from harness.api.task import build_task
 
     spec = detection_metric_spec(toy_weights, protocol="pseudo", conf_label=0.25, imgsz=320,
                                  device="cpu")
@@ -182,7 +182,7 @@ def test_pseudo_labels_of_clean_images_score_perfectly_and_noise_lowers_it(coco8
 def test_real_labels_protocol_on_coco8_with_clean_row(coco8, toy_weights):
     """Real labels (coco8 val, 17 boxes): the restored output equal to the clean image must
     score exactly like the clean row, computed in the same pass."""
-    from harness.images import read_image
+    from harness.io.images import read_image
 
     spec = detection_metric_spec(toy_weights, coco8 / "coco8.yaml", protocol="gt", imgsz=320,
                                  device="cpu")
@@ -245,7 +245,7 @@ configure_ultralytics()
 from ultralytics.utils import ONLINE, SETTINGS
 from downstream.metric import detection_metric_spec
 from downstream.toy_detector import build_toy_detector
-from harness.images import read_image
+from harness.io.images import read_image
 work = Path(sys.argv[1])
 rng = np.random.default_rng(0)
 images = []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import fastproc
+from harness.io import fastproc
 
 REPO = Path(__file__).resolve().parents[1]
 #: Children load the module file alone: ``import harness`` would import torch (seconds).

@@ -18,7 +18,7 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from harness.assets import AssetMissingError, import_dir  # noqa: E402
+from harness.assets.cache import AssetMissingError, import_dir  # noqa: E402
 from restorers.ldrps.models import ModelMissingError  # noqa: E402
 from restorers.ldrps.restorer import LDRPS  # noqa: E402
 from restorers.ldrps.sampler import (  # noqa: E402
@@ -262,7 +262,7 @@ def _timer():
 
 
 def test_cbsd68_colorize_task(with_data):
-    from harness.task import build_task
+    from harness.api.task import build_task
 
     task = build_task("cbsd68-colorize")
     ids = task.sample_ids()

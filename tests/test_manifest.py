@@ -7,12 +7,12 @@ import json
 import subprocess
 import sys
 
-from harness.manifest import MANIFEST, build, render
+from restorers.manifest import MANIFEST, build, render
 
 
 def test_manifest_matches_the_classes():
     assert MANIFEST.read_text(encoding="utf-8") == render(build()), (
-        "restorers/manifest.json is stale: run `python -m harness.manifest`")
+        "restorers/manifest.json is stale: run `python -m restorers.manifest`")
 
 
 def test_every_builtin_is_declared_with_its_options():
@@ -25,10 +25,10 @@ def test_every_builtin_is_declared_with_its_options():
 
 
 def test_listing_and_a_mistyped_alias_import_no_torch():
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom harness.cli import app\n"
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom harness.cli.main import app\n"
             "r = CliRunner().invoke(app, ['list', 'restorers'])\nassert r.exit_code == 0, r.output\n"
             "assert 'zero-dce' in r.output\n"
-            "from harness.registries import RESTORERS\n"
+            "from harness.api.registries import RESTORERS\n"
             "assert RESTORERS.canonical('non-local-means') == 'nlm'\n"
             "try:\n    RESTORERS.canonical('nlmm')\nexcept KeyError as e:\n    assert 'nlm' in str(e)\n"
             "bad = [m for m in ('torch', 'restorers.baselines.nlm', 'pyiqa') if m in sys.modules]\n"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness import assets
-from harness.metrics import MetricSuite
-from harness.task import MetricConventions
+from harness.api.task import MetricConventions
+from harness.assets import cache as assets
+from harness.metrics.suite import MetricSuite
 
 CPU = torch.device("cpu")
 
@@ -137,7 +137,7 @@ def test_lpips_loads_a_backbone_through_the_asset_cache(tmp_path, monkeypatch, w
 
 def test_any_pyiqa_metric_is_usable_by_name():
     """``psnry`` (pyiqa's Y-PSNR, yiq luma) is not registered here: it comes from pyiqa by name."""
-    from harness.metrics import METRICS, get_metric
+    from harness.metrics.suite import METRICS, get_metric
 
     assert "psnry" not in METRICS.names()
     spec = get_metric("psnry")
@@ -155,7 +155,7 @@ def test_any_pyiqa_metric_is_usable_by_name():
 def test_cpu_ssim_equals_pyiqa_ssim(color_space):
     import pyiqa
 
-    from harness.metrics import _color_opts
+    from harness.metrics.suite import _color_opts
 
     out, gt = _pair(7, size=80)
     out = out[..., :67]  # odd, non-square

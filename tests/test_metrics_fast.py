@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.psnr_cpu import psnr_cpu
-from harness.ssim_cpu import ssim_cpu
+from harness.metrics.psnr_cpu import psnr_cpu
+from harness.metrics.ssim_cpu import ssim_cpu
 
 KODAK = ("kodim01", "kodim05", "kodim13", "kodim23")
 COLOR = {"rgb": {"test_y_channel": False}, "yiq": {"test_y_channel": True, "color_space": "yiq"},
@@ -74,8 +74,8 @@ def test_ssim_equals_pyiqa_on_8bit_images(space, kodak_pairs):
 @pytest.mark.data
 @pytest.mark.weights
 def test_niqe_pyiqa_equals_pyiqa(weights_home, kodak_pairs, data_root):
-    from harness import niqe_matlab as nm
-    from harness.metrics import niqe_mat_file
+    from harness.metrics import niqe_matlab as nm
+    from harness.metrics.suite import niqe_mat_file
 
     mu, cov = nm.official_params()
     reference = _pyiqa("niqe", pretrained_model_path=str(niqe_mat_file()))
@@ -91,7 +91,7 @@ def test_niqe_pyiqa_equals_pyiqa(weights_home, kodak_pairs, data_root):
 
 _LEAN_SCRIPT = r"""
 import json, sys, torch
-from harness.pyiqa_lean import create_lean
+from harness.metrics.pyiqa_lean import create_lean
 lean = {"psnr": create_lean("psnr"), "ssim": create_lean("ssim", downsample=False),
         "niqe": create_lean("niqe", pretrained_model_path=sys.argv[1])}
 heavy = sorted(m for m in ("torchvision", "torchvision.models", "torch._dynamo", "huggingface_hub")
@@ -117,7 +117,7 @@ def test_lean_pyiqa_import_skips_torchvision_and_gives_pyiqas_numbers(weights_ho
     import sys
     from pathlib import Path
 
-    from harness.metrics import niqe_mat_file
+    from harness.metrics.suite import niqe_mat_file
 
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     done = subprocess.run([sys.executable, "-c", _LEAN_SCRIPT, str(niqe_mat_file())], env=env,

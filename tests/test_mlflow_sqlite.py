@@ -1,4 +1,4 @@
-"""The direct sqlite writer (harness/mlflow_sqlite.py) against MlflowClient on the same calls:
+"""The direct sqlite writer (harness/tracking/sqlite.py) against MlflowClient on the same calls:
 what MLflow itself reads back must be the same, whichever of the two wrote it."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from harness.mlflow_sqlite import SqliteTracker, schema_problem
-from harness.tracking import Tracker, default_tracking_uri, ensure_sqlite_store, open_tracker
+from harness.tracking.factory import open_tracker
+from harness.tracking.sqlite import SqliteTracker, schema_problem
+from harness.tracking.store import Tracker, default_tracking_uri, ensure_sqlite_store
 
 VOLATILE_TAGS = {"mlflow.parentRunId", "mlflow.loggedArtifacts"}
 
@@ -183,7 +184,7 @@ def test_payloads_cross_to_the_tracking_child_as_builtins() -> None:
     import numpy as np
     import torch
 
-    from harness.tracking import _plain
+    from harness.tracking.worker import _plain
 
     payload = _plain({"version": torch.__version__, "x": np.float32(1.5), "n": torch.tensor(3),
                       "flag": np.bool_(True), "nested": [np.int64(2), (Path("p"), None)]})

@@ -1,4 +1,4 @@
-"""MATLAB-faithful NIQE (``harness.niqe_matlab``) against the official MATLAB values.
+"""MATLAB-faithful NIQE (``harness.metrics.niqe_matlab``) against the official MATLAB values.
 
 Reference values: the official MATLAB release (``niqe_release``, LIVE) on the five TID2013
 calibration images, as recorded by pyiqa in ``ResultsCalibra/results_official.csv`` (row
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness import niqe_matlab as nm
+from harness.metrics import niqe_matlab as nm
 
 #: Official MATLAB NIQE (see the module docstring for the source).
 OFFICIAL_NIQE = {
@@ -72,7 +72,7 @@ def no_package_copies(monkeypatch):
     """Hide pip-installed copies of asset files (mmagic ships the npz), as on a bare machine."""
     import dataclasses
 
-    from harness import assets, metrics  # noqa: F401  (metrics declares the NIQE asset)
+    from harness.assets import cache as assets  # noqa: F401  (metrics declares the NIQE asset)
 
     for name, asset in list(assets.ASSETS.items()):
         files = tuple(dataclasses.replace(f, package=None) for f in asset.files)
@@ -80,7 +80,7 @@ def no_package_copies(monkeypatch):
 
 
 def test_without_parameters_the_metric_is_unavailable(no_package_copies):
-    from harness.metric_api import MetricUnavailable
+    from harness.api.metric import MetricUnavailable
 
     with pytest.raises(MetricUnavailable, match="niqe_pris_params.npz"):
         nm.NIQE_SPEC.build(None, torch.device("cpu"))

@@ -12,11 +12,11 @@ import pytest
 
 import restorers  # noqa: F401  (registers the built-in restorers)
 import tasks  # noqa: F401  (registers the built-in tasks)
-from harness.options import OptionError, OptionSpec, declared_options
-from harness.plan import RestorerItem, make_plan
-from harness.registries import RESTORERS
-from harness.restorer import Restorer
-from harness.task import _CONVENTION_SPECS, TASKS, Task, task_options
+from harness.api.options import OptionError, OptionSpec, declared_options
+from harness.api.registries import RESTORERS
+from harness.api.restorer import Restorer
+from harness.api.task import _CONVENTION_SPECS, TASKS, Task, task_options
+from harness.run.plan import RestorerItem, make_plan
 
 #: values of every JSON type the ``name[key=value]`` parser can produce, plus NaN
 _PROBES: list[Any] = [{"nested": 1}, [1, 2], "zz-not-a-choice", True, 3.5, -7, float("nan"), None]

@@ -19,13 +19,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.metric_api import DatasetMetric, MetricSpec
-from harness.registries import METRICS, RESTORERS, TASKS
-from harness.restorer import Restorer, register_restorer
-from harness.results import read_samples
-from harness.runner import RunConfig, run_benchmark
-from harness.task import Sample, Task, register_task
+from harness.api.metric import DatasetMetric, MetricSpec
+from harness.api.registries import METRICS, RESTORERS, TASKS
+from harness.api.restorer import Restorer, register_restorer
+from harness.api.task import Sample, Task, register_task
+from harness.cli.main import app
+from harness.io.results import read_samples
+from harness.run.runner import RunConfig, run_benchmark
 
 TIMING = ("latency_ms", "peak_mem_mb")
 REPO = Path(__file__).resolve().parents[1]
@@ -107,7 +107,7 @@ def ray_instance():
 
 
 def _ray_factory(captured: list[Any] | None = None, **options: Any):
-    from harness.executor_ray import RayExecutor, RayOptions
+    from harness.run.ray_executor import RayExecutor, RayOptions
 
     opts = RayOptions(**{"workers": 2, "cpus_per_worker": 1, **options})
 
@@ -197,7 +197,7 @@ def test_ray_run_equals_local_run_and_resumes_across_executors(ray_instance, tmp
 
 
 def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(ray_instance, tmp_path):
-    from harness.executor_ray import RayExecutor, RayOptions
+    from harness.run.ray_executor import RayExecutor, RayOptions
 
     log = tmp_path / "restores.log"
     killed: list[int] = []
@@ -254,7 +254,7 @@ def test_executor_options_are_checked_before_anything_runs(tmp_path):
 def test_missing_ray_names_the_install_command(monkeypatch):
     import builtins
 
-    from harness.executor_ray import import_ray
+    from harness.run.ray_executor import import_ray
 
     real = builtins.__import__
 
@@ -269,8 +269,8 @@ def test_missing_ray_names_the_install_command(monkeypatch):
 
 
 def test_shards_stay_with_the_restorer_a_worker_holds():
-    from harness.executor_ray import ShardQueue
-    from harness.units import RestorerSpec, TaskSpec, Unit
+    from harness.run.ray_executor import ShardQueue
+    from harness.run.units import RestorerSpec, TaskSpec, Unit
 
     a, b = (RestorerSpec(n, {}, {}, n) for n in ("a", "b"))
     task = TaskSpec("t", {}, 0, "t")

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import registry as registry_module
-from harness.registry import Registry, UnknownNameError
+from harness.api import registry as registry_module
+from harness.api.registry import Registry, UnknownNameError
 
 
 class Base:
@@ -90,7 +90,7 @@ class TestRegistryBasics:
 
 class TestBuiltinTables:
     def test_every_builtin_restorer_entry_is_registered_under_its_name(self):
-        from harness.restorer import RESTORERS, Restorer
+        from harness.api.restorer import RESTORERS, Restorer
         from restorers import BUILTIN_RESTORERS
 
         for name, target in BUILTIN_RESTORERS.items():
@@ -102,7 +102,7 @@ class TestBuiltinTables:
             assert cls.description, f"{name} has no description for `bench list restorers`"
 
     def test_every_task_builds_and_describes_itself(self):
-        from harness.task import TASKS, build_task
+        from harness.api.task import TASKS, build_task
 
         assert "demo" in TASKS.names()
         for name in TASKS.names():

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.cli.main import app
 
 REPO = Path(__file__).resolve().parents[1]
 cli = CliRunner()
@@ -90,7 +90,7 @@ def test_two_runs_with_one_run_name_the_second_refuses(tmp_path):
 
 def test_busy_sqlite_is_retried(tmp_path):
     """A store held by another writer ("database is locked") is waited for, not an error."""
-    from harness.tracking import Tracker, ensure_sqlite_store, retry_busy
+    from harness.tracking.store import Tracker, ensure_sqlite_store, retry_busy
 
     db = tmp_path / "mlflow.db"
     ensure_sqlite_store(db)
@@ -121,19 +121,19 @@ def test_negative_limit_is_an_error_and_zero_is_nothing_to_do(tmp_path):
 
 
 def test_device_gpu_is_a_clear_error_before_anything_heavy(tmp_path, monkeypatch):
-    import harness.runner
+    import harness.run.runner
 
     def no_run(*args, **kwargs):
         raise AssertionError("the run started")
 
-    monkeypatch.setattr(harness.runner, "run_benchmark", no_run)
+    monkeypatch.setattr(harness.run.runner, "run_benchmark", no_run)
     result = cli.invoke(app, ["run", "-r", "identity", "--device", "gpu", "--output-dir",
                               str(tmp_path), "--no-tracking"])
     assert result.exit_code == 2
     assert ("--device 'gpu' is not a device (did you mean --device cuda?); use auto, cpu, cuda "
             "or cuda:N") in result.output
     assert "Traceback" not in result.output
-    from harness.runner import resolve_device
+    from harness.run.runner import resolve_device
 
     with pytest.raises(ValueError, match="did you mean --device cuda:1"):
         resolve_device("gpu1")
@@ -141,7 +141,8 @@ def test_device_gpu_is_a_clear_error_before_anything_heavy(tmp_path, monkeypatch
 
 def _altered_zero_dce(home: Path, weights_dir: Path) -> Path:
     """Import Zero-DCE's weights into ``home``, then flip one byte keeping size and mtime."""
-    from harness.assets import fetch, import_dir, load_all_declarations
+    from harness.assets.cache import fetch, import_dir
+    from harness.assets.declarations import load_all_declarations
 
     import_dir(weights_dir / "zero_dce", load_all_declarations())
     path = fetch("zero_dce")  # stamps it
@@ -320,8 +321,8 @@ def test_missing_gt_folder_says_only_that(tmp_path):
 def test_pyiqa_metric_weights_offline_name_the_file_source_and_import(tmp_path, monkeypatch):
     import pyiqa.utils.download_util as download_util
 
-    from harness.metrics import MetricSuite
-    from harness.task import MetricConventions
+    from harness.api.task import MetricConventions
+    from harness.metrics.suite import MetricSuite
 
     cache = tmp_path / "pyiqa-cache"
     monkeypatch.setattr(download_util, "DEFAULT_CACHE_DIR", str(cache))
@@ -343,8 +344,8 @@ def test_pyiqa_metric_weights_offline_name_the_file_source_and_import(tmp_path, 
 
 
 def test_cpu_peak_memory_is_the_restorers_own_increment_without_ci(tmp_path):
-    from harness.restorer import Restorer, register_restorer
-    from harness.runner import RunConfig, run_benchmark
+    from harness.api.restorer import Restorer, register_restorer
+    from harness.run.runner import RunConfig, run_benchmark
 
     @register_restorer("t-hungry")
     class Hungry(Restorer):
@@ -366,6 +367,6 @@ def test_cpu_peak_memory_is_the_restorers_own_increment_without_ci(tmp_path):
     assert identity["mean"] < 50  # not the ~1 GB process RSS
     assert 150 < hungry["mean"] < 400
     assert identity["ci95"] == [None, None] and identity["kind"].startswith("cpu RSS increment")
-    from harness.cli import _fmt
+    from harness.cli.main import _fmt
 
     assert "±" not in _fmt(hungry, 2, ci=False)

@@ -17,8 +17,8 @@ import torch
 from scipy import stats
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.previews import read_previews, safe_name, save_previews
+from harness.cli.main import app
+from harness.io.previews import read_previews, safe_name, save_previews
 from harness.report.leaderboard import build_leaderboard, numeric_frame, to_latex, to_markdown
 from harness.report.load import RunReadError, is_detection_metric, read_run
 from harness.report.paired import compare_records, paired_stats
@@ -316,7 +316,7 @@ def test_html_report_in_headless_chromium(demo_runs, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    from harness.report.cli import make_report
+    from harness.cli.report import make_report
 
     _, first, second = demo_runs
     html = make_report([first, second], tmp_path / "report").files["html"]
@@ -373,7 +373,7 @@ def test_html_holds_study_figures_detection_tables_and_metadata(tmp_path):
     """A study folder given as the argument means its runs; its heatmap and pivots are shown."""
     from PIL import Image
 
-    from harness.report.cli import make_report
+    from harness.cli.report import make_report
 
     study = tmp_path / "ood-1"
     records = [{"restorer": r, "task": "t", "sample_id": f"s{i}", "status": "ok",

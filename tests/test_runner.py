@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.restorer import Restorer, register_restorer
-from harness.results import read_results, read_samples
-from harness.runner import RunConfig, resolve_device, run_benchmark
+from harness.api.restorer import Restorer, register_restorer
+from harness.io.results import read_results, read_samples
+from harness.run.runner import RunConfig, resolve_device, run_benchmark
 
 
 def _config(tmp_path: Path, restorers, tasks, **kw) -> RunConfig:
@@ -104,7 +104,7 @@ def test_kodak_identity_is_deterministic_and_matches_independent_psnr(tmp_path, 
 
 
 def test_reference_noise_reproduces_numpy_legacy_draw(with_data):
-    from harness.task import build_task
+    from harness.api.task import build_task
 
     task = build_task("kodak24-awgn25", reference_noise=True)
     sample = task.load("kodim01")
@@ -183,7 +183,7 @@ def test_wrong_output_shape_fails_the_image_not_the_run(tmp_path):
 
 
 def test_missing_data_fails_before_any_model_is_loaded(tmp_path, monkeypatch):
-    from harness.task import DataMissingError
+    from harness.api.task import DataMissingError
 
     monkeypatch.setenv("BENCH_DATA_ROOT", str(tmp_path / "nothing"))
     loaded = []
@@ -224,7 +224,7 @@ def test_restorers_that_need_gradients_get_them(tmp_path):
 
 def test_missing_weights_stop_the_run_before_any_restorer_runs(tmp_path, monkeypatch):
     """A weights file absent for the second restorer must not cost the first one's run."""
-    from harness.assets import AssetMissingError
+    from harness.assets.cache import AssetMissingError
 
     restored = []
     monkeypatch.setattr(Restorer, "load", lambda self, device: restored.append(self.name))

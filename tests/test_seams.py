@@ -11,14 +11,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.metric_api import DatasetMetric, MetricSpec
-from harness.metrics import get_metric
-from harness.registries import METRICS, RESTORERS, TASKS
-from harness.restorer import Restorer, register_restorer
-from harness.results import read_samples
-from harness.runner import RunConfig, run_benchmark
-from harness.task import Sample, Task, register_task
+from harness.api.metric import DatasetMetric, MetricSpec
+from harness.api.registries import METRICS, RESTORERS, TASKS
+from harness.api.restorer import Restorer, register_restorer
+from harness.api.task import Sample, Task, register_task
+from harness.cli.main import app
+from harness.io.results import read_samples
+from harness.metrics.suite import get_metric
+from harness.run.runner import RunConfig, run_benchmark
 
 TIMING = ("latency_ms", "peak_mem_mb")
 
@@ -266,7 +266,7 @@ class TestMetrics:
 
 
 def test_results_of_schema_1_are_read(tmp_path):
-    from harness.results import read_results
+    from harness.io.results import read_results
 
     old = {"schema_version": 1, "results": {"nlm": {"demo": {"psnr": {"mean": 1.0}, "n_ok": 2,
                                                              "n_failed": 1}}}}

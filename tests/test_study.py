@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.restorer import RESTORERS, Restorer, register_restorer
-from harness.study import parse_entry, parse_levels, to_markdown
-from harness.task import build_task
-from harness.tracking import sanitize_key
+from harness.api.restorer import RESTORERS, Restorer, register_restorer
+from harness.api.task import build_task
+from harness.cli.main import app
+from harness.study.grid import parse_entry, parse_levels, to_markdown
+from harness.tracking.store import sanitize_key
 
 TASKS = ["synth:skimage:gaussian_noise@3[crop=48]", "synth:skimage:motion_blur@3[crop=48]",
          "synth:skimage:jpeg@4[crop=48]"]

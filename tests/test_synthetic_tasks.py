@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from harness.task import TASKS, build_task
+from harness.api.task import TASKS, build_task
 from tasks.degradations import OPERATORS
 from tasks.synthetic import SKIMAGE_PHOTOS, skimage_photo
 from tasks.training import DegradedCrops
@@ -40,7 +40,7 @@ class TestSynthSpec:
         assert a["ops"][0]["extent"] != b["ops"][0]["extent"]
 
     def test_identical_in_a_single_threaded_subprocess(self):
-        code = ("import torch, hashlib; torch.set_num_threads(1); from harness.task import build_task;"
+        code = ("import torch, hashlib; torch.set_num_threads(1); from harness.api.task import build_task;"
                 f"t = build_task({MIXED!r}, crop=64); x = t.load('astronaut').lq;"
                 "print(hashlib.sha256(x.numpy().tobytes()).hexdigest())")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -82,7 +82,7 @@ class TestSynthSpec:
             build_task("synth:kodak:noise@2")
 
     def test_clean_dir_makes_any_folder_a_clean_set(self, tmp_path):
-        from harness.images import save_image
+        from harness.io.images import save_image
 
         save_image(skimage_photo("coffee", crop=40), tmp_path / "a.png")
         task = build_task("synth:mine:jpeg@4", clean_dir=str(tmp_path))

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.data_validation import validate_task
-from harness.metrics import MetricSuite
-from harness.task import DataMissingError, MetricConventions, build_task
+from harness.api.task import DataMissingError, MetricConventions, build_task
+from harness.assets.data_validation import validate_task
+from harness.metrics.suite import MetricSuite
 
 ALL_PRESETS = (
     "lolv1", "lolv1-tao256", "lime", "dicm", "mef", "npe", "vv", "baid",

@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.cli.main import app
 
 TASKS = ("lolv1-tao256", "kodak24-awgn25", "cbsd68-awgn25", "hsts", "rain12", "dicm")
 

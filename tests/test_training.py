@@ -13,18 +13,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.checkpoints import export_weights, read_checkpoint
-from harness.plan import RestorerItem
-from harness.runner import RunConfig, run_benchmark
-from harness.specs import parse_item
-from harness.training import Recipe, TrainConfig, _batch_order, train
+from harness.api.checkpoints import export_weights, read_checkpoint
+from harness.api.items import parse_item
+from harness.run.plan import RestorerItem
+from harness.run.runner import RunConfig, run_benchmark
+from harness.train.trainer import Recipe, TrainConfig, _batch_order, train
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 TRAIN_SET = "degraded[clean=skimage,degradation=gaussian_noise,severity=2,crop=32,length=24]"
 VAL_TASK = "synth:skimage:gaussian_noise@2[crop=48]"
 LAUNCH = ("import sys; sys.path.insert(0, {tests!r}); import tiny_trainable; "
-          "from harness.cli import main; sys.argv = ['bench'] + sys.argv[1:]; main()")
+          "from harness.cli.main import main; sys.argv = ['bench'] + sys.argv[1:]; main()")
 
 
 def bench_train(out: Path, *extra: str, delay: float = 0.0) -> subprocess.Popen:
@@ -152,7 +152,7 @@ def test_a_damaged_checkpoint_is_refused(tmp_path):
 
 
 def test_untrainable_restorer_and_unknown_training_set_are_clear_errors(tmp_path):
-    from harness.registry import UnknownNameError
+    from harness.api.registry import UnknownNameError
 
     with pytest.raises(ValueError, match="not trainable"):
         train(TrainConfig(restorer=RestorerItem("identity"), train_set=("degraded", {

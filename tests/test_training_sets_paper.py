@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.task import DataMissingError
-from harness.training import Recipe, TrainConfig, Trainer, _Batches
-from harness.training_sets import build_training_set
+from harness.api.task import DataMissingError
+from harness.api.training_sets import build_training_set
+from harness.train.trainer import Recipe, TrainConfig, Trainer, _Batches
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "restorers" / "unfoldldm" / "recipes"
@@ -183,7 +183,7 @@ def test_progressive_batches_change_crop_and_size_and_resume_identically():
 def test_progressive_needs_a_croppable_set_and_trains(tmp_path):
     import tiny_trainable  # noqa: F401
 
-    from harness.plan import RestorerItem
+    from harness.run.plan import RestorerItem
 
     class Fixed(torch.utils.data.Dataset):
         def __len__(self):
@@ -198,7 +198,7 @@ def test_progressive_needs_a_croppable_set_and_trains(tmp_path):
         "clean": "skimage", "degradation": "gaussian_noise", "severity": 1, "crop": 16, "length": 8}),
         out=tmp_path / "p.pt", recipe=Recipe(iters=4, progressive=[[2, 8, 4], [2, 16, 2]], lr=1e-3),
         tracking=False, show_progress=False, device="cpu")
-    from harness.training import train
+    from harness.train.trainer import train
 
     assert train(config).iteration == 4
     with pytest.raises(ValueError, match="fewer than one batch"):
@@ -221,7 +221,7 @@ def test_every_paper_benchmark_has_both_phases():
 
 @pytest.mark.parametrize("path", RECIPE_FILES, ids=[p.stem for p in RECIPE_FILES])
 def test_recipe_loads_and_validates_without_training(path, standins, data_root, tmp_path, monkeypatch):
-    from harness.cli_train import recipe_options, train_configs
+    from harness.cli.train import recipe_options, train_configs
 
     for clean in ("cbsd68", "kodak24"):  # the small-cpu recipes' clean sets, from the real data
         (standins / "denoise" / clean).symlink_to((data_root / "denoise" / clean).resolve())

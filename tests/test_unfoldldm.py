@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from harness.checkpoints import write_checkpoint
-from harness.options import OptionError, declared_options, validate_options
+from harness.api.checkpoints import write_checkpoint
+from harness.api.options import OptionError, declared_options, validate_options
 from restorers.unfoldldm.drldm import DiffusionSchedule
 from restorers.unfoldldm.losses import isda_loss
 from restorers.unfoldldm.mgda import MGDA, DecomposedEstimator, Operators, kron_adjoint, kron_apply

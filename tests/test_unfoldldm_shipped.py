@@ -9,9 +9,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from harness.checkpoints import file_sha256, read_checkpoint
-from harness.cli import app
-from harness.restorer import build_restorer
+from harness.api.checkpoints import file_sha256, read_checkpoint
+from harness.api.restorer import build_restorer
+from harness.cli.main import app
 from restorers.unfoldldm.restorer import UnfoldLDM
 
 SHIPPED = UnfoldLDM.shipped_checkpoint
@@ -40,7 +40,7 @@ def test_it_is_the_default_and_its_provenance_is_recorded():
 def test_it_restores_a_mixed_degradation_better_than_the_input(tmp_path, with_data):
     """Centre crops of three McMaster images (never trained on: the training set is CBSD68 and
     the scikit-image photos) under the mixed degradation at severity 3."""
-    from harness.runner import RunConfig, run_benchmark
+    from harness.run.runner import RunConfig, run_benchmark
 
     summary = run_benchmark(RunConfig(
         restorers=[("identity", {}), ("unfoldldm", {})],

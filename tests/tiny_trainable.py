@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.registries import RESTORERS
-from harness.restorer import Restorer, register_restorer
+from harness.api.registries import RESTORERS
+from harness.api.restorer import Restorer, register_restorer
 
 
 class TinyResidualNet(nn.Module):

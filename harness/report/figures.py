@@ -4,7 +4,7 @@
   latency on a log axis (restorers span 0.1 ms to minutes), one colour per task — the trade-off
   a user choosing a method actually faces.
 * :func:`study_outputs`: a run made by ``bench study`` lives at ``<study>/runs/<run>``; the study
-  folder already holds its heatmap / severity curves and pivot tables (``harness.study``), so the
+  folder already holds its heatmap / severity curves and pivot tables (``harness.study.grid``), so the
   report shows those files rather than redrawing them differently.
 """
 

@@ -12,7 +12,7 @@ Why it is built this way:
   (or, above ``embed_limit`` bytes, copied into ``<report>_files/`` beside the file and linked
   relatively — the folder then travels with the report). Figures are matplotlib PNGs.
 * **The viewer shows LQ | every restorer | GT per sample** from the run's previews
-  (:mod:`harness.previews`). Zoom (wheel, buttons) and pan (drag) are shared by every panel of a
+  (:mod:`harness.io.previews`). Zoom (wheel, buttons) and pan (drag) are shared by every panel of a
   task, so the same crop is compared everywhere. The error-map toggle draws ``|X − GT|`` (or
   ``|X − LQ|``, what the restorer changed, for tasks without GT) per pixel, mean over RGB, times
   a gain, on a black-red-yellow-white ramp — computed in the browser from the embedded pixels,
@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.previews import read_previews
+from harness.io.previews import read_previews
 from harness.report.figures import StudyOutputs, study_outputs
 from harness.report.leaderboard import Leaderboard, direction_legend, header, value_text
 from harness.report.load import RunData, Unit, is_detection_metric

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.results import RESULTS_FILE, SAMPLES_FILE, read_results, read_samples
+from harness.io.results import RESULTS_FILE, SAMPLES_FILE, read_results, read_samples
 
 KNOWN_SCHEMAS = (1, 2)
 #: Measurements the runner itself makes, with their fixed direction (lower is better).
@@ -44,12 +44,12 @@ def is_detection_metric(name: str) -> bool:
 def _registry_direction(name: str) -> bool | None:
     """Direction from the harness registry, else pyiqa's own configuration, else unknown.
 
-    ``harness.metrics.get_metric`` answers for registered names; for a bare pyiqa name this
+    ``harness.metrics.suite.get_metric`` answers for registered names; for a bare pyiqa name this
     version of it guesses from a short list, so pyiqa's ``DEFAULT_CONFIGS`` entry (which omits
     ``lower_better`` when higher is better, as pyiqa itself reads it) is preferred there.
     """
-    from harness.metrics import METRICS, get_metric
-    from harness.registry import UnknownNameError
+    from harness.api.registry import UnknownNameError
+    from harness.metrics.suite import METRICS, get_metric
 
     try:
         spec = get_metric(name)
@@ -167,7 +167,7 @@ class RunData:
         if isinstance(entry, dict) and entry.get("mode"):
             return str(entry["mode"])
         try:
-            from harness.metrics import METRICS
+            from harness.metrics.suite import METRICS
 
             return METRICS.get(name).mode if name in METRICS else None
         except (ImportError, KeyError):
@@ -240,7 +240,7 @@ def read_run(path: Path) -> RunData:
 
 
 def _study_labels(study_dir: Path, run_dir: Path) -> dict[str, str]:
-    """The row labels ``harness.study`` gave this run's restorers (``study.csv``: restorer =
+    """The row labels ``harness.study.grid`` gave this run's restorers (``study.csv``: restorer =
     label, restorer_name = registry name, run_dir); two checkpoints of one restorer differ only
     there."""
     import csv

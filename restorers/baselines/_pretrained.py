@@ -1,10 +1,10 @@
 """What every published-network baseline shares: one network, one checkpoint from the asset cache.
 
-A baseline network module declares its weights as a :class:`harness.assets.Asset` (canonical URL
+A baseline network module declares its weights as a :class:`harness.assets.cache.Asset` (canonical URL
 + sha256), builds its architecture from the paper, and subclasses :class:`PretrainedNetwork`,
 which loads the checkpoint the same way for all of them:
 
-1. :func:`harness.assets.fetch` returns the cached file after checking its sha256 (absent →
+1. :func:`harness.assets.cache.fetch` returns the cached file after checking its sha256 (absent →
    ``AssetMissingError`` naming the source and ``bench assets import``; wrong bytes →
    ``AssetCorruptError``), so nothing is unpickled before it has been verified;
 2. ``torch.load(..., map_location="cpu", weights_only=True)``: tensors only, no code;
@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from harness.api.restorer import Restorer
 from harness.assets import Asset, fetch
-from harness.restorer import Restorer
 
 
 def read_checkpoint(asset: Asset, file_name: str) -> dict[str, torch.Tensor]:

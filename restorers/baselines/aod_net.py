@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.api.restorer import register_restorer
 from harness.assets import Asset, AssetFile, register_asset
-from harness.restorer import register_restorer
 from restorers.baselines._pretrained import PretrainedNetwork
 
 AOD_NET_WEIGHTS = register_asset(Asset(

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from skimage.restoration import estimate_sigma
 
-from harness.options import Range
-from harness.restorer import Restorer, register_restorer
+from harness.api.options import Range
+from harness.api.restorer import Restorer, register_restorer
 from restorers.baselines._numpy import map_images
 
 PROFILES = ("np", "refilter", "vn", "vn_old", "high", "deb")

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from skimage.exposure import equalize_adapthist
 
-from harness.options import Range
-from harness.restorer import Restorer, register_restorer
+from harness.api.options import Range
+from harness.api.restorer import Restorer, register_restorer
 from restorers.baselines._numpy import map_images
 
 

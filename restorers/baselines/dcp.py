@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from scipy.ndimage import minimum_filter
 
-from harness.options import Range
-from harness.restorer import Restorer, register_restorer
+from harness.api.options import Range
+from harness.api.restorer import Restorer, register_restorer
 from restorers.baselines._guided_filter import guided_filter
 from restorers.baselines._numpy import luminance, map_images
 

@@ -32,8 +32,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from harness.api.restorer import register_restorer
 from harness.assets import Asset, AssetFile, register_asset
-from harness.restorer import register_restorer
 from restorers.baselines._pretrained import PretrainedNetwork
 
 _KAIR_COMMIT = "fc1732f4a4514e42ce15e5b3a1e18c828af47a1e"

@@ -32,9 +32,9 @@ import torch.nn.functional as F
 from skimage.restoration import estimate_sigma
 from torch import nn
 
+from harness.api.options import Range
+from harness.api.restorer import register_restorer
 from harness.assets import Asset, AssetFile, register_asset
-from harness.options import Range
-from harness.restorer import register_restorer
 from restorers.baselines._pretrained import PretrainedNetwork
 
 # A KAIR release asset; bytes taken from a third-party copy whose size matches the release file

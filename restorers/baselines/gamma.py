@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import torch
 
-from harness.options import Range
-from harness.restorer import Restorer, register_restorer
+from harness.api.options import Range
+from harness.api.restorer import Restorer, register_restorer
 from restorers.baselines._numpy import luminance, map_images
 
 #: γ is kept in this range by ``auto`` (a black or saturated image would otherwise ask for ∞ / 0).

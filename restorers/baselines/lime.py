@@ -34,8 +34,8 @@ from scipy.sparse.linalg import spsolve
 from skimage.color import rgb2yuv, yuv2rgb
 from skimage.restoration import estimate_sigma
 
-from harness.options import Range
-from harness.restorer import Restorer, register_restorer
+from harness.api.options import Range
+from harness.api.restorer import Restorer, register_restorer
 from restorers.baselines._numpy import map_images
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from skimage.restoration import denoise_nl_means, estimate_sigma
 
-from harness.options import Range
-from harness.restorer import Restorer, register_restorer
+from harness.api.options import Range
+from harness.api.restorer import Restorer, register_restorer
 
 
 @register_restorer("nlm", "non-local-means")

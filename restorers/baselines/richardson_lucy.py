@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from skimage.restoration import richardson_lucy
 
-from harness.options import Range
-from harness.restorer import Restorer, register_restorer
+from harness.api.options import Range
+from harness.api.restorer import Restorer, register_restorer
 from restorers.baselines._numpy import map_images
 from restorers.baselines._psf import PSF_ESTIMATOR, check_psf_sigma, psf_for
 

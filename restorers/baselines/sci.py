@@ -26,8 +26,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from harness.api.restorer import register_restorer
 from harness.assets import Asset, AssetFile, register_asset
-from harness.restorer import register_restorer
 from restorers.baselines._pretrained import PretrainedNetwork
 
 _COMMIT = "9d28a3f1237df248bb765e7fee16f7c4ac7dbeee"

@@ -23,8 +23,8 @@ from typing import Annotated, Any
 import numpy as np
 import torch
 
-from harness.options import Range
-from harness.restorer import Restorer, register_restorer
+from harness.api.options import Range
+from harness.api.restorer import Restorer, register_restorer
 from restorers.baselines._numpy import map_images
 
 

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.api.options import Range
+from harness.api.restorer import register_restorer
 from harness.assets import Asset, AssetFile, register_asset
-from harness.options import Range
-from harness.restorer import register_restorer
 from restorers.baselines._pretrained import PretrainedNetwork
 
 ZERO_DCE_PP_WEIGHTS = register_asset(Asset(

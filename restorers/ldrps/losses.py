@@ -4,7 +4,7 @@
   at H/2) of ImageNet-normalised inputs; frozen, eval mode. One copy serves F-PAM and the
   guidance (the reference holds two identical frozen copies). Its weights are torchvision's
   ``vgg16-397923af.pth`` from the declared asset ``torchvision-imagenet-backbones``; a missing file is an
-  :class:`~harness.assets.AssetMissingError`, never a random network.
+  :class:`~harness.assets.cache.AssetMissingError`, never a random network.
 * :func:`exposure_loss` — Zero-DCE L_exp: mean over RGB, p×p average pooling, mean((A − 0.5)²).
 * :func:`colour_loss` — Zero-DCE L_col: √[(m_r−m_g)⁴ + (m_r−m_b)⁴ + (m_b−m_g)⁴] on channel means.
 """
@@ -26,7 +26,7 @@ def vgg16_asset() -> Asset:
     """The declared asset holding torchvision's ``vgg16-397923af.pth`` (IMAGENET1K_V1): the
     harness's ``torchvision-imagenet-backbones`` (LPIPS needs the same file), so the 528 MB file
     is cached once."""
-    from harness.metrics import LPIPS_BACKBONES
+    from harness.assets.metric_weights import LPIPS_BACKBONES
 
     LPIPS_BACKBONES.file(VGG16_FILE)  # KeyError if the harness stops declaring it
     return LPIPS_BACKBONES

@@ -76,8 +76,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from harness.options import Range
-from harness.restorer import Restorer, register_restorer
+from harness.api.options import Range
+from harness.api.restorer import Restorer, register_restorer
 from restorers.ldrps.fpam import AdversarialTerm, FPAMTrainer, PatchDiscriminator, kaiming_init
 from restorers.ldrps.losses import VGGPerceptual, colour_loss, exposure_loss, load_vgg_features
 from restorers.ldrps.models import (

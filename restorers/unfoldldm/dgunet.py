@@ -20,8 +20,8 @@ from typing import Annotated, Literal
 import torch
 from torch import nn
 
-from harness.options import Range
-from harness.restorer import register_restorer
+from harness.api.options import Range
+from harness.api.restorer import register_restorer
 from restorers.unfoldldm.configs import CONFIGS
 from restorers.unfoldldm.drldm import DRLDM
 from restorers.unfoldldm.mgda import MGDA, MGDAOutput, Operators

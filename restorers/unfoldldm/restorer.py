@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.options import Range
-from harness.restorer import Restorer, register_restorer
+from harness.api.options import Range
+from harness.api.restorer import Restorer, register_restorer
 from restorers.unfoldldm.configs import CONFIGS, ConfigName
 from restorers.unfoldldm.drldm import DRLDM
 from restorers.unfoldldm.losses import IsdaTarget, diffusion_loss, isda_loss
@@ -173,7 +173,7 @@ class UnfoldingRestorer(Restorer):
     # Training ---------------------------------------------------------------------------------
     def setup_training(self, device: torch.device) -> None:
         if self.init:
-            from harness.checkpoints import read_checkpoint
+            from harness.api.checkpoints import read_checkpoint
 
             self.load_state_dict(read_checkpoint(Path(self.init)).inference_weights())
         self.device = device

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from harness.images import to_uint8
+from harness.io.images import to_uint8
 from tasks.degradations import OPERATORS, build_degradation
 from tasks.synthetic import skimage_photo
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import torch
 
-from harness.options import Range as OptionRange
+from harness.api.options import Range as OptionRange
 from tasks.degradations.base import Degradation, Range, level_range, uniform
 
 

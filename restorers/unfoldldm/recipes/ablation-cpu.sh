@@ -42,7 +42,7 @@ train() {
   bench train --recipe "$RECIPES/ablation-cpu-phase2.yaml" \
     -r "$(with "$spec" "phase=2,init=$OUT/$variant-phase1.pt")" \
     --out "$OUT/$variant-phase2.pt" --resume --no-progress --experiment unfoldldm-ablation
-  python -c "from pathlib import Path; from harness.checkpoints import export_weights; \
+  python -c "from pathlib import Path; from harness.api.checkpoints import export_weights; \
 print(export_weights(Path('$OUT/$variant-phase2.pt'), Path('$OUT/$variant.pt')))"
 }
 

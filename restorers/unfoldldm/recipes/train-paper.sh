@@ -15,7 +15,7 @@ if [[ -z "$bench_name" || " $BENCHES " != *" $bench_name "* ]]; then
     exit 2
 fi
 recipes=restorers/unfoldldm/recipes
-BENCH_CMD="${BENCH_CMD:-bench}"  # e.g. BENCH_CMD='python -m harness.cli' in a source checkout
+BENCH_CMD="${BENCH_CMD:-bench}"  # e.g. BENCH_CMD='python -m harness.cli.main' in a source checkout
 if [[ "${2:-}" == "--check" ]]; then
     $BENCH_CMD train --recipe "$recipes/paper-$bench_name-phase1.yaml" --check
     $BENCH_CMD train --recipe "$recipes/paper-$bench_name-phase2.yaml" --check
@@ -23,6 +23,6 @@ if [[ "${2:-}" == "--check" ]]; then
 fi
 $BENCH_CMD train --recipe "$recipes/paper-$bench_name-phase1.yaml" --resume --no-progress
 $BENCH_CMD train --recipe "$recipes/paper-$bench_name-phase2.yaml" --resume --no-progress
-python -c "import sys; from pathlib import Path; from harness.checkpoints import export_weights
+python -c "import sys; from pathlib import Path; from harness.api.checkpoints import export_weights
 print(export_weights(Path(sys.argv[1]), Path(sys.argv[2])))" \
     "checkpoints/unfoldldm-full-$bench_name-phase2.pt" "checkpoints/unfoldldm-full-$bench_name.pt"

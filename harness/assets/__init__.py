@@ -1,0 +1,35 @@
+"""Layer 2 — files the harness needs and checks: the offline-first asset cache (weights and metric
+parameters with canonical sources and sha256), dataset layouts, ``bench data fetch|validate``.
+
+The asset cache's public names (what restorer modules use to declare and fetch their weights)
+are re-exported here: ``from harness.assets import Asset, AssetFile, register_asset, fetch``.
+"""
+
+from __future__ import annotations
+
+from harness.assets.cache import (
+    ASSETS,
+    VERIFICATIONS,
+    Asset,
+    AssetCorruptError,
+    AssetFile,
+    AssetMissingError,
+    FileStatus,
+    asset_dir,
+    bench_home,
+    fetch,
+    import_dir,
+    missing_message,
+    offline,
+    register_asset,
+    rehash_always,
+    set_rehash,
+    sha256_of,
+    status,
+)
+from harness.assets.declarations import load_all_declarations
+
+__all__ = ["ASSETS", "VERIFICATIONS", "Asset", "AssetCorruptError", "AssetFile", "AssetMissingError",
+           "FileStatus", "asset_dir", "bench_home", "fetch", "import_dir", "load_all_declarations",
+           "missing_message", "offline", "register_asset", "rehash_always", "set_rehash",
+           "sha256_of", "status"]

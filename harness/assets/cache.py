@@ -1,0 +1,291 @@
+"""The offline-first asset cache: weights and metric parameters with canonical sources and sha256.
+
+Every file the project needs at run time is declared as an :class:`Asset` (by the module that
+uses it) with its canonical source and sha256. Files live in ``$BENCH_HOME/assets/<asset>/``
+(default ``~/.cache/restorebench``). On first use a missing file is downloaded (when online) and
+verified; offline, :class:`AssetMissingError` names the file, its source and the import command.
+``bench assets import DIR`` copies matching files (found by sha256, any folder layout) from a
+folder, which is how air-gapped machines and CI get them.
+
+Nothing downloads at import time. ``BENCH_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) forbids downloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+class AssetMissingError(FileNotFoundError):
+    """An asset file is absent (or failed verification) and could not be downloaded."""
+
+
+class AssetCorruptError(ValueError):
+    """A file's sha256 does not match its declaration."""
+
+
+@dataclass(frozen=True)
+class AssetFile:
+    """One file of an asset.
+
+    Attributes:
+        name: path inside the asset folder (may contain ``/``).
+        sha256: full hex digest; for files whose publisher gives only a prefix (torchvision's
+            ``alexnet-owt-7be5be79.pth`` convention) a prefix of at least 8 hex digits.
+        url: canonical source, ``https://...`` or ``hf://<repo_id>::<path>``.
+        package: optional ``(distribution, path)`` of a pip-installed distribution that ships
+            a byte-identical copy; it is used (never imported, only read) before downloading.
+    """
+
+    name: str
+    sha256: str
+    url: str
+    size: int | None = None
+    package: tuple[str, str] | None = None
+
+    def matches(self, digest: str) -> bool:
+        return digest.startswith(self.sha256.lower())
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str
+    files: tuple[AssetFile, ...]
+    description: str = ""
+    licence: str = ""
+    homepage: str = ""
+
+    def file(self, name: str | None = None) -> AssetFile:
+        if name is None:
+            if len(self.files) != 1:
+                raise ValueError(f"asset {self.name!r} has several files; name one")
+            return self.files[0]
+        for f in self.files:
+            if f.name == name:
+                return f
+        raise KeyError(f"asset {self.name!r} has no file {name!r}")
+
+
+ASSETS: dict[str, Asset] = {}
+
+
+def register_asset(asset: Asset) -> Asset:
+    existing = ASSETS.get(asset.name)
+    if existing is not None and existing != asset:
+        raise ValueError(f"asset {asset.name!r} is declared twice with different contents")
+    ASSETS[asset.name] = asset
+    return asset
+
+
+# Locations ----------------------------------------------------------------------------------------
+def bench_home() -> Path:
+    return Path(os.environ.get("BENCH_HOME", Path.home() / ".cache" / "restorebench")).expanduser()
+
+
+def asset_dir(asset: str) -> Path:
+    return bench_home() / "assets" / asset
+
+
+def offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes")
+               for v in ("BENCH_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# Fetching -----------------------------------------------------------------------------------------
+def fetch(asset_name: str, file_name: str | None = None, *, download: bool = True) -> Path:
+    """Return the verified local path of an asset file, downloading it if allowed.
+
+    Raises:
+        AssetMissingError: absent and not downloadable (offline, or the download failed).
+        AssetCorruptError: present but its sha256 does not match.
+    """
+    asset = ASSETS.get(asset_name)
+    if asset is None:
+        raise KeyError(f"unknown asset {asset_name!r}; known: {sorted(ASSETS)}")
+    spec = asset.file(file_name)
+    target = asset_dir(asset.name) / spec.name
+    if target.exists():
+        _verify(target, spec)
+        return target
+    if _copy_from_package(spec, target):
+        return target
+    reason = "downloads are disabled (BENCH_OFFLINE/HF_HUB_OFFLINE)" if offline() else ""
+    if download and not offline():
+        try:
+            _download(spec, target)
+            return target
+        except AssetCorruptError:
+            raise
+        except Exception as exc:  # network errors of every kind end in the same advice
+            reason = f"download failed: {type(exc).__name__}: {exc}"
+    raise AssetMissingError(missing_message(asset, spec, reason or "not in the cache"))
+
+
+def _copy_from_package(spec: AssetFile, target: Path) -> bool:
+    """Copy the file from an installed distribution that ships it, if there is one."""
+    if spec.package is None:
+        return False
+    distribution, member = spec.package
+    try:
+        files = importlib.metadata.files(distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    for entry in files:
+        if str(entry) == member:
+            source = Path(str(entry.locate()))
+            if source.exists() and spec.matches(sha256_of(source)):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+                _verify(target, spec)
+                return True
+    return False
+
+
+def missing_message(asset: Asset, spec: AssetFile, reason: str) -> str:
+    return (f"asset {asset.name!r} file {spec.name!r} is missing ({reason}). "
+            f"Canonical source: {spec.url} (sha256 {spec.sha256}). "
+            f"Download it on a machine with internet access and run "
+            f"`bench assets import <folder>` (any folder layout; files are matched by sha256), "
+            f"or place it at {asset_dir(asset.name) / spec.name}.")
+
+
+#: How each file used by this process was checked: path → "re-hashed" or "stamp trusted".
+VERIFICATIONS: dict[str, str] = {}
+_REHASH = {"always": False}
+
+
+def set_rehash(always: bool) -> None:
+    """``bench run --verify-assets``: re-hash every file on use instead of trusting its stamp."""
+    _REHASH["always"] = always
+
+
+def rehash_always() -> bool:
+    return _REHASH["always"] or os.environ.get("BENCH_VERIFY_ASSETS", "").lower() in ("1", "true", "yes")
+
+
+def _verify(path: Path, spec: AssetFile, rehash: bool | None = None) -> None:
+    """Check ``path`` against its declared sha256.
+
+    Hashing a multi-GB checkpoint on every run costs seconds, so by default a ``.verified``
+    stamp (size, mtime and the declared digest of the last successful hash) is trusted. A stamp
+    can be fooled by a file altered with its size and mtime restored; ``rehash=True`` (``bench
+    assets verify`` always, ``bench run --verify-assets``) ignores it. Which of the two happened
+    is kept in :data:`VERIFICATIONS` and written to ``results.json``.
+    """
+    rehash = rehash_always() if rehash is None else rehash
+    stamp = path.with_name(path.name + ".verified")
+    stat = path.stat()
+    key = f"{stat.st_size}:{stat.st_mtime_ns}:{spec.sha256}"
+    if not rehash and stamp.exists() and stamp.read_text() == key:
+        VERIFICATIONS[str(path)] = "stamp trusted (size+mtime unchanged since last sha256 check)"
+        return
+    digest = sha256_of(path)
+    VERIFICATIONS[str(path)] = "re-hashed (sha256)"
+    if not spec.matches(digest):
+        raise AssetCorruptError(f"{path}: sha256 {digest} does not match the declared "
+                                f"{spec.sha256}; delete it and re-import or re-download "
+                                f"from {spec.url}")
+    stamp.write_text(key)
+
+
+def _download(spec: AssetFile, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if spec.url.startswith("hf://"):
+        from huggingface_hub import hf_hub_download
+
+        repo_id, _, filename = spec.url[len("hf://"):].partition("::")
+        downloaded = Path(hf_hub_download(repo_id=repo_id, filename=filename))
+        _verify_file(downloaded, spec)
+        shutil.copyfile(downloaded, target)
+        return
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+        try:
+            request = urllib.request.Request(spec.url, headers={"User-Agent": "restorebench"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                shutil.copyfileobj(response, tmp, _CHUNK)
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
+    try:
+        _verify_file(tmp_path, spec)
+    except AssetCorruptError:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    tmp_path.replace(target)
+
+
+def _verify_file(path: Path, spec: AssetFile) -> None:
+    digest = sha256_of(path)
+    if not spec.matches(digest):
+        raise AssetCorruptError(f"downloaded {spec.url}: sha256 {digest} does not match the "
+                                f"declared {spec.sha256}; the source changed or the download "
+                                f"was corrupted")
+
+
+# Import / verify / list -----------------------------------------------------------------------
+@dataclass
+class FileStatus:
+    asset: str
+    file: str
+    status: str  # ok | missing | corrupt
+    path: Path
+    source: str
+
+
+def status(assets: dict[str, Asset] | None = None, rehash: bool = False) -> Iterator[FileStatus]:
+    """State of every declared file; ``rehash`` re-computes every sha256 (``bench assets
+    verify``) instead of trusting the stamps (``bench assets list``)."""
+    for asset in (assets or ASSETS).values():
+        for spec in asset.files:
+            path = asset_dir(asset.name) / spec.name
+            if not path.exists():
+                state = "missing"
+            else:
+                try:
+                    _verify(path, spec, rehash=rehash)
+                    state = "ok"
+                except AssetCorruptError:
+                    state = "corrupt"
+            yield FileStatus(asset.name, spec.name, state, path, spec.url)
+
+
+def import_dir(folder: Path, assets: dict[str, Asset] | None = None) -> list[FileStatus]:
+    """Copy every declared file found under ``folder`` (matched by sha256) into the cache."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is not a folder")
+    wanted = [(a, f) for a in (assets or ASSETS).values() for f in a.files]
+    sizes = {f.size for _, f in wanted}
+    imported: list[FileStatus] = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        if None not in sizes and size not in sizes:
+            continue
+        digest = sha256_of(path)
+        for asset, spec in wanted:
+            if spec.matches(digest) and (len(spec.sha256) == 64 or path.name == Path(spec.name).name):
+                target = asset_dir(asset.name) / spec.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not target.exists() or sha256_of(target) != digest:
+                    shutil.copyfile(path, target)
+                _verify(target, spec)
+                imported.append(FileStatus(asset.name, spec.name, "ok", target, str(path)))
+    return imported

@@ -1,0 +1,5 @@
+"""``python -m harness.cli`` = ``bench``."""
+
+from harness.cli.main import main
+
+main()

@@ -1,0 +1,295 @@
+"""``bench report`` and ``bench compare``: typer commands that ``harness/cli/main.py`` registers.
+
+Module-level imports stay light (typer only): ``bench --help`` must not pay for pandas,
+matplotlib or MLflow.
+
+``bench report [RUN_DIRS... | --experiment NAME]`` reads the given run folders (a study folder
+means all of its runs), the runs an MLflow experiment points at (tag ``run_dir`` of each runner
+parent run, found with ``MlflowClient.search_runs``), or by default the latest run in
+``--output-dir``. It prints the leaderboard and writes, into ``--out`` (default
+``RUN_DIR/report/`` for one run, ``OUTPUT_DIR/reports/<timestamp>/`` for several):
+``leaderboard.{md,csv,tex}``, ``detection.{md,csv,tex}`` when detection metrics exist,
+``quality_vs_latency.png`` and ``report.html``. With tracking on (the default, like
+``bench run``) those files become artifacts of one MLflow parent run named ``report-<time>``.
+
+``bench compare A B --task T [RUN_DIRS...]`` prints the paired per-image comparison
+(:mod:`harness.report.paired`).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+RunDirs = Annotated[list[Path] | None, typer.Argument(
+    help="Run folders, their results.json, or study folders (default: the latest run in --output-dir).",
+    show_default=False)]
+OutputDir = Annotated[Path, typer.Option(help="Where runs (and mlflow.db) are.")]
+
+
+@dataclass
+class ReportFiles:
+    out_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    parent_run_id: str = ""
+
+
+def runs_from_experiment(experiment: str, tracking_uri: str) -> list[Path]:
+    """Run folders of an MLflow experiment: every run carrying a ``run_dir`` tag (oldest first).
+
+    Runner parent runs carry the tag; child runs (one per restorer × task) and study parents do
+    not, so each folder appears once. Folders that no longer exist are reported, not skipped.
+    """
+    import logging
+
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        names = [e.name for e in client.search_experiments()]
+        raise ValueError(f"no MLflow experiment {experiment!r} at {tracking_uri} (there are: "
+                         f"{', '.join(names) or 'none'})")
+    runs = client.search_runs([found.experiment_id], filter_string="", run_view_type=ViewType.ACTIVE_ONLY,
+                              max_results=5000, order_by=["attributes.start_time ASC"])
+    folders: list[Path] = []
+    absent: list[str] = []
+    for run in runs:
+        tag = run.data.tags.get("run_dir")
+        if not tag:
+            continue
+        path = Path(tag)
+        if path in folders:
+            continue
+        (folders if (path / "results.json").exists() else absent).append(path)  # type: ignore[arg-type]
+    if absent:
+        raise FileNotFoundError(f"experiment {experiment!r} points at run folders that are gone: "
+                                + ", ".join(str(p) for p in absent) + " (copy them back or give RUN_DIRS)")
+    if not folders:
+        raise ValueError(f"experiment {experiment!r} has no runs with a run_dir tag (made by bench run)")
+    return folders
+
+
+def resolve_paths(paths: list[Path] | None, experiment: str | None, output_dir: Path,
+                  tracking_uri: str | None) -> list[Path]:
+    """The run folders a command reads: RUN_DIRS, an experiment's, or the latest in output_dir."""
+    from harness.io.results import latest_run
+    from harness.tracking.store import default_tracking_uri
+
+    if paths and experiment:
+        raise ValueError("give RUN_DIRS or --experiment, not both")
+    if experiment:
+        return runs_from_experiment(experiment, tracking_uri or default_tracking_uri(output_dir))
+    if paths:
+        return list(paths)
+    latest = latest_run(output_dir)
+    if latest is None:
+        raise FileNotFoundError(f"no run in {output_dir} (a folder with samples.jsonl); run `bench run` "
+                                "first or give RUN_DIRS")
+    return [latest]
+
+
+def make_report(paths: list[Path], out_dir: Path | None = None, *, output_dir: Path = Path("results"),
+                html: bool = True, embed: bool | None = None, max_samples: int | None = None,
+                tracking: bool = False, tracking_uri: str | None = None,
+                experiment: str = "restorebench", console: Any = None) -> ReportFiles:
+    """Read the runs, write every table format, the figures and the HTML; log them to MLflow."""
+    from harness.report.figures import plot_quality_vs_latency
+    from harness.report.html import build_html
+    from harness.report.leaderboard import build_leaderboard, rich_table, write_tables
+    from harness.report.load import is_detection_metric, read_runs
+
+    runs = read_runs(paths)
+    if not runs:
+        raise ValueError("no run to report on")
+    if out_dir is None:
+        out_dir = (runs[0].run_dir / "report" if len(runs) == 1 else
+                   Path(output_dir) / "reports" / datetime.now().strftime("report-%Y%m%d-%H%M%S"))
+    out_dir = Path(out_dir)
+    board = build_leaderboard(runs, include=lambda m: not is_detection_metric(m))
+    detection = build_leaderboard(runs, include=is_detection_metric)
+    result = ReportFiles(out_dir)
+    result.files.update(write_tables(board, out_dir, "leaderboard"))
+    if detection.metrics:
+        tables = write_tables(detection, out_dir, "detection")
+        result.files.update({f"detection_{k}": v for k, v in tables.items()})
+    scatter = plot_quality_vs_latency(board, out_dir / "quality_vs_latency.png")
+    if scatter is not None:
+        result.files["scatter"] = scatter
+    if html:
+        result.files["html"] = build_html(runs, board, detection if detection.metrics else None,
+                                          out_dir / "report.html", scatter=scatter, embed=embed,
+                                          max_samples=max_samples)
+    if console is not None:
+        console.print(rich_table(board))
+        if detection.metrics:
+            console.print(rich_table(detection, title="detection"))
+        for index, note in enumerate(board.notes, 1):
+            console.print(f"[yellow]\\[{index}][/] {escape(note)}", markup=True, highlight=False)
+    if tracking:
+        result.parent_run_id = _log_report(result, runs, output_dir, tracking_uri, experiment)
+    return result
+
+
+def _log_report(result: ReportFiles, runs: list[Any], output_dir: Path, tracking_uri: str | None,
+                experiment: str) -> str:
+    """One MLflow parent run holding the report files (HTML, tables, PNGs) as artifacts."""
+    from harness.io.results import git_hash
+    from harness.tracking.factory import open_tracker
+    from harness.tracking.store import default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri(Path(output_dir))
+    tracker = open_tracker(uri, experiment, Path(output_dir) / "mlartifacts")
+    parent = tracker.start_parent(
+        f"report-{datetime.now().strftime('%Y%m%d-%H%M%S')}",
+        tags={"report": "leaderboard", "git_hash": git_hash(), "argv": " ".join(sys.argv),
+              "report_dir": str(result.out_dir.resolve())},
+        params={"runs": ",".join(r.run_id for r in runs),
+                "run_dirs": ",".join(str(r.run_dir.resolve()) for r in runs)})
+    status = "FAILED"
+    try:
+        for path in result.files.values():
+            tracker.log_artifact(parent, path, "report")
+        html = result.files.get("html")
+        files_dir = html.with_name(html.stem + "_files") if html else None
+        if files_dir is not None and files_dir.is_dir():
+            for path in sorted(files_dir.iterdir()):
+                tracker.log_artifact(parent, path, f"report/{files_dir.name}")
+        status = "FINISHED"
+    finally:
+        tracker.end(parent, status)
+    return parent
+
+
+# Commands -----------------------------------------------------------------------------------------
+def report(
+    paths: RunDirs = None,
+    experiment: Annotated[str | None, typer.Option(
+        "--experiment", help="Report on the runs of this MLflow experiment (their run_dir tags).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for the report files (default RUN_DIR/report, or OUTPUT_DIR/reports/<time>).")] = None,
+    output_dir: OutputDir = Path("results"),
+    markdown: Annotated[bool, typer.Option(help="Print the markdown table instead of the rich one.")] = False,
+    html: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    embed: Annotated[str, typer.Option(
+        help="Images in the HTML: auto (embed unless previews exceed 48 MB), yes, no (link copies).")
+    ] = "auto",
+    max_samples: Annotated[int | None, typer.Option(
+        help="Show at most N samples per task in the viewer.")] = None,
+    no_tracking: Annotated[bool, typer.Option(
+        "--no-tracking", help="Do not log the report to MLflow.")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(
+        help="MLflow URI (default sqlite:///OUTPUT_DIR/mlflow.db).")] = None,
+    log_experiment: Annotated[str | None, typer.Option(
+        help="MLflow experiment the report run goes to (default: --experiment, else restorebench).")] = None,
+) -> None:
+    """Leaderboard across runs (rich, markdown, CSV, LaTeX) and a self-contained HTML report."""
+    from harness.cli.common import console, fail
+    from harness.report.load import RunReadError
+
+    if embed not in ("auto", "yes", "no"):
+        fail(f"--embed must be auto, yes or no, not {embed!r}")
+    try:
+        run_paths = resolve_paths(paths, experiment, output_dir, tracking_uri)
+        files = make_report(run_paths, out, output_dir=output_dir, html=html,
+                            embed=None if embed == "auto" else embed == "yes", max_samples=max_samples,
+                            tracking=not no_tracking, tracking_uri=tracking_uri,
+                            experiment=log_experiment or experiment or "restorebench",
+                            console=None if markdown else console)
+    except (RunReadError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    if markdown:
+        console.print(files.files["markdown"].read_text(encoding="utf-8"), markup=False, highlight=False)
+    for kind, path in files.files.items():
+        console.print(f"{kind}: {path}", markup=False, highlight=False)
+    if files.parent_run_id:
+        console.print(f"MLflow parent run: {files.parent_run_id}")
+
+
+def find_unit(runs: list[Any], name: str, task: str) -> Any:
+    """The unit of restorer ``name`` (or ``name@run_id``) on ``task``; errors list the choices."""
+    units = [u for r in runs for u in r.units if u.task == task]
+    if not units:
+        tasks = sorted({u.task for r in runs for u in r.units})
+        raise ValueError(f"no results for task {task!r}; the runs have: {', '.join(tasks)}")
+    exact = [u for u in units if u.restorer == name]
+    if not exact and "@" in name:
+        restorer, _, run_id = name.rpartition("@")
+        exact = [u for u in units if u.restorer == restorer and u.run_id == run_id]
+    if len(exact) == 1:
+        return exact[0]
+    choices = ", ".join(f"{u.restorer}@{u.run_id}" for u in units)
+    if not exact:
+        raise ValueError(f"no restorer {name!r} on {task}; choose from: {choices}")
+    raise ValueError(f"{name!r} is on {task} in several runs; write RESTORER@RUN, one of: {choices}")
+
+
+def compare(
+    a: Annotated[str, typer.Argument(help="Restorer A (name, or NAME@RUN when in several runs).")],
+    b: Annotated[str, typer.Argument(help="Restorer B.")],
+    paths: RunDirs = None,
+    task: Annotated[str | None, typer.Option(
+        "--task", "-t", help="Task (may be omitted when the runs hold one).")] = None,
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", "-m",
+        help="Metric(s) to compare (default: all per-image metrics, latency, memory).")] = None,
+    experiment: Annotated[str | None, typer.Option(help="Read the runs of this MLflow experiment.")] = None,
+    output_dir: OutputDir = Path("results"),
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI for --experiment.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the comparison as CSV to this file.")] = None,
+    resamples: Annotated[int, typer.Option(help="Bootstrap / permutation resamples.")] = 9999,
+    seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
+) -> None:
+    """Paired per-image comparison of A and B on one task: Δ with bootstrap CI, p-values, win rate."""
+    from rich.table import Table
+
+    from harness.cli.common import console, fail
+    from harness.report.load import RunReadError, read_runs
+    from harness.report.paired import compare_records, metrics_of, result_frame, result_records
+
+    try:
+        runs = read_runs(resolve_paths(paths, experiment, output_dir, tracking_uri))
+        if task is None:
+            tasks = sorted({u.task for r in runs for u in r.units})
+            if len(tasks) != 1:
+                raise ValueError(f"--task is needed; the runs hold {', '.join(tasks)}")
+            task = tasks[0]
+        unit_a, unit_b = find_unit(runs, a, task), find_unit(runs, b, task)
+    except (RunReadError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    directions: dict[str, bool | None] = {}
+    for run in runs:
+        directions.update({k: v for k, v in run.directions.items() if directions.get(k) is None})
+    names = metric or [m for m in metrics_of(unit_a.records) if m in metrics_of(unit_b.records)]
+    for name in names:
+        if name not in directions:
+            from harness.report.load import metric_direction
+
+            directions[name] = metric_direction(name)
+    results = compare_records(unit_a.records, unit_b.records, names, directions,
+                              resamples=resamples, seed=seed)
+    if not results or all(r.n == 0 for r in results):
+        fail(f"{a} and {b} share no scored image on {task} for {', '.join(names) or 'any metric'}")
+    frame = result_frame(results, "A", "B")
+    table = Table(title=escape(f"A = {unit_a.restorer} ({unit_a.run_id}), B = {unit_b.restorer} "
+                               f"({unit_b.run_id}) on {task}: paired per image"))
+    for column in frame.columns:
+        table.add_column(str(column), justify="left" if column == "metric" else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[escape(str(v)) for v in row])
+    console.print(table)
+    console.print("Δ = A − B in the metric's units; CI: percentile bootstrap of the mean difference; "
+                  "p: paired permutation (sign flips) and Wilcoxon signed-rank, two-sided.",
+                  highlight=False)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result_records(results, unit_a.restorer, unit_b.restorer, task).to_csv(out, index=False)
+        console.print(f"csv: {out}", markup=False)

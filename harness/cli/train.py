@@ -1,0 +1,185 @@
+"""``bench train``: train restorers with the generic loop of :mod:`harness.train.trainer`.
+
+Examples::
+
+    bench train -r 'unfoldldm[config=small]' \\
+        --train-set 'degraded[clean=cbsd68,degradation=noise+blur+lowlight,severity=1-5]' \\
+        --val-task kodak24-mixed-s3 --iters 20000 --out checkpoints/unfoldldm-small.pt
+    bench train ... --resume            # continue from --out after a kill
+    bench train --recipe restorers/unfoldldm/recipes/small-cpu.yaml   # everything from a file
+    bench train --recipe ... --check    # validate recipe, data and restorer; do not train
+
+A recipe file (YAML or JSON) holds the same keys as the options (``restorer``, ``train_set``,
+``val_task``, ``iters``, ``batch_size``, ``lr``, ...); options given on the command line win.
+Recipe-only keys: ``progressive`` (``[[iters, crop, batch], ...]``, see :mod:`harness.train.trainer`) and
+``min_lr_ratio`` (the cosine's floor as a fraction of ``lr``, default 0.01).
+With several ``-r``, ``--out`` is a folder and each restorer gets ``<folder>/<label>.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from harness.api.items import parse_item, parse_restorer
+
+
+def _read_recipe(path: Path) -> dict[str, Any]:
+    text = Path(path).read_text(encoding="utf-8")
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a recipe is a mapping of option names to values")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+OPTION_KEYS = ("restorer", "train_set", "val_task", "iters", "out", "batch_size", "lr", "weight_decay",
+               "warmup_iters", "grad_clip", "ema_decay", "amp", "num_workers", "val_every", "val_limit",
+               "val_metrics", "checkpoint_every", "seed")
+RECIPE_ONLY = ("progressive", "min_lr_ratio")
+
+
+def recipe_options(recipe: Path | None, given: dict[str, Any]) -> dict[str, Any]:
+    """The options of ``bench train``: the recipe file's, overridden by those ``given`` (not None;
+    keys of :data:`OPTION_KEYS`).
+
+    Raises ``ValueError`` for an unreadable recipe, an unknown key or a missing required one."""
+    try:
+        options = _read_recipe(recipe) if recipe else {}
+    except OSError as exc:
+        raise ValueError(str(exc)) from exc
+    options.update({k: v for k, v in given.items() if v is not None})
+    unknown = sorted(set(options) - set(OPTION_KEYS) - set(RECIPE_ONLY))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown}; allowed: {sorted([*OPTION_KEYS, *RECIPE_ONLY])}")
+    for required in ("restorer", "train_set", "out"):
+        if not options.get(required):
+            raise ValueError(f"--{required.replace('_', '-')} is required (or give it in --recipe)")
+    return options
+
+
+def train_configs(options: dict[str, Any], **common: Any) -> list[Any]:
+    """One :class:`~harness.train.trainer.TrainConfig` per restorer of ``options`` (as
+    :func:`recipe_options` returns them); ``common`` holds the other TrainConfig fields (device,
+    resume, tracking...). Validates the recipe values (:class:`~harness.train.trainer.Recipe`) and the
+    specs' syntax; :meth:`~harness.train.trainer.Trainer.check` validates the rest without training."""
+    from harness.run.plan import RestorerItem
+    from harness.train.trainer import Recipe, TrainConfig
+
+    restorers = options["restorer"]
+    restorers = [restorers] if isinstance(restorers, str) else list(restorers)
+    recipe_fields = {k: options[k] for k in ("iters", "batch_size", "lr", "weight_decay",
+                                             "warmup_iters", "grad_clip", "ema_decay", "amp",
+                                             "num_workers", "progressive", "min_lr_ratio")
+                     if k in options}
+    if "grad_clip" in recipe_fields and not recipe_fields["grad_clip"]:
+        recipe_fields["grad_clip"] = None
+    metrics = options.get("val_metrics", "psnr,ssim")
+    metrics = metrics.split(",") if isinstance(metrics, str) else list(metrics)
+    items = []
+    for text in restorers:
+        name, opts, tag = parse_restorer(text)
+        items.append(RestorerItem(name, opts, train_tag=tag))
+    train_spec = parse_item(options["train_set"])
+    val = parse_item(options["val_task"]) if options.get("val_task") else None
+    target = Path(options["out"])
+    configs = []
+    for item in items:
+        path = target if len(items) == 1 else target / f"{_slug(item.name + str(item.options))}.pt"
+        configs.append(TrainConfig(restorer=item, train_set=train_spec, out=path,
+                                   recipe=Recipe(**recipe_fields), val_task=val,
+                                   val_every=int(options.get("val_every", 500)),
+                                   val_limit=options.get("val_limit", 4),
+                                   val_metrics=[m.strip() for m in metrics],
+                                   checkpoint_every=int(options.get("checkpoint_every", 500)),
+                                   seed=int(options.get("seed", 0)), **common))
+    return configs
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("_")
+
+
+def train_command(
+    restorer: Annotated[list[str] | None, typer.Option(
+        "--restorer", "-r", help="Trainable restorer 'name[key=value,...]'; repeatable.")] = None,
+    train_set: Annotated[str | None, typer.Option(
+        help="Training set spec, e.g. 'degraded[clean=cbsd68,degradation=noise,severity=1-5]' "
+             "or lolv1-train.")] = None,
+    val_task: Annotated[str | None, typer.Option(help="Task to validate on (any bench run task).")] = None,
+    iters: Annotated[int | None, typer.Option(help="Training iterations.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Checkpoint file (a folder with several -r).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the training saved in --out.")] = False,
+    recipe: Annotated[Path | None, typer.Option(help="YAML/JSON file with any of these options.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (default 8).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 2e-4).")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay (default 1e-4).")] = None,
+    warmup_iters: Annotated[int | None, typer.Option(help="Linear warm-up iterations.")] = None,
+    grad_clip: Annotated[float | None, typer.Option(help="Gradient-norm clip, 0 = off (default 1).")] = None,
+    ema: Annotated[float | None, typer.Option(help="EMA decay, e.g. 0.999 (default off).")] = None,
+    amp: Annotated[str | None, typer.Option(help="auto | off | bf16 | fp16 (CUDA only).")] = None,
+    num_workers: Annotated[int | None, typer.Option(help="DataLoader workers (default 0).")] = None,
+    val_every: Annotated[int | None, typer.Option(help="Validate every N iterations.")] = None,
+    val_limit: Annotated[int | None, typer.Option(help="Validation samples (default 4).")] = None,
+    val_metrics: Annotated[str | None, typer.Option(help="Comma-separated (default psnr,ssim).")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint every N iterations.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of data order, crops and init.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    output_dir: Annotated[Path, typer.Option(help="Where mlflow.db goes.")] = Path("results"),
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "restorebench-train",
+    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Skip MLflow.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    data_root: Annotated[Path | None, typer.Option(help="Sets BENCH_DATA_ROOT.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Validate the recipe, the restorer, the "
+                                        "training set and the validation data, then exit.")] = False,
+) -> None:
+    """Train restorers; write resumable checkpoints that `bench run -r 'NAME[checkpoint=...]'` loads."""
+    import os
+
+    from harness.cli.common import console, fail
+
+    if data_root is not None:
+        os.environ["BENCH_DATA_ROOT"] = str(data_root)
+    given = {"restorer": restorer, "train_set": train_set, "val_task": val_task, "iters": iters,
+             "out": out, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+             "warmup_iters": warmup_iters, "grad_clip": grad_clip, "ema_decay": ema, "amp": amp,
+             "num_workers": num_workers, "val_every": val_every, "val_limit": val_limit,
+             "val_metrics": val_metrics, "checkpoint_every": checkpoint_every, "seed": seed}
+    from harness.api.registry import UnknownNameError
+    from harness.api.task import DataMissingError
+    from harness.assets.cache import AssetCorruptError, AssetMissingError
+    from harness.train.trainer import Trainer, train
+
+    try:
+        options = recipe_options(recipe, given)
+    except ValueError as exc:
+        fail(f"--recipe {recipe}: {exc}" if recipe else str(exc))
+    try:
+        configs = train_configs(options, device=device, resume=resume, tracking=not no_tracking,
+                                tracking_uri=tracking_uri, experiment=experiment,
+                                output_dir=output_dir, show_progress=progress, argv=list(sys.argv))
+        for config in configs:
+            if check:
+                report = Trainer(config).check()
+                console.print("recipe ok: " + json.dumps(report, default=str), markup=False)
+                continue
+            summary = train(config, console=console)
+            validation = ", ".join(f"{k} {v:.4f}" for k, v in summary.last_validation.items())
+            resumed = f" (resumed at {summary.resumed_from})" if summary.resumed_from else ""
+            console.print(f"checkpoint: {summary.checkpoint}  sha256 {summary.sha256[:16]}  "
+                          f"iteration {summary.iteration}{resumed}  {summary.seconds:.0f} s"
+                          + (f"  validation: {validation}" if validation else ""), markup=False)
+    except UnknownNameError as exc:
+        fail(str(exc))
+    except (DataMissingError, AssetMissingError, AssetCorruptError, FileExistsError,
+            FileNotFoundError, ValueError, ImportError, FloatingPointError) as exc:
+        fail(str(exc))

@@ -1,0 +1,159 @@
+"""Plan: the list of units of a run, with everything checked before any model loads.
+
+:func:`make_plan` turns the user's restorer and task items into :class:`~harness.run.units.Unit`
+objects. On the way it validates, in this order and without loading a single weight: restorer
+names (did-you-mean), restorer options (type, range, choices, from the constructor's signature),
+task names and options, every task's data (a missing dataset says where to get it), metric
+names, and each restorer's assets (``check_assets``: weights present and verified). A run that
+would fail for any of these reasons fails here, in seconds.
+
+Sharding: ``shard_size`` splits each (restorer, task) pair's sample ids into consecutive shards;
+shards are independent units (any order, any executor) whose records reduce to the same results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.api.metric import MetricSpec
+from harness.api.options import accepts_extra, declared_options, validate_options
+from harness.api.registries import RESTORERS
+from harness.api.task import Task, build_task
+from harness.run.units import RestorerSpec, TaskSpec, Unit
+
+
+@dataclass
+class RestorerItem:
+    """What the user asked for: ``name``, ``options`` and an optional label or training tag."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    train_tag: str | None = None
+
+
+@dataclass
+class Plan:
+    restorers: list[RestorerSpec]
+    tasks: list[TaskSpec]
+    task_objects: dict[str, Task]  # task id → built task (data checked)
+    units: list[Unit]
+    seed: int
+    metrics: list[str] | None
+    metric_specs: list[MetricSpec] = field(default_factory=list)
+
+    def pair_ids(self) -> dict[tuple[str, str], list[str]]:
+        """(restorer id, task id) → every sample id of the pair, in task order."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for unit in self.units:
+            out.setdefault(unit.key, []).extend(unit.sample_ids)
+        return out
+
+    def restorer(self, restorer_id: str) -> RestorerSpec:
+        return next(r for r in self.restorers if r.id == restorer_id)
+
+    def task(self, task_id: str) -> TaskSpec:
+        return next(t for t in self.tasks if t.id == task_id)
+
+
+def restorer_spec(item: RestorerItem) -> RestorerSpec:
+    """Resolve and validate one restorer item (imports its class, builds nothing)."""
+    name = RESTORERS.canonical(item.name)
+    cls = RESTORERS.get(name)
+    declared = declared_options(cls)
+    validate_options("restorer", name, declared, item.options, extra_ok=accepts_extra(cls))
+    defaults = {k: s.default for k, s in declared.items() if not s.required}
+    config = {**defaults, **item.options}
+    if item.label:
+        label = item.label
+    elif item.train_tag:
+        label = f"{RestorerSpec.display(name, item.options, defaults)} (trained on {item.train_tag})"
+    else:
+        label = RestorerSpec.display(name, item.options, defaults)
+    return RestorerSpec(name, dict(item.options), config, label, item.train_tag)
+
+
+def task_spec(name: str, options: dict[str, Any], seed: int | None,
+              label: str | None = None) -> tuple[TaskSpec, Task]:
+    task = build_task(name, **dict(options))
+    if seed is not None:
+        task.seed = seed
+    return TaskSpec(task.name, dict(options), task.seed, label or task.name), task
+
+
+def task_labels(tasks: list[tuple[str, dict[str, Any]]]) -> list[str | None]:
+    """A task's label is its name, unless the run holds that name twice with different
+    options: then ``name[key=value,...]`` (options that differ between them only)."""
+    names = [name for name, _ in tasks]
+    labels: list[str | None] = []
+    for name, options in tasks:
+        if names.count(name) == 1:
+            labels.append(None)
+            continue
+        others = [o for n, o in tasks if n == name]
+        differing = {k: v for k, v in options.items() if any(o.get(k) != v for o in others)}
+        labels.append(f"{name}[{_fmt(differing or options)}]" if (differing or options) else None)
+    return labels
+
+
+def _fmt(options: dict[str, Any]) -> str:
+    from harness.run.units import format_options
+
+    return format_options(options)
+
+
+def shard(ids: list[str], shard_size: int | None) -> list[tuple[str, ...]]:
+    if not shard_size or shard_size >= len(ids):
+        return [tuple(ids)]
+    return [tuple(ids[i:i + shard_size]) for i in range(0, len(ids), shard_size)]
+
+
+def make_plan(restorers: list[RestorerItem], tasks: list[tuple[str, dict[str, Any]]], *,
+              seed: int | None = None, limit: int | None = None, metrics: list[str] | None = None,
+              metric_specs: list[MetricSpec] | None = None, shard_size: int | None = None,
+              check_assets: bool = True) -> Plan:
+    """Validate everything and list the units (restorer-major order, as they will run)."""
+    from harness.metrics.suite import get_metric
+
+    if limit is not None and limit < 0:
+        raise ValueError(f"--limit {limit}: give a positive number of samples (or leave it out)")
+    if limit == 0:
+        raise ValueError("--limit 0: nothing to do (no sample selected); leave --limit out to "
+                         "evaluate every sample")
+    specs = [restorer_spec(item) for item in restorers]
+    _unique("restorer", [s.label for s in specs], [s.id for s in specs])
+    task_specs: list[TaskSpec] = []
+    task_objects: dict[str, Task] = {}
+    for (name, options), label in zip(tasks, task_labels(tasks), strict=True):
+        spec, task = task_spec(name, options, seed, label)
+        task.check_available()
+        task_specs.append(spec)
+        task_objects[spec.id] = task
+    _unique("task", [t.label for t in task_specs], [t.id for t in task_specs])
+    for metric in metrics or []:
+        get_metric(metric)  # unknown names fail now
+    if check_assets:
+        import harness.api.restorer
+
+        for spec in specs:  # bad weights fail before the first model loads
+            harness.api.restorer.build_restorer(spec.name, **spec.options).check_assets()
+    units: list[Unit] = []
+    for spec in specs:
+        for tspec in task_specs:
+            ids = task_objects[tspec.id].sample_ids()[:limit]
+            shards = shard(list(ids), shard_size)
+            units += [Unit(spec, tspec, s, i, len(shards)) for i, s in enumerate(shards)]
+    return Plan(specs, task_specs, task_objects, units, seed if seed is not None else 0, metrics,
+                list(metric_specs or []))
+
+
+def _unique(kind: str, labels: list[str], ids: list[str]) -> None:
+    seen: dict[str, str] = {}
+    for label, ident in zip(labels, ids, strict=True):
+        if label in seen:
+            same = seen[label] == ident
+            raise ValueError(f"{kind} {label!r} is given twice" + (
+                " with the same options" if same else
+                " with different options under one label; give each its own label") + ".")
+        seen[label] = ident

@@ -1,0 +1,292 @@
+"""Studies: a grid of restorers × tasks run by the :class:`~harness.run.runner.Runner`, then tabled and drawn.
+
+Two studies share one engine (:func:`run_study`):
+
+* **OOD** — rows are restorers (a trained restorer may appear several times, once per checkpoint,
+  each tagged with what it was trained on), columns are test tasks; the grid becomes
+  train-on × test-on. Output: long and pivoted tables (CSV + markdown) and a heatmap.
+* **severity** — the same degradation at several levels; one curve per restorer and metric.
+
+Restorer entries are ``NAME[key=value,...]@TAG``: the bracket is the restorer's options (as in
+``bench run``), the optional ``@TAG`` says what that checkpoint was trained on and the row is
+labelled ``NAME (trained on TAG)``.
+
+The whole grid is one runner call (``<study>/run/``: one ``results.json``/``samples.jsonl``):
+run units are keyed by restorer configuration, so two checkpoints of one restorer are two rows
+of one run, labelled by their entries. With tracking, the study opens one MLflow parent run
+holding the tables and figures as artifacts; the runner's parent run is attached beneath it
+(tag ``mlflow.parentRunId``), with the per-cell child runs beneath that.
+
+Nothing here names a concrete restorer or task; how task names are built for a severity sweep
+is a template the caller passes.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.api.items import parse_labelled_restorer
+from harness.io.results import RESULTS_FILE, git_hash, new_run_name, read_results
+from harness.metrics.suite import get_metric
+from harness.run.plan import RestorerItem
+from harness.run.runner import RunConfig, run_benchmark
+from harness.study.figures import plot_curves, plot_heatmap
+from harness.tracking.factory import open_tracker
+from harness.tracking.store import default_tracking_uri
+
+SUMMARY_FIELDS = ("mean", "std", "ci95_lo", "ci95_hi", "n")
+
+
+# Restorer entries -------------------------------------------------------------------------------
+@dataclass
+class StudyEntry:
+    """One row of a study: a restorer, its options, and optionally what it was trained on."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    train_tag: str | None = None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = self.name + (f" (trained on {self.train_tag})" if self.train_tag else "")
+
+
+def parse_entry(spec: str) -> StudyEntry:
+    """``'unet[checkpoint=a.pt]@noise'`` → StudyEntry('unet', {'checkpoint': 'a.pt'}, 'noise');
+    ``'LABEL=unet[...]'`` names the row."""
+    label, name, options, tag = parse_labelled_restorer(spec)
+    return StudyEntry(name, options, tag, label or "")
+
+
+def label_entries(entries: list[StudyEntry]) -> list[StudyEntry]:
+    """Make row labels unique: entries that would share one get their options appended."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.label] = counts.get(entry.label, 0) + 1
+    for entry in entries:
+        if counts[entry.label] > 1 and entry.options:
+            opts = ",".join(f"{k}={v}" for k, v in entry.options.items())
+            entry.label = f"{entry.label} [{opts}]"
+    labels = [e.label for e in entries]
+    duplicates = sorted({lab for lab in labels if labels.count(lab) > 1})
+    if duplicates:
+        raise ValueError(f"restorer entries {duplicates} are given twice with the same options")
+    return entries
+
+
+def parse_levels(text: str) -> list[int]:
+    """``"1-5"`` → [1,2,3,4,5]; ``"1,3,5"`` → [1,3,5]."""
+    levels: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(p) for p in part.split("-", 1))
+                levels.extend(range(lo, hi + 1))
+            elif part:
+                levels.append(int(part))
+    except ValueError as exc:
+        raise ValueError(f"--levels {text!r}: write a range '1-5' or a list '1,3,5'") from exc
+    if not levels:
+        raise ValueError(f"--levels {text!r} selects no level")
+    return levels
+
+
+# The engine -------------------------------------------------------------------------------------
+@dataclass
+class StudyConfig:
+    kind: str  # "ood" or "severity" (names the outputs)
+    entries: list[StudyEntry]
+    tasks: list[tuple[str, dict[str, Any]]]
+    #: severity studies: the level of each task, in the order of ``tasks``.
+    levels: list[int] | None = None
+    metrics: list[str] | None = None
+    primary_metric: str = "psnr"
+    device: str = "auto"
+    limit: int | None = None
+    seed: int = 0
+    output_dir: Path = Path("results/studies")
+    name: str | None = None
+    tracking: bool = True
+    tracking_uri: str | None = None
+    experiment: str = "restorebench"
+    show_progress: bool = True
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    #: configured metric objects computed in the same pass (e.g. a detection metric)
+    metric_specs: list[Any] = field(default_factory=list)
+    #: metrics that get a table and a figure panel (default: every metric present); the long
+    #: table ``study.csv`` always holds all of them (a detection metric has dozens of companions)
+    report_metrics: list[str] | None = None
+    #: ``RunConfig.executor`` (None = local; ``harness.cli.executor_options.make_executor`` for Ray)
+    executor: Any = None
+    shard_size: int | None = None
+
+
+@dataclass
+class StudySummary:
+    study_dir: Path
+    table: pd.DataFrame  # long form: one row per (entry, task, metric)
+    files: dict[str, Path]
+    parent_run_id: str
+    missing_metrics: dict[str, str]
+    n_failed: int
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:80] or "run"
+
+
+def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
+    """Run every entry on every task, then write tables, figures and the MLflow parent run."""
+    if not config.entries or not config.tasks:
+        raise ValueError("a study needs at least one --restorer and one task")
+    entries = label_entries(list(config.entries))
+    name = config.name or f"{config.kind}-{new_run_name()}"
+    study_dir = Path(config.output_dir) / name
+    if (study_dir / "study.csv").exists():
+        raise FileExistsError(f"{study_dir} already holds a study; choose another --name")
+    study_dir.mkdir(parents=True, exist_ok=True)
+    uri = config.tracking_uri or default_tracking_uri(Path(config.output_dir))
+    tracker = (open_tracker(uri, config.experiment, Path(config.output_dir) / "mlartifacts")
+               if config.tracking else None)
+    parent = ""
+    if tracker is not None:
+        parent = tracker.start_parent(name, tags={"study": config.kind, "git_hash": git_hash(),
+                                                  "argv": " ".join(config.argv),
+                                                  "study_dir": str(study_dir.resolve())},
+                                      params={"study": config.kind,
+                                              "restorers": " | ".join(e.label for e in entries),
+                                              "tasks": ",".join(t for t, _ in config.tasks),
+                                              "metric": config.primary_metric,
+                                              "limit": config.limit, "seed": config.seed})
+    status = "FAILED"
+    try:
+        run = RunConfig(restorers=[RestorerItem(e.name, dict(e.options), label=e.label,
+                                                train_tag=e.train_tag) for e in entries],
+                        tasks=list(config.tasks), device=config.device, limit=config.limit,
+                        metrics=config.metrics, metric_specs=list(config.metric_specs),
+                        output_dir=study_dir, run_name="run",
+                        seed=config.seed, tracking=config.tracking, tracking_uri=uri,
+                        experiment=config.experiment, argv=config.argv,
+                        show_progress=config.show_progress, parent_run_id=parent or None,
+                        executor=config.executor, shard_size=config.shard_size)
+        summary = run_benchmark(run, console)
+        missing = dict(summary.missing_metrics)
+        table = pd.DataFrame(_rows(entries, summary.run_dir, config.levels))
+        files = write_outputs(config, table, study_dir, missing)
+        if tracker is not None:
+            for path in files.values():
+                tracker.log_artifact(parent, path)
+            tracker.log_metrics(parent, _headline_metrics(table, config.primary_metric))
+            tracker.log_tags(parent, {f"missing.{k}": v for k, v in missing.items()})
+        status = "FINISHED"
+    finally:
+        if tracker is not None:
+            tracker.end(parent, status)
+    return StudySummary(study_dir, table, files, parent, missing, summary.n_failed)
+
+
+def _rows(entries: list[StudyEntry], run_dir: Path, levels: list[int] | None) -> list[dict[str, Any]]:
+    """Long-form rows from the study run's ``results.json`` (entry order, task order as run)."""
+    results = read_results(run_dir / RESULTS_FILE)
+    rows = []
+    for entry in entries:
+        by_task = results["results"].get(entry.label, {})
+        for task_index, task_name in enumerate(results["tasks"]):
+            aggregates = by_task.get(task_name, {})
+            for metric, agg in aggregates.items():
+                if not isinstance(agg, dict) or metric in ("latency_ms", "peak_mem_mb"):
+                    continue
+                lo, hi = agg.get("ci95") or (None, None)
+                rows.append({"restorer": entry.label, "restorer_name": entry.name,
+                             "train_tag": entry.train_tag, "task": task_name,
+                             **({"level": levels[task_index]} if levels else {}),
+                             "metric": metric, "mean": agg.get("mean"), "std": agg.get("std"),
+                             "ci95_lo": lo, "ci95_hi": hi, "n": agg.get("n"),
+                             "n_failed": aggregates.get("n_failed", 0), "run_dir": str(run_dir)})
+    return rows
+
+
+def _headline_metrics(table: pd.DataFrame, metric: str) -> dict[str, float]:
+    if table.empty:
+        return {}
+    sub = table[table["metric"] == metric]
+    return {f"{metric}.{r.restorer}.{r.task}": r.mean for r in sub.itertuples() if r.mean is not None}
+
+
+# Tables -----------------------------------------------------------------------------------------
+def to_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub pipe table (pandas' ``to_markdown`` needs ``tabulate``, which we do not require)."""
+    header = [str(frame.index.name or "")] + [str(c) for c in frame.columns]
+
+    def cell(value: Any) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return "–"
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for index, row in frame.iterrows():
+        lines.append("| " + " | ".join([str(index)] + [cell(v) for v in row.tolist()]) + " |")
+    return "\n".join(lines)
+
+
+def pivot(table: pd.DataFrame, metric: str, columns: str) -> pd.DataFrame:
+    """Rows = restorer labels (study order), columns = tasks or levels (run order), means."""
+    sub = table[table["metric"] == metric]
+    frame = sub.pivot_table(index="restorer", columns=columns, values="mean", aggfunc="first",
+                            sort=False)
+    frame = frame.reindex(index=list(dict.fromkeys(sub["restorer"])),
+                          columns=list(dict.fromkeys(sub[columns])))
+    frame.index.name, frame.columns.name = "restorer", None
+    return frame
+
+
+def _metric_direction(metric: str) -> bool:
+    """True if lower is better (from the metric registry; unknown names count as higher-better)."""
+    try:
+        return get_metric(metric).lower_better
+    except Exception:
+        return False
+
+
+def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
+                  missing: dict[str, str]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    files["csv"] = study_dir / "study.csv"
+    table.to_csv(files["csv"], index=False)
+    if table.empty:
+        raise RuntimeError(f"the study produced no scores (every image failed?); see the runs in "
+                           f"{study_dir / 'runs'}")
+    present = list(dict.fromkeys(table["metric"]))
+    if config.report_metrics:
+        present = [m for m in present if m in config.report_metrics]
+    requested = [m for m in (config.metrics or []) if m in present]
+    metrics = requested + [m for m in present if m not in requested]  # the order asked for
+    columns = "level" if config.kind == "severity" else "task"
+    sections = [f"# {config.kind} study `{study_dir.name}`", ""]
+    if config.kind == "severity":
+        sections += [f"Tasks: {', '.join(t for t, _ in config.tasks)}", ""]
+    for metric in metrics:
+        frame = pivot(table, metric, columns)
+        frame.to_csv(study_dir / f"{config.kind}_{metric}.csv")
+        files[f"csv_{metric}"] = study_dir / f"{config.kind}_{metric}.csv"
+        arrow = "↓" if _metric_direction(metric) else "↑"
+        sections += [f"## {metric} {arrow} (mean over images)", "", to_markdown(frame), ""]
+    for metric, reason in missing.items():
+        sections += [f"- `{metric}` missing: {reason}"]
+    files["markdown"] = study_dir / f"{config.kind}.md"
+    files["markdown"].write_text("\n".join(sections) + "\n", encoding="utf-8")
+    if config.kind == "severity":
+        files["figure"] = plot_curves(table, study_dir / "severity_curves.png", metrics)
+    else:
+        metric = config.primary_metric if config.primary_metric in metrics else metrics[0]
+        files["figure"] = plot_heatmap(pivot(table, metric, "task"), metric,
+                                       _metric_direction(metric), study_dir / f"ood_{metric}.png")
+    return files

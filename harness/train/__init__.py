@@ -1,0 +1,1 @@
+"""Layer 5 — ``bench train``: the generic training loop of every trainable restorer."""
