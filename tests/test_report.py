@@ -18,7 +18,8 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from harness.cli.main import app
-from harness.io.previews import read_previews, safe_name, save_previews
+from harness.io.names import safe_name
+from harness.io.previews import read_previews, save_previews
 from harness.report.leaderboard import build_leaderboard, numeric_frame, to_latex, to_markdown
 from harness.report.load import RunReadError, is_detection_metric, read_run
 from harness.report.paired import compare_records, paired_stats

@@ -24,9 +24,7 @@ Why these choices:
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,22 +32,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from harness.io.names import safe_name
+
 PREVIEWS_DIR = "previews"
 LQ_DIR = "_lq"
 GT_DIR = "_gt"
 MAX_SIDE = 512
-_PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
-_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def safe_name(name: str) -> str:
-    """A file name for ``name``: unchanged when already plain, else ``slug-<sha1[:8]>``."""
-    if _PLAIN.match(name) and name not in (".", "..") and not name.endswith("."):
-        return name
-    slug = _BAD.sub("_", name).strip("_.")[:60] or "x"
-    return f"{slug}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
-
-
 @dataclass(frozen=True)
 class PreviewPaths:
     """Where the previews of one sample are; ``None`` where none was saved."""
