@@ -50,7 +50,7 @@ def summary(run_dir: Path) -> dict[str, Any]:
                       for t, agg in sorted(by.items())}
                   for r, by in sorted(results["results"].items())}
     return {"records": records, "aggregates": aggregates,
-            "units": sorted((u["restorer_id"], u["task_id"], u["n_planned"], u["n_recorded"])
+            "units": sorted([u["restorer_id"], u["task_id"], u["n_planned"], u["n_recorded"]]
                             for u in results["units"]),
             "mlflow": mlflow_structure(run_dir.parent / "mlflow.db", run_dir.parent / "mlartifacts")}
 

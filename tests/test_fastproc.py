@@ -14,7 +14,7 @@ from harness.io import fastproc
 REPO = Path(__file__).resolve().parents[1]
 #: Children load the module file alone: ``import harness`` would import torch (seconds).
 _LOAD = ("import importlib.util as u; s = u.spec_from_file_location('fastproc', "
-         f"{str(REPO / 'harness' / 'fastproc.py')!r}); fp = u.module_from_spec(s); "
+         f"{str(REPO / 'harness' / 'io' / 'fastproc.py')!r}); fp = u.module_from_spec(s); "
          "import sys; sys.modules['fastproc'] = fp; "
          "s.loader.exec_module(fp)\n")
 

@@ -19,11 +19,12 @@ import json
 import math
 from pathlib import Path
 
+import golden_run  # tests/ is on sys.path (pytest rootdir conftest)
 import pytest
 
-import golden_run  # tests/ is on sys.path (pytest rootdir conftest)
-
 GOLDEN = Path(__file__).parent / "data" / "golden_run.json"
+#: package versions name the machine; ``niqe.impl`` names the implementing module, which moved
+#: from harness/niqe_matlab.py to harness/metrics/niqe_matlab.py in the restructure
 PARAM_IGNORED_PREFIXES = ("versions.", "niqe.impl")
 RELATIVE = {"niqe": 1e-3}
 FLOAT32_RELATIVE = 64 * 1.2e-7
