@@ -19,9 +19,8 @@ import json
 import math
 from pathlib import Path
 
-import pytest
-
 import golden_run  # tests/ is on sys.path (pytest rootdir conftest)
+import pytest
 
 GOLDEN = Path(__file__).parent / "data" / "golden_run.json"
 PARAM_IGNORED_PREFIXES = ("versions.", "niqe.impl")
