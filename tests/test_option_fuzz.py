@@ -15,7 +15,7 @@ import tasks  # noqa: F401  (registers the built-in tasks)
 from harness.api.options import DeclaredOption, OptionError, declared_options
 from harness.api.registries import RESTORERS
 from harness.api.restorer import Restorer
-from harness.api.task import _CONVENTION_OPTIONS, TASKS, Task, task_options
+from harness.api.task import CONVENTION_OPTIONS, TASKS, Task, task_options
 from harness.run.plan import RestorerItem, make_plan
 
 #: values of every JSON type the ``name[key=value]`` parser can produce, plus NaN
@@ -100,7 +100,7 @@ def _task_cases() -> list[tuple[str, str, str, Any]]:
     for name in names:
         specs, _ = task_options(name)
         for key, spec in specs.items():
-            if key in _CONVENTION_OPTIONS and name != "demo":
+            if key in CONVENTION_OPTIONS and name != "demo":
                 continue  # the conventions are the same spec for every task: fuzzed on one
             for category, values in bad_values(spec).items():
                 cases += [(name, key, category, v) for v in values]

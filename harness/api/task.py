@@ -148,7 +148,7 @@ def task_options(name: str) -> tuple[dict[str, DeclaredOption], bool]:
     factory with ``**kwargs`` and no declared signature (a plugin that validates itself)."""
     factory = TASKS.get(name)
     specs = declared_options(factory)
-    for key, spec in _CONVENTION_OPTIONS.items():
+    for key, spec in CONVENTION_OPTIONS.items():
         specs.setdefault(key, spec)
     return specs, accepts_extra(factory)
 
@@ -174,5 +174,5 @@ def build_task(name: str, **options: Any) -> Task:
 
 _CONVENTION_FIELDS = frozenset(MetricConventions.__dataclass_fields__)
 #: the conventions as options (from the dataclass's typed fields); none is required
-_CONVENTION_OPTIONS = {k: DeclaredOption(v.name, v.alternatives, v.default, v.help, required=False)
+CONVENTION_OPTIONS = {k: DeclaredOption(v.name, v.alternatives, v.default, v.help, required=False)
                      for k, v in declared_options(MetricConventions).items()}
