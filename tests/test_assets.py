@@ -124,3 +124,29 @@ def test_shared_weights_folder_imports_niqe_parameters(weights_home):
 
     path = fetch(NIQE_PARAMS.name, "niqe_pris_params.npz")
     assert assets.sha256_of(path) == NIQE_PARAMS.files[0].sha256
+
+
+def test_verification_log_is_scoped_to_its_run(blob_asset, tmp_path):
+    """A run's ``asset_checks`` hold that run's files only, and ``rehash`` ends with its scope."""
+    asset, payload = blob_asset
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "blob.bin").write_bytes(payload)
+    import_dir(tmp_path / "in", {asset.name: asset})  # hashed once: the stamp is fresh
+    path = str(assets.asset_dir(asset.name) / "blob.bin")
+    with assets.verification_log(rehash=True) as first:
+        fetch(asset.name, "blob.bin")
+        with assets.verification_log() as inner:  # nested: recorded in both, its own rehash
+            fetch(asset.name, "blob.bin")
+    assert first.as_dict() == {path: "re-hashed (sha256)"}
+    assert inner.checks[path].startswith("stamp trusted")
+    with assets.verification_log() as second:
+        assert second.checks == {}  # nothing left over from the first scope
+        fetch(asset.name, "blob.bin")
+    assert second.checks[path].startswith("stamp trusted")
+    assert not assets.rehash_always()
+
+
+def test_sha256_of_is_the_one_file_hasher():
+    from harness.io.hashing import file_sha256
+
+    assert assets.sha256_of is file_sha256

@@ -150,3 +150,36 @@ def test_report_reprints_a_finished_run(default_run):
     assert f"| nlm | demo | **{nlm_psnr:.2f} ±" in md.output  # best PSNR of the task in bold
     missing = runner.invoke(app, ["report", str(out / "nope"), "--no-tracking"])
     assert missing.exit_code != 0 and "does not exist" in missing.output
+
+
+def test_user_errors_are_one_definition_and_load_nothing():
+    """The one-line-error classes of every command; a run's ExecutorError joins once its module
+    is loaded (it cannot be raised before), so an error exit imports no torch."""
+    import subprocess
+    import sys
+
+    from harness.cli.common import USER_ERRORS, user_errors
+
+    assert set(USER_ERRORS) <= set(user_errors())
+    assert user_errors(FloatingPointError)[-1] is FloatingPointError
+    code = ("import sys\nfrom harness.cli.common import user_errors\n"
+            "names = [e.__name__ for e in user_errors()]\n"
+            "print('ExecutorError' in names, 'torch' in sys.modules)\n"
+            "import harness.run.ray_executor\n"
+            "print('ExecutorError' in [e.__name__ for e in user_errors()])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    assert out == ["False", "False", "True"]
+
+
+def test_mistyped_restorer_is_one_line_before_torch_loads(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom harness.cli.main import app\n"
+            f"r = CliRunner().invoke(app, ['run', '-r', 'nlmx', '--output-dir', {str(tmp_path)!r}])\n"
+            "print(r.exit_code, 'torch' in sys.modules)\nprint(r.output)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    assert out.startswith("2 False"), out
+    assert "Did you mean 'nlm'" in out and "Traceback" not in out

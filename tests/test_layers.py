@@ -9,6 +9,8 @@ import is still a dependency) checks three rules:
 3. ``harness`` imports none of ``restorers``, ``tasks``, ``downstream`` (they plug in through
    registries and entry points).
 
+A fourth test keeps every function of ``harness/`` at most 60 lines long.
+
 The order is documented in ``docs/architecture.md``; change both together.
 """
 
@@ -143,3 +145,20 @@ def test_old_plugin_import_paths_work_and_warn(old, new):
     assert "warned: harness." in out and "harness.api" in out
     assert out.strip().endswith("True")
     assert importlib.import_module("harness.api") is not None
+
+
+#: the longest a function of ``harness/`` may be, in lines from ``def`` to its last line
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    """Small functions with one job: a longer one is split where its parts have names."""
+    offenders = []
+    for path in sorted(HARNESS.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    offenders.append(f"{path.relative_to(HARNESS.parent)}:{node.lineno} "
+                                     f"{node.name} ({length} lines)")
+    assert not offenders, (f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(offenders))

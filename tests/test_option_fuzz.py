@@ -12,17 +12,17 @@ import pytest
 
 import restorers  # noqa: F401  (registers the built-in restorers)
 import tasks  # noqa: F401  (registers the built-in tasks)
-from harness.api.options import OptionError, OptionSpec, declared_options
+from harness.api.options import DeclaredOption, OptionError, declared_options
 from harness.api.registries import RESTORERS
 from harness.api.restorer import Restorer
-from harness.api.task import _CONVENTION_SPECS, TASKS, Task, task_options
+from harness.api.task import CONVENTION_OPTIONS, TASKS, Task, task_options
 from harness.run.plan import RestorerItem, make_plan
 
 #: values of every JSON type the ``name[key=value]`` parser can produce, plus NaN
 _PROBES: list[Any] = [{"nested": 1}, [1, 2], "zz-not-a-choice", True, 3.5, -7, float("nan"), None]
 
 
-def bad_values(spec: OptionSpec) -> dict[str, list[Any]]:
+def bad_values(spec: DeclaredOption) -> dict[str, list[Any]]:
     """Wrong-type, out-of-range and unknown-choice values for one option (only those it refuses)."""
     out: dict[str, list[Any]] = {"type": [], "range": [], "choice": []}
     out["type"] = [v for v in _PROBES if not spec.accepts(v)
@@ -55,7 +55,7 @@ def no_models(monkeypatch):
     monkeypatch.setattr(Task, "load", forbidden)
 
 
-def _check(error: OptionError, kind: str, item: str, key: str, value: Any, spec: OptionSpec) -> None:
+def _check(error: OptionError, kind: str, item: str, key: str, value: Any, spec: DeclaredOption) -> None:
     message = str(error)
     assert f"{kind} {item!r}" in message and key in message, message
     assert repr(value) in message, message
@@ -100,7 +100,7 @@ def _task_cases() -> list[tuple[str, str, str, Any]]:
     for name in names:
         specs, _ = task_options(name)
         for key, spec in specs.items():
-            if key in _CONVENTION_SPECS and name != "demo":
+            if key in CONVENTION_OPTIONS and name != "demo":
                 continue  # the conventions are the same spec for every task: fuzzed on one
             for category, values in bad_values(spec).items():
                 cases += [(name, key, category, v) for v in values]

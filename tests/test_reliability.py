@@ -107,17 +107,21 @@ def test_busy_sqlite_is_retried(tmp_path):
 
 
 # Bad inputs -----------------------------------------------------------------------------------------
-def test_negative_limit_is_an_error_and_zero_is_nothing_to_do(tmp_path):
+def test_limit_below_one_is_a_one_line_error_before_anything_loads(tmp_path, monkeypatch):
+    import harness.run.runner
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(harness.run.runner, "run_benchmark", no_run)
     out = tmp_path / "results"
-    negative = cli.invoke(app, ["run", "-r", "identity", "--limit", "-2", "--output-dir", str(out),
-                                "--no-tracking", "--no-progress"])
-    assert negative.exit_code == 2
-    assert "--limit -2: give a positive number of samples" in negative.output
-    zero = cli.invoke(app, ["run", "-r", "identity", "--limit", "0", "--output-dir", str(out),
-                            "--no-tracking", "--no-progress"])
-    assert zero.exit_code == 0, zero.output
-    assert "nothing to do: --limit 0 selects no sample" in zero.output
-    assert not out.exists()  # no empty run folder, no empty table
+    for limit in ("-2", "0"):
+        result = cli.invoke(app, ["run", "-r", "identity", "--limit", limit, "--output-dir",
+                                  str(out), "--no-tracking", "--no-progress"])
+        assert result.exit_code == 2, result.output
+        assert f"--limit {limit}: give a number of samples >= 1" in result.output
+        assert "Traceback" not in result.output and "Usage:" not in result.output
+    assert not out.exists()  # no empty run folder
 
 
 def test_device_gpu_is_a_clear_error_before_anything_heavy(tmp_path, monkeypatch):
@@ -367,6 +371,6 @@ def test_cpu_peak_memory_is_the_restorers_own_increment_without_ci(tmp_path):
     assert identity["mean"] < 50  # not the ~1 GB process RSS
     assert 150 < hungry["mean"] < 400
     assert identity["ci95"] == [None, None] and identity["kind"].startswith("cpu RSS increment")
-    from harness.cli.main import _fmt
+    from harness.cli.summary import format_aggregate as _fmt
 
     assert "±" not in _fmt(hungry, 2, ci=False)

@@ -9,9 +9,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from harness.api.checkpoints import file_sha256, read_checkpoint
+from harness.api.checkpoints import read_checkpoint
 from harness.api.restorer import build_restorer
 from harness.cli.main import app
+from harness.io.hashing import file_sha256
 from restorers.unfoldldm.restorer import UnfoldLDM
 
 SHIPPED = UnfoldLDM.shipped_checkpoint

@@ -35,6 +35,8 @@ from typing import Any
 
 import torch
 
+from harness.io.hashing import file_sha256
+
 FORMAT = "restorebench-checkpoint"
 VERSION = 1
 
@@ -48,14 +50,6 @@ def weights_digest(weights: dict[str, dict[str, torch.Tensor]]) -> str:
             shape = tuple(weights[network][key].shape)
             digest.update(f"{network}/{key}|{tensor.dtype}|{shape}|".encode())
             digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -96,8 +96,9 @@ class Alternative:
 
 
 @dataclass(frozen=True)
-class OptionSpec:
-    """What one option accepts, its default and its help line (from the docstring's Args)."""
+class DeclaredOption:
+    """An option a constructor declares: what it accepts, its default and its help line (from
+    the docstring's Args)."""
 
     name: str
     alternatives: tuple[Alternative, ...]
@@ -116,6 +117,11 @@ class OptionSpec:
         default = None if self.default is inspect.Parameter.empty else self.default
         return {"name": self.name, "allowed": self.allowed, "default": default,
                 "required": self.required, "help": self.help}
+
+
+#: The old name, for plugins that import it (the names called "spec" are listed in
+#: ``docs/architecture.md``).
+OptionSpec = DeclaredOption
 
 
 class OptionError(ValueError):
@@ -179,7 +185,7 @@ def _arg_help(doc: str | None) -> dict[str, str]:
     return helps
 
 
-def declared_options(target: Any, skip: tuple[str, ...] = ()) -> dict[str, OptionSpec]:
+def declared_options(target: Any, skip: tuple[str, ...] = ()) -> dict[str, DeclaredOption]:
     """The options of a class (its ``__init__``) or factory function, in declaration order."""
     function = target.__init__ if isinstance(target, type) else target
     function = inspect.unwrap(function)
@@ -189,7 +195,7 @@ def declared_options(target: Any, skip: tuple[str, ...] = ()) -> dict[str, Optio
     except Exception:  # unresolvable forward references: fall back to defaults' types
         hints = {}
     helps = _arg_help(function.__doc__)
-    out: dict[str, OptionSpec] = {}
+    out: dict[str, DeclaredOption] = {}
     for name, param in signature.parameters.items():
         if name in ("self", *skip) or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
@@ -199,7 +205,7 @@ def declared_options(target: Any, skip: tuple[str, ...] = ()) -> dict[str, Optio
             alts = _alternatives(type(param.default)) if param.default is not None else [Alternative(None)]
         else:
             alts = [Alternative(None)]
-        out[name] = OptionSpec(name, tuple(alts), param.default, helps.get(name, ""),
+        out[name] = DeclaredOption(name, tuple(alts), param.default, helps.get(name, ""),
                                required=param.default is inspect.Parameter.empty)
     return out
 
@@ -210,7 +216,7 @@ def accepts_extra(target: Any) -> bool:
     return any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
 
 
-def validate_options(kind: str, item: str, specs: dict[str, OptionSpec], values: dict[str, Any],
+def validate_options(kind: str, item: str, specs: dict[str, DeclaredOption], values: dict[str, Any],
                      extra_ok: bool = False) -> None:
     """Raise :class:`OptionError` for the first unknown option or disallowed value."""
     for key, value in values.items():

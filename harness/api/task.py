@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, Literal
 
 import torch
 
-from harness.api.options import OptionSpec, Range, accepts_extra, declared_options, validate_options
+from harness.api.options import DeclaredOption, Range, accepts_extra, declared_options, validate_options
 from harness.api.registries import TASKS
 
 COLOR_SPACES = ("rgb", "ycbcr601", "yiq")
@@ -132,23 +131,20 @@ class Task(ABC):
                 "options": dict(self.options), "conventions": asdict(self.conventions)}
 
 
-TaskFactory = Callable[..., Task]
-
-
 
 def register_task(name: str, *aliases: str):
     """Register a task factory (a ``Task`` subclass or a function returning a ``Task``)."""
     return TASKS.register(name, *aliases)
 
 
-def task_options(name: str) -> tuple[dict[str, OptionSpec], bool]:
+def task_options(name: str) -> tuple[dict[str, DeclaredOption], bool]:
     """The options a task accepts: its factory's (or class's) keyword arguments, declared by
     their type hints, plus every metric convention (``color_space``, ``crop_border``, ...), which
     every task takes. Returns ``(specs, accepts_unknown)``; the second is true only for a
     factory with ``**kwargs`` and no declared signature (a plugin that validates itself)."""
     factory = TASKS.get(name)
     specs = declared_options(factory)
-    for key, spec in _CONVENTION_SPECS.items():
+    for key, spec in CONVENTION_OPTIONS.items():
         specs.setdefault(key, spec)
     return specs, accepts_extra(factory)
 
@@ -174,5 +170,5 @@ def build_task(name: str, **options: Any) -> Task:
 
 _CONVENTION_FIELDS = frozenset(MetricConventions.__dataclass_fields__)
 #: the conventions as options (from the dataclass's typed fields); none is required
-_CONVENTION_SPECS = {k: OptionSpec(v.name, v.alternatives, v.default, v.help, required=False)
+CONVENTION_OPTIONS = {k: DeclaredOption(v.name, v.alternatives, v.default, v.help, required=False)
                      for k, v in declared_options(MetricConventions).items()}

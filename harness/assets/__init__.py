@@ -2,7 +2,9 @@
 parameters with canonical sources and sha256), dataset layouts, ``bench data fetch|validate``.
 
 The asset cache's public names (what restorer modules use to declare and fetch their weights)
-are re-exported here: ``from harness.assets import Asset, AssetFile, register_asset, fetch``.
+are re-exported here: ``from harness.assets import Asset, AssetFile, register_asset, fetch``
+(``sha256_of`` is :func:`harness.io.hashing.file_sha256` under the name plugins know). A run
+records how it checked each file in its own scope: ``with verification_log(rehash) as log``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from harness.assets.cache import (
     AssetFile,
     AssetMissingError,
     FileStatus,
+    VerificationLog,
     asset_dir,
     bench_home,
     fetch,
@@ -26,10 +29,11 @@ from harness.assets.cache import (
     set_rehash,
     sha256_of,
     status,
+    verification_log,
 )
 from harness.assets.declarations import load_all_declarations
 
 __all__ = ["ASSETS", "VERIFICATIONS", "Asset", "AssetCorruptError", "AssetFile", "AssetMissingError",
-           "FileStatus", "asset_dir", "bench_home", "fetch", "import_dir", "load_all_declarations",
-           "missing_message", "offline", "register_asset", "rehash_always", "set_rehash",
-           "sha256_of", "status"]
+           "FileStatus", "VerificationLog", "asset_dir", "bench_home", "fetch", "import_dir",
+           "load_all_declarations", "missing_message", "offline", "register_asset", "rehash_always",
+           "set_rehash", "sha256_of", "status", "verification_log"]

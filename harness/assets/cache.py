@@ -12,17 +12,22 @@ Nothing downloads at import time. ``BENCH_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import shutil
 import tempfile
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.io.hashing import file_sha256
+
 _CHUNK = 1 << 20
+
+#: The public name plugins use (``from harness.assets import sha256_of``): the one file hasher.
+sha256_of = file_sha256
 
 
 class AssetMissingError(FileNotFoundError):
@@ -100,14 +105,6 @@ def offline() -> bool:
                for v in ("BENCH_OFFLINE", "HF_HUB_OFFLINE"))
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # Fetching -----------------------------------------------------------------------------------------
 def fetch(asset_name: str, file_name: str | None = None, *, download: bool = True) -> Path:
     """Return the verified local path of an asset file, downloading it if allowed.
@@ -150,7 +147,7 @@ def _copy_from_package(spec: AssetFile, target: Path) -> bool:
     for entry in files:
         if str(entry) == member:
             source = Path(str(entry.locate()))
-            if source.exists() and spec.matches(sha256_of(source)):
+            if source.exists() and spec.matches(file_sha256(source)):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, target)
                 _verify(target, spec)
@@ -166,18 +163,68 @@ def missing_message(asset: Asset, spec: AssetFile, reason: str) -> str:
             f"or place it at {asset_dir(asset.name) / spec.name}.")
 
 
-#: How each file used by this process was checked: path → "re-hashed" or "stamp trusted".
-VERIFICATIONS: dict[str, str] = {}
-_REHASH = {"always": False}
+# Verification -------------------------------------------------------------------------------------
+@dataclass
+class VerificationLog:
+    """How each asset file used inside one :func:`verification_log` scope was checked.
+
+    A run opens its own scope, so ``results.json`` lists that run's files and nothing left over
+    from an earlier run in the same process (a study runs many), and ``rehash`` applies to that
+    run only.
+
+    Attributes:
+        rehash: re-hash every file on use instead of trusting its stamp (``--verify-assets``).
+        checks: path → ``"re-hashed (sha256)"`` or ``"stamp trusted (...)"``.
+    """
+
+    rehash: bool = False
+    checks: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, str]:
+        """The checks sorted by path (what ``results.json`` stores under ``asset_checks``)."""
+        return dict(sorted(self.checks.items()))
+
+
+_REHASHED = "re-hashed (sha256)"
+
+#: Open scopes, innermost last; the first is the process-wide log, which is never closed.
+_LOGS: list[VerificationLog] = [VerificationLog()]
+
+#: Deprecated: the process-wide checks, read and cleared by the runner before it had a scope.
+#: Use :func:`verification_log`; this goes once ``harness.run`` opens one.
+VERIFICATIONS: dict[str, str] = _LOGS[0].checks
+
+
+@contextmanager
+def verification_log(rehash: bool = False) -> Iterator[VerificationLog]:
+    """A scope whose asset checks are recorded in the :class:`VerificationLog` it yields.
+
+    Scopes nest: a check is recorded in every open scope, and the innermost one's ``rehash``
+    applies (``BENCH_VERIFY_ASSETS=1`` forces re-hashing everywhere)."""
+    log = VerificationLog(rehash=rehash)
+    _LOGS.append(log)
+    try:
+        yield log
+    finally:
+        _LOGS.remove(log)
 
 
 def set_rehash(always: bool) -> None:
-    """``bench run --verify-assets``: re-hash every file on use instead of trusting its stamp."""
-    _REHASH["always"] = always
+    """Deprecated (use ``verification_log(rehash=...)``): re-hash on use, process-wide."""
+    _LOGS[0].rehash = always
 
 
 def rehash_always() -> bool:
-    return _REHASH["always"] or os.environ.get("BENCH_VERIFY_ASSETS", "").lower() in ("1", "true", "yes")
+    """Whether a file used now is re-hashed rather than trusted by its stamp."""
+    return _LOGS[-1].rehash or os.environ.get("BENCH_VERIFY_ASSETS", "").lower() in ("1", "true", "yes")
+
+
+def _record(path: Path, how: str) -> None:
+    """Record ``how`` in every open scope; a file re-hashed in a scope stays so there (its later
+    stamp checks trust that very hash)."""
+    for log in _LOGS:
+        if not log.checks.get(str(path), "").startswith(_REHASHED):
+            log.checks[str(path)] = how
 
 
 def _verify(path: Path, spec: AssetFile, rehash: bool | None = None) -> None:
@@ -187,22 +234,26 @@ def _verify(path: Path, spec: AssetFile, rehash: bool | None = None) -> None:
     stamp (size, mtime and the declared digest of the last successful hash) is trusted. A stamp
     can be fooled by a file altered with its size and mtime restored; ``rehash=True`` (``bench
     assets verify`` always, ``bench run --verify-assets``) ignores it. Which of the two happened
-    is kept in :data:`VERIFICATIONS` and written to ``results.json``.
+    is recorded in the open :class:`VerificationLog` scopes and written to ``results.json``.
     """
     rehash = rehash_always() if rehash is None else rehash
     stamp = path.with_name(path.name + ".verified")
     stat = path.stat()
     key = f"{stat.st_size}:{stat.st_mtime_ns}:{spec.sha256}"
     if not rehash and stamp.exists() and stamp.read_text() == key:
-        VERIFICATIONS[str(path)] = "stamp trusted (size+mtime unchanged since last sha256 check)"
+        _record(path, "stamp trusted (size+mtime unchanged since last sha256 check)")
         return
-    digest = sha256_of(path)
-    VERIFICATIONS[str(path)] = "re-hashed (sha256)"
-    if not spec.matches(digest):
-        raise AssetCorruptError(f"{path}: sha256 {digest} does not match the declared "
-                                f"{spec.sha256}; delete it and re-import or re-download "
-                                f"from {spec.url}")
+    _record(path, _REHASHED)
+    _require_match(path, spec, str(path), f"delete it and re-import or re-download from {spec.url}")
     stamp.write_text(key)
+
+
+def _require_match(path: Path, spec: AssetFile, what: str, advice: str) -> None:
+    """Hash ``path``; :class:`AssetCorruptError` naming ``what`` and ``advice`` on a mismatch."""
+    digest = file_sha256(path)
+    if not spec.matches(digest):
+        raise AssetCorruptError(f"{what}: sha256 {digest} does not match the declared "
+                                f"{spec.sha256}; {advice}")
 
 
 def _download(spec: AssetFile, target: Path) -> None:
@@ -233,11 +284,9 @@ def _download(spec: AssetFile, target: Path) -> None:
 
 
 def _verify_file(path: Path, spec: AssetFile) -> None:
-    digest = sha256_of(path)
-    if not spec.matches(digest):
-        raise AssetCorruptError(f"downloaded {spec.url}: sha256 {digest} does not match the "
-                                f"declared {spec.sha256}; the source changed or the download "
-                                f"was corrupted")
+    """A fresh download (no stamp to trust): always hashed."""
+    _require_match(path, spec, f"downloaded {spec.url}",
+                   "the source changed or the download was corrupted")
 
 
 # Import / verify / list -----------------------------------------------------------------------
@@ -279,12 +328,12 @@ def import_dir(folder: Path, assets: dict[str, Asset] | None = None) -> list[Fil
         size = path.stat().st_size
         if None not in sizes and size not in sizes:
             continue
-        digest = sha256_of(path)
+        digest = file_sha256(path)
         for asset, spec in wanted:
             if spec.matches(digest) and (len(spec.sha256) == 64 or path.name == Path(spec.name).name):
                 target = asset_dir(asset.name) / spec.name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if not target.exists() or sha256_of(target) != digest:
+                if not target.exists() or file_sha256(target) != digest:
                     shutil.copyfile(path, target)
                 _verify(target, spec)
                 imported.append(FileStatus(asset.name, spec.name, "ok", target, str(path)))

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.api.task import DataMissingError
-from harness.assets.cache import offline, sha256_of
+from harness.assets.cache import offline
 from harness.assets.datasets import DatasetSpec, DataSource, LayoutMatch, find_layout
+from harness.io.hashing import file_sha256
 
 
 class DataFetchError(RuntimeError):
@@ -111,7 +112,7 @@ def _fetch_url(source: DataSource, root: Path) -> None:
         with urllib.request.urlopen(request, timeout=60) as response, open(download, "wb") as out:
             shutil.copyfileobj(response, out, 1 << 20)
         if source.sha256:
-            digest = sha256_of(download)
+            digest = file_sha256(download)
             if digest != source.sha256.lower():
                 raise ValueError(f"sha256 {digest} does not match the declared {source.sha256}")
         mapping = source.files or (("", ""),)

@@ -37,14 +37,13 @@ def _set_root(data_root: Path | None) -> Path:
 
 def _build(name: str) -> Any:
     from harness.api.items import parse_item
-    from harness.api.registry import UnknownNameError
     from harness.api.task import build_task
-    from harness.cli.common import fail
+    from harness.cli.common import fail, user_errors
 
     try:
         task_name, options = parse_item(name)
         return build_task(task_name, **dict(options))
-    except (UnknownNameError, ValueError) as exc:
+    except user_errors() as exc:
         fail(str(exc))
 
 

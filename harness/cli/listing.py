@@ -80,14 +80,14 @@ def list_restorers(
 def list_tasks() -> None:
     """Tasks with descriptions, whether their data are present, and their options (from the
     factory's typed signature; the metric conventions every task takes are listed once below)."""
-    from harness.api.task import _CONVENTION_SPECS, TASKS, DataMissingError, build_task, task_options
+    from harness.api.task import CONVENTION_OPTIONS, TASKS, DataMissingError, build_task, task_options
 
     table = Table(title="tasks")
     for column in ("name", "degradation", "GT", "data", "description", "options"):
         table.add_column(column)
     for name in TASKS.names():
         specs, _ = task_options(name)
-        own = {k: v.describe() for k, v in specs.items() if k not in _CONVENTION_SPECS}
+        own = {k: v.describe() for k, v in specs.items() if k not in CONVENTION_OPTIONS}
         try:
             task = build_task(name)
         except Exception as exc:
@@ -101,7 +101,7 @@ def list_tasks() -> None:
         table.add_row(name, task.degradation, "yes" if task.has_gt else "no", status,
                       escape(task.description), escape(_options_text(own)))
     console.print(table)
-    conventions = {k: v.describe() for k, v in _CONVENTION_SPECS.items()}
+    conventions = {k: v.describe() for k, v in CONVENTION_OPTIONS.items()}
     console.print(escape("every task also takes the metric conventions: " + _options_text(conventions)
                          + "  (e.g. -t 'lolv1[gt_mean=true]')"))
     for module, error in TASKS.import_errors.items():

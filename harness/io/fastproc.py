@@ -56,7 +56,6 @@ from dataclasses import dataclass
 
 # glibc <malloc.h>
 M_TRIM_THRESHOLD = -1
-M_TOP_PAD = -2
 M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
 

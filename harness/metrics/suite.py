@@ -37,8 +37,9 @@ from harness.api.metric import DatasetMetric, MetricSpec, MetricUnavailable
 from harness.api.registries import METRICS
 from harness.api.registry import UnknownNameError
 from harness.api.task import MetricConventions
-from harness.assets.cache import Asset, AssetMissingError, fetch, sha256_of
+from harness.assets.cache import Asset, AssetMissingError, fetch
 from harness.assets.metric_weights import LPIPS_BACKBONES, LPIPS_LINEAR, NIQE_PARAMS
+from harness.io.hashing import file_sha256
 
 __all__ = ["METRICS", "DatasetMetric", "MetricSpec", "MetricSuite", "MetricUnavailable",
            "get_metric", "pyiqa_direction"]
@@ -110,7 +111,7 @@ def _build_ssim(conventions: MetricConventions, device: torch.device) -> Scorer:
 def _install_torchvision_checkpoint(path: Path) -> None:
     """Make torchvision's ``weights='IMAGENET1K_V1'`` find the verified file offline."""
     target = Path(torch.hub.get_dir()) / "checkpoints" / path.name
-    if not target.exists() or sha256_of(target) != sha256_of(path):
+    if not target.exists() or file_sha256(target) != file_sha256(path):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
 

@@ -78,6 +78,7 @@ from PIL import Image
 
 from harness.api.options import Range
 from harness.api.restorer import Restorer, register_restorer
+from harness.io.names import safe_name
 from restorers.ldrps.fpam import AdversarialTerm, FPAMTrainer, PatchDiscriminator, kaiming_init
 from restorers.ldrps.losses import VGGPerceptual, colour_loss, exposure_loss, load_vgg_features
 from restorers.ldrps.models import (
@@ -692,5 +693,6 @@ def _folder_defaults(model: str) -> dict[str, int]:
 
 
 def _sample_name(meta: dict[str, Any]) -> str:
+    """The file name of an image's recorded or injected state (the harness's one slugifier)."""
     name = meta.get("sample_id") or Path(str(meta.get("lq_path", "") or "image")).stem or "image"
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+    return safe_name(str(name))
