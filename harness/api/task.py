@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, Literal
 
@@ -130,9 +129,6 @@ class Task(ABC):
                 "degradation": self.degradation, "has_gt": self.has_gt, "seed": self.seed,
                 "version": self.version, "expected_count": self.expected_count,
                 "options": dict(self.options), "conventions": asdict(self.conventions)}
-
-
-TaskFactory = Callable[..., Task]
 
 
 

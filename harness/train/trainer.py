@@ -267,6 +267,10 @@ def _autocast_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
     return torch.float16 if recipe.amp == "fp16" else torch.bfloat16
 
 
+class ValidationFailed(RuntimeError):
+    """An image of the validation task failed (``bench run`` would record it as failed)."""
+
+
 @dataclass
 class _State:
     """What the loop updates: the optimisation state, where it starts, the last validation."""
@@ -474,7 +478,7 @@ class Trainer:
                 module.load_state_dict(saved[name])
         failed = [r for r in records if r["status"] != "ok"]
         if failed:
-            raise RuntimeError(f"validation on {failed[0]['task']} failed on "
+            raise ValidationFailed(f"validation on {failed[0]['task']} failed on "
                                f"{failed[0]['sample_id']}: {failed[0]['error']}")
         totals: dict[str, list[float]] = {}
         for record in records:
