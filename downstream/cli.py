@@ -163,7 +163,6 @@ def detect(
     from downstream.metric import detection_metric_spec
     from harness.api.registry import UnknownNameError
     from harness.run.ray_executor import ExecutorError
-    from harness.run.runner import RunConfig, resolve_device
 
     errors = (FileNotFoundError, ValueError, KeyError, UnknownNameError, ImportError, ExecutorError)
 
@@ -181,6 +180,18 @@ def detect(
         _severity_study(restorers, data, degradation, split, levels, spec, metrics, device, limit,
                         output_dir, run_name, no_tracking, progress)
         return
+    _single_run(task_item, restorers, spec, labels, metrics, device, limit, output_dir, run_name,
+                no_tracking, progress, run_executor, shard_size, n_images, errors)
+
+
+def _single_run(task_item: tuple[str, dict[str, Any]], restorers: list[tuple[str, dict[str, Any]]],
+                spec: Any, labels: str, metrics: str | None, device: str, limit: int | None,
+                output_dir: Path, run_name: str | None, no_tracking: bool, progress: bool,
+                run_executor: Any, shard_size: int | None, n_images: int,
+                errors: tuple[type[BaseException], ...]) -> None:
+    """``bench detect`` without ``--levels``: one run, then its table and figures."""
+    from harness.run.runner import RunConfig, resolve_device
+
     has_gt = task_item[0].startswith("synth:") or "gt" in task_item[1]
     if labels == "pseudo" and task_item[0] == "folder" and not has_gt:
         _fail("--labels pseudo needs a clean twin: give --degradation (synthetic) or a task with GT")

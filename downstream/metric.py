@@ -59,10 +59,10 @@ from downstream.yolo_env import (
     configure_ultralytics,
     load_detector,
     resolve_weights,
-    sha256_file,
     ultralytics_version,
 )
 from harness.api.metric import DatasetMetric, MetricSpec
+from harness.io.hashing import file_sha256
 
 PROTOCOLS = ("gt", "pseudo")
 N_IOU = 10
@@ -109,7 +109,7 @@ class Detector:
         self.imgsz, self.conf, self.iou, self.max_det = int(imgsz), float(conf), float(iou), int(max_det)
         self.device = str(device)
         self.names: dict[int, str] = {int(k): str(v) for k, v in dict(self.model.names).items()}
-        self.sha256 = sha256_file(self.path)
+        self.sha256 = file_sha256(self.path)
         self.key = (self.sha256, self.imgsz, self.conf, self.iou, self.max_det, self.device)
 
     def __call__(self, image: torch.Tensor | np.ndarray) -> Detections:
@@ -341,7 +341,7 @@ def detection_metric_spec(weights: str | Path, data_yaml_or_labels: str | Path |
     def describe(conventions: Any) -> dict[str, Any]:
         info: dict[str, Any] = {
             "protocol": "real labels" if protocol == "gt" else "pseudo ground truth (consistency)",
-            "weights": str(weights), "weights_sha256": sha256_file(resolve_weights(weights)),
+            "weights": str(weights), "weights_sha256": file_sha256(resolve_weights(weights)),
             "imgsz": imgsz, "conf": conf, "nms_iou": iou, "max_det": max_det,
             "iou_thresholds": "0.50:0.05:0.95",
             "evaluator": "ultralytics DetectionValidator._process_batch + DetMetrics "
@@ -360,4 +360,4 @@ def detection_metric_spec(weights: str | Path, data_yaml_or_labels: str | Path |
             f"(conf ≥ {conf_label})")
     return MetricSpec(name=metric_name, mode="meta" if protocol == "gt" else "FR",
                       lower_better=False, description=what, build=build, describe=describe,
-                      kind="dataset")
+                      kind="dataset", group="detection")

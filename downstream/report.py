@@ -8,7 +8,8 @@ re-made from a finished run without recomputation. Only the few images shown are
 Rows: **clean** (the clean images against the real labels: ``det_map50.clean*``, reported by
 every restorer's unit and identical across them; taken from the first unit that has it),
 **degraded** (the ``identity`` restorer: the degraded input scored as is), then each restorer.
-Quality metrics (PSNR, SSIM, ...) sit beside mAP in the same row.
+Quality metrics (PSNR, SSIM, ...: the ``quality`` group of :mod:`harness.metrics.directions`)
+sit beside mAP in the same row.
 
 A value in ``results.json`` may be a number or an aggregate ``{"mean": ..}`` (per-image metrics);
 both are read.
@@ -25,7 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-QUALITY = ("psnr", "ssim", "lpips", "niqe")
+from harness.metrics.directions import metric_group
+from harness.report.leaderboard import order_metrics
+
 DEGRADED = "identity"
 
 
@@ -48,6 +51,7 @@ def detection_rows(results: dict[str, Any], metric: str, task: str | None = None
     ``<metric>.precision``, ``<metric>.recall``.
     """
     by_restorer = results["results"]
+    declared = results.get("metrics") if isinstance(results.get("metrics"), dict) else {}
     tasks = [t for units in by_restorer.values() for t in units]
     if not tasks:
         return []
@@ -64,19 +68,23 @@ def detection_rows(results: dict[str, Any], metric: str, task: str | None = None
             clean_row = {"row": "clean", "restorer": "-"}
             clean_row.update({f"{metric}{s}": _number(unit.get(f"{metric}.clean{s}")) for s in subs})
         row = {"row": "degraded" if restorer == DEGRADED else restorer, "restorer": restorer}
-        row.update({q: _number(unit.get(q)) for q in QUALITY if q in unit})
+        row.update({q: _number(unit[q]) for q in unit
+                    if "." not in q and metric_group(q, declared) == "quality"})
         row.update({f"{metric}{s}": _number(unit.get(f"{metric}{s}")) for s in subs})
         rows.append(row)
     return ([clean_row] if clean_row else []) + rows
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """``row``, ``restorer``, quality metrics, then the detection columns, in first-seen order."""
+    """``row``, ``restorer``, the quality metrics (in the leaderboard's order), then the detection
+    columns (each headline ``m`` with ``m.map50_95`` and its other companions) as first seen."""
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    rank = {name: i for i, name in enumerate(("row", "restorer", *QUALITY))}
-    return sorted(columns, key=lambda c: (rank.get(c, len(rank)), columns.index(c)))
+    heads = [c for c in columns if f"{c}.map50_95" in columns]
+    detection = [c for c in columns if any(c == h or c.startswith(f"{h}.") for h in heads)]
+    quality = [c for c in columns if c not in ("row", "restorer") and c not in detection]
+    return ["row", "restorer", *order_metrics(quality), *detection]
 
 
 def _fmt(value: Any) -> str:

@@ -36,7 +36,6 @@ where to put it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from functools import lru_cache
@@ -144,14 +143,6 @@ def resolve_weights(weights: str | Path) -> Path:
         raise DetectorWeightsMissing(f"detector weights {text!r}: ultralytics knows no such "
                                      f"release asset. {where}")
     return downloaded
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @lru_cache(maxsize=4)

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli.main import app
+from harness.io.names import safe_name
 
 runner = CliRunner()
 
@@ -63,9 +64,9 @@ def test_mlflow_store_holds_parent_and_children_with_metrics_and_tables(default_
         assert child.data.params["psnr.impl"] == "pyiqa psnr"
         assert "missing.lpips" in child.data.tags
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id, "per_image")}
-        assert artifacts == {f"per_image/{child.info.run_name}.json"}
+        assert artifacts == {f"per_image/{safe_name(child.info.run_name)}.json"}
         table_path = client.download_artifacts(child.info.run_id,
-                                               f"per_image/{child.info.run_name}.json")
+                                               f"per_image/{safe_name(child.info.run_name)}.json")
         table = json.loads(Path(table_path).read_text())
         assert len(table["data"]) == 5 and "psnr" in table["columns"]
         images = client.list_artifacts(child.info.run_id, "comparisons")

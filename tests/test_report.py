@@ -21,7 +21,7 @@ from harness.cli.main import app
 from harness.io.names import safe_name
 from harness.io.previews import read_previews, save_previews
 from harness.report.leaderboard import build_leaderboard, numeric_frame, to_latex, to_markdown
-from harness.report.load import RunReadError, is_detection_metric, read_run
+from harness.report.load import RunReadError, read_run
 from harness.report.paired import compare_records, paired_stats
 
 runner = CliRunner()
@@ -157,10 +157,13 @@ def test_missing_metric_reasons_survive_into_markdown_latex_and_csv(tmp_path):
 def test_schema_2_declared_directions_and_fallbacks(tmp_path):
     records = [{"restorer": "a", "task": "t", "sample_id": "s1", "status": "ok",
                 "metrics": {"psnr": 30.0, "det_map50": 0.5}}]
-    unit = {**_unit(psnr=30.0, det_map50=0.5), "restorer_config_hash": "f00",
+    unit = {**_unit(psnr=30.0, det_map50=0.5, boxes_found=0.4), "restorer_config_hash": "f00",
             "det_map50.precision": 0.7, "seed": 3}
     run = _write_run(tmp_path / "v2", {"a": {"t": unit}},
-                     schema=2, metrics={"det_map50": {"lower_better": False, "mode": "meta"},
+                     schema=2, metrics={"det_map50": {"lower_better": False, "mode": "meta",
+                                                      "group": "detection"},
+                                        "boxes_found": {"lower_better": False, "mode": "meta",
+                                                        "group": "detection"},
                                         "psnr": {"mode": "FR"}}, records=records)
     data = read_run(run)
     assert data.schema_version == 2
@@ -170,10 +173,13 @@ def test_schema_2_declared_directions_and_fallbacks(tmp_path):
     unit = data.units[0]
     assert "seed" not in unit.aggregates and unit.identity["restorer_config_hash"] == "f00"
     assert unit.aggregates["det_map50.precision"].mean == 0.7 and unit.records == records
-    assert is_detection_metric("det_map50") and is_detection_metric("consistency_map50")
-    main = build_leaderboard([data], include=lambda m: not is_detection_metric(m))
-    detection = build_leaderboard([data], include=is_detection_metric)
-    assert main.metrics == ["psnr"] and detection.metrics == ["det_map50", "det_map50.precision"]
+    # the group is the declared one, whatever the name; a companion has its headline's group
+    assert data.groups == {"det_map50": "detection", "boxes_found": "detection", "psnr": "quality",
+                           "det_map50.precision": "detection"}
+    main = build_leaderboard([data], include=lambda m: not data.is_detection(m))
+    detection = build_leaderboard([data], include=data.is_detection)
+    assert main.metrics == ["psnr"]
+    assert detection.metrics == ["det_map50", "boxes_found", "det_map50.precision"]
     (tmp_path / "v9").mkdir()
     (tmp_path / "v9" / "results.json").write_text(json.dumps({"schema_version": 9, "results": {}}))
     with pytest.raises(RunReadError, match="schema_version 9"):
@@ -405,3 +411,44 @@ def test_html_holds_study_figures_detection_tables_and_metadata(tmp_path):
     # schema 1 does not declare det_map50's direction and no registry knows it: no best marked
     assert "| 00-a | a (trained on noise) | t | 0.5200 ±0.1000 |" in detection_md
     assert "**" not in detection_md
+
+
+# Directions and groups (harness.metrics.directions) -------------------------------------------------
+def test_direction_and_group_come_from_declaration_then_runtime_registry_pyiqa():
+    from harness.metrics.directions import direction_arrow, metric_direction, metric_group
+
+    declared = {"psnr": {"lower_better": True, "group": "detection"}, "boxes": {"group": "detection"}}
+    assert metric_direction("psnr", declared) is True and metric_group("psnr", declared) == "detection"
+    assert metric_group("boxes.recall", declared) == "detection"  # a companion: its headline's group
+    assert metric_direction("boxes.recall", declared) is None  # ... but no direction of its own
+    assert (metric_direction("latency_ms"), metric_group("peak_mem_mb")) == (True, "timing")
+    assert (metric_direction("psnr"), metric_group("psnr")) == (False, "quality")  # registry
+    assert (metric_direction("niqe"), metric_direction("lpips")) == (True, True)
+    assert (metric_direction("gmsd"), metric_group("gmsd")) == (True, "quality")  # pyiqa's configs
+    assert (metric_direction("seed"), metric_group("seed")) == (None, None)  # nobody declares it
+    assert [direction_arrow(m) for m in ("psnr", "niqe", "seed")] == ["↑", "↓", "?"]
+
+
+def test_directions_import_neither_torch_nor_pyiqa():
+    import subprocess
+    import sys
+
+    code = ("import sys, harness.metrics.directions as d; d.pyiqa_configs(); "
+            "print('torch' in sys.modules, 'pyiqa' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_detection_spec_declares_its_group_in_results():
+    from harness.api.metric import MetricSpec
+    from harness.api.task import MetricConventions
+    from harness.metrics.suite import MetricSuite
+
+    spec = MetricSpec("boxes", "meta", False, "test", lambda c, d: None, lambda c: {},
+                      kind="dataset", group="detection")
+    suite = MetricSuite(["psnr"], MetricConventions(), "cpu", True, extra=[spec],
+                        build_kinds=("image",))
+    assert suite.directions()["boxes"]["group"] == "detection"
+    assert suite.directions()["psnr"]["group"] == "quality"
+    with pytest.raises(ValueError, match="group"):
+        MetricSpec("x", "NR", False, "", lambda c, d: None, lambda c: {}, group="speed")

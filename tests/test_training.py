@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,61 @@ def test_bad_recipe_values_are_clear_errors():
                             ({"batch_size": 0}, "--batch-size"), ({"lr": -1.0}, "--lr")):
         with pytest.raises(ValueError, match=message):
             Recipe(**kwargs)
+
+
+def _tiny_training(tmp_path: Path, restorer: str, **config) -> TrainConfig:
+    return TrainConfig(
+        restorer=RestorerItem(restorer, {"restore_noise": 0.05}), train_set=("degraded", {
+            "clean": "skimage", "degradation": "gaussian_noise", "severity": 2, "crop": 32,
+            "length": 8}), out=tmp_path / "tiny.pt", recipe=Recipe(iters=4, batch_size=4, lr=3e-3),
+        val_task=parse_item(VAL_TASK), val_every=4, val_limit=2, checkpoint_every=4,
+        show_progress=False, device="cpu", seed=5, argv=["bench", "train", "test"], **config)
+
+
+def test_validation_of_a_stochastic_restorer_is_what_bench_run_gives(tmp_path):
+    """The trainer validates through ``bench run``'s executor: same per-image seeds (task id),
+    so ``bench run --seed SEED --limit VAL_LIMIT`` on the checkpoint reproduces its numbers."""
+    import numpy as np
+    import tiny_trainable  # noqa: F401
+
+    summary = train(_tiny_training(tmp_path, "test-tiny-trainable", tracking=False))
+    run = run_benchmark(RunConfig(
+        restorers=[("test-tiny-trainable", {"checkpoint": str(summary.checkpoint), "restore_noise": 0.05})],
+        tasks=[parse_item(VAL_TASK)], limit=2, seed=5, metrics=["psnr", "ssim"],
+        output_dir=tmp_path / "out", tracking=False, show_progress=False, device="cpu"))
+    records = [json.loads(line) for line in (run.run_dir / "samples.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+    for metric in ("psnr", "ssim"):
+        assert summary.last_validation[metric] == float(np.mean([r["metrics"][metric] for r in records]))
+    # the noise is really drawn per image: another seed gives other numbers
+    other = train(replace(_tiny_training(tmp_path, "test-tiny-trainable", tracking=False),
+                          out=tmp_path / "other.pt", seed=6))
+    assert other.last_validation["psnr"] != summary.last_validation["psnr"]
+
+
+def test_training_logs_its_mlflow_run_through_the_tracking_process(tmp_path):
+    import tiny_trainable  # noqa: F401
+    from mlflow import MlflowClient
+
+    summary = train(_tiny_training(tmp_path, "test-tiny-trainable", output_dir=tmp_path,
+                                   experiment="train-test"))
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("train-test").experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name.startswith("train:test-tiny-trainable")
+    assert run.data.tags["kind"] == "train" and run.data.params["recipe.iters"] == "4"
+    assert run.data.metrics["val_psnr"] == pytest.approx(summary.last_validation["psnr"])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "l1")] == [1, 2, 3, 4]
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["tiny.pt.json"]
+
+
+def test_a_failed_training_ends_its_mlflow_run_failed(tmp_path):
+    import tiny_trainable  # noqa: F401
+    from mlflow import MlflowClient
+
+    config = _tiny_training(tmp_path, "test-tiny-trainable", output_dir=tmp_path, experiment="e")
+    config.recipe.lr = float("inf")  # the first step's weights become inf: the loss is not finite
+    with pytest.raises(FloatingPointError):
+        train(config)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("e").experiment_id])
+    assert run.info.status == "FAILED"

@@ -30,7 +30,7 @@ class TinyTrainable(Restorer):
     trainable = True
 
     def __init__(self, width: int = 8, checkpoint: str | None = None, step_delay: float = 0.0,
-                 dropout_noise: float = 0.01):
+                 dropout_noise: float = 0.01, restore_noise: float = 0.0):
         """
         Args:
             width: hidden channels.
@@ -38,10 +38,13 @@ class TinyTrainable(Restorer):
             step_delay: seconds slept per training step (lets a test kill a run mid-way).
             dropout_noise: std of input noise drawn from the global RNG in each training step
                 (so a resumed run must restore the RNG state to match an uninterrupted one).
+            restore_noise: std of output noise drawn from the image's ``meta["generator"]``
+                (a stochastic restorer: its numbers depend on the per-image seed).
         """
         super().__init__()
         self.width, self.checkpoint = width, checkpoint
         self.step_delay, self.dropout_noise = step_delay, dropout_noise
+        self.restore_noise = restore_noise
         self.net = TinyResidualNet(width)
 
     def load(self, device: torch.device) -> None:
@@ -62,7 +65,11 @@ class TinyTrainable(Restorer):
         return {"loss": l1, "l1": l1.detach()}
 
     def _restore(self, lq: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
-        return self.net(lq)
+        out = self.net(lq)
+        if self.restore_noise:
+            noise = torch.randn(out.shape, generator=meta["generator"]).to(out.device)
+            out = (out + self.restore_noise * noise).clamp(0, 1)
+        return out
 
 
 if "test-tiny-trainable" not in RESTORERS:

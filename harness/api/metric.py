@@ -33,6 +33,7 @@ from typing import Any
 
 MODES = ("FR", "NR", "meta")
 KINDS = ("image", "dataset")
+GROUPS = ("quality", "detection", "timing")
 
 
 class MetricUnavailable(RuntimeError):
@@ -73,6 +74,7 @@ class MetricSpec:
         min_side: the smallest image side (after ``crop_border``) the metric can score, and
         min_side_why: what needs it (``"SSIM's 11x11 Gaussian window"``). A smaller image gets
             a "not computed" reason in its record instead of a NaN and numpy warnings.
+        group: which table a report shows it in (:data:`GROUPS`; :mod:`harness.metrics.directions`).
     """
 
     name: str
@@ -84,9 +86,12 @@ class MetricSpec:
     kind: str = "image"
     min_side: int = 0
     min_side_why: str = ""
+    group: str = "quality"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"metric {self.name!r}: mode must be one of {MODES}, got {self.mode!r}")
         if self.kind not in KINDS:
             raise ValueError(f"metric {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.group not in GROUPS:
+            raise ValueError(f"metric {self.name!r}: group must be one of {GROUPS}, got {self.group!r}")

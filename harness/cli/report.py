@@ -105,7 +105,7 @@ def make_report(paths: list[Path], out_dir: Path | None = None, *, output_dir: P
     from harness.report.figures import plot_quality_vs_latency
     from harness.report.html import build_html
     from harness.report.leaderboard import build_leaderboard, rich_table, write_tables
-    from harness.report.load import is_detection_metric, read_runs
+    from harness.report.load import read_runs
 
     runs = read_runs(paths)
     if not runs:
@@ -114,8 +114,11 @@ def make_report(paths: list[Path], out_dir: Path | None = None, *, output_dir: P
         out_dir = (runs[0].run_dir / "report" if len(runs) == 1 else
                    Path(output_dir) / "reports" / datetime.now().strftime("report-%Y%m%d-%H%M%S"))
     out_dir = Path(out_dir)
-    board = build_leaderboard(runs, include=lambda m: not is_detection_metric(m))
-    detection = build_leaderboard(runs, include=is_detection_metric)
+    def is_detection(name: str) -> bool:  # as any run declares it
+        return any(run.is_detection(name) for run in runs)
+
+    board = build_leaderboard(runs, include=lambda m: not is_detection(m))
+    detection = build_leaderboard(runs, include=is_detection)
     result = ReportFiles(out_dir)
     result.files.update(write_tables(board, out_dir, "leaderboard"))
     if detection.metrics:
@@ -232,6 +235,17 @@ def find_unit(runs: list[Any], name: str, task: str) -> Any:
     raise ValueError(f"{name!r} is on {task} in several runs; write RESTORER@RUN, one of: {choices}")
 
 
+def _directions(runs: list[Any], names: list[str]) -> dict[str, bool | None]:
+    """Each metric's direction as the runs declare it, else as :mod:`harness.metrics.directions`
+    knows it (a metric the runs do not list)."""
+    from harness.metrics.directions import metric_direction
+
+    directions: dict[str, bool | None] = {}
+    for run in runs:
+        directions.update({k: v for k, v in run.directions.items() if directions.get(k) is None})
+    return {**{name: metric_direction(name) for name in names if name not in directions}, **directions}
+
+
 def compare(
     a: Annotated[str, typer.Argument(help="Restorer A (name, or NAME@RUN when in several runs).")],
     b: Annotated[str, typer.Argument(help="Restorer B.")],
@@ -265,15 +279,8 @@ def compare(
         unit_a, unit_b = find_unit(runs, a, task), find_unit(runs, b, task)
     except (RunReadError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
-    directions: dict[str, bool | None] = {}
-    for run in runs:
-        directions.update({k: v for k, v in run.directions.items() if directions.get(k) is None})
     names = metric or [m for m in metrics_of(unit_a.records) if m in metrics_of(unit_b.records)]
-    for name in names:
-        if name not in directions:
-            from harness.report.load import metric_direction
-
-            directions[name] = metric_direction(name)
+    directions = _directions(runs, names)
     results = compare_records(unit_a.records, unit_b.records, names, directions,
                               resamples=resamples, seed=seed)
     if not results or all(r.n == 0 for r in results):

@@ -26,6 +26,7 @@ from typing import Annotated, Any
 import typer
 
 from harness.api.items import parse_item, parse_restorer
+from harness.io.names import safe_name
 
 
 def _read_recipe(path: Path) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def train_configs(options: dict[str, Any], **common: Any) -> list[Any]:
     target = Path(options["out"])
     configs = []
     for item in items:
-        path = target if len(items) == 1 else target / f"{_slug(item.name + str(item.options))}.pt"
+        path = target if len(items) == 1 else target / f"{safe_name(item.name + str(item.options))}.pt"
         configs.append(TrainConfig(restorer=item, train_set=train_spec, out=path,
                                    recipe=Recipe(**recipe_fields), val_task=val,
                                    val_every=int(options.get("val_every", 500)),
@@ -102,10 +103,6 @@ def train_configs(options: dict[str, Any], **common: Any) -> list[Any]:
                                    checkpoint_every=int(options.get("checkpoint_every", 500)),
                                    seed=int(options.get("seed", 0)), **common))
     return configs
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("_")
 
 
 def train_command(
@@ -145,7 +142,7 @@ def train_command(
     """Train restorers; write resumable checkpoints that `bench run -r 'NAME[checkpoint=...]'` loads."""
     import os
 
-    from harness.cli.common import console, fail
+    from harness.cli.common import fail
 
     if data_root is not None:
         os.environ["BENCH_DATA_ROOT"] = str(data_root)
@@ -154,20 +151,26 @@ def train_command(
              "warmup_iters": warmup_iters, "grad_clip": grad_clip, "ema_decay": ema, "amp": amp,
              "num_workers": num_workers, "val_every": val_every, "val_limit": val_limit,
              "val_metrics": val_metrics, "checkpoint_every": checkpoint_every, "seed": seed}
-    from harness.api.registry import UnknownNameError
-    from harness.api.task import DataMissingError
-    from harness.assets.cache import AssetCorruptError, AssetMissingError
-    from harness.train.trainer import Trainer, train
-
     try:
         options = recipe_options(recipe, given)
     except ValueError as exc:
         fail(f"--recipe {recipe}: {exc}" if recipe else str(exc))
+    _train_all(options, check, device=device, resume=resume, tracking=not no_tracking,
+               tracking_uri=tracking_uri, experiment=experiment, output_dir=output_dir,
+               show_progress=progress, argv=list(sys.argv))
+
+
+def _train_all(options: dict[str, Any], check: bool, **common: Any) -> None:
+    """Train (or ``--check``) each restorer of ``options`` in turn; a user error ends the command
+    with its message."""
+    from harness.api.registry import UnknownNameError
+    from harness.api.task import DataMissingError
+    from harness.assets.cache import AssetCorruptError, AssetMissingError
+    from harness.cli.common import console, fail
+    from harness.train.trainer import Trainer, ValidationFailed, train
+
     try:
-        configs = train_configs(options, device=device, resume=resume, tracking=not no_tracking,
-                                tracking_uri=tracking_uri, experiment=experiment,
-                                output_dir=output_dir, show_progress=progress, argv=list(sys.argv))
-        for config in configs:
+        for config in train_configs(options, **common):
             if check:
                 report = Trainer(config).check()
                 console.print("recipe ok: " + json.dumps(report, default=str), markup=False)
@@ -181,5 +184,5 @@ def train_command(
     except UnknownNameError as exc:
         fail(str(exc))
     except (DataMissingError, AssetMissingError, AssetCorruptError, FileExistsError,
-            FileNotFoundError, ValueError, ImportError, FloatingPointError) as exc:
+            FileNotFoundError, ValueError, ImportError, FloatingPointError, ValidationFailed) as exc:
         fail(str(exc))

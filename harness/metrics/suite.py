@@ -40,9 +40,10 @@ from harness.api.task import MetricConventions
 from harness.assets.cache import Asset, AssetMissingError, fetch
 from harness.assets.metric_weights import LPIPS_BACKBONES, LPIPS_LINEAR, NIQE_PARAMS
 from harness.io.hashing import file_sha256
+from harness.metrics.pyiqa_configs import pyiqa_configs, pyiqa_direction
 
 __all__ = ["METRICS", "DatasetMetric", "MetricSpec", "MetricSuite", "MetricUnavailable",
-           "get_metric", "pyiqa_direction"]
+           "get_metric", "pyiqa_configs", "pyiqa_direction"]
 
 Scorer = Callable[[torch.Tensor, torch.Tensor | None, dict[str, Any]], torch.Tensor]
 
@@ -169,32 +170,6 @@ def _register_niqe() -> None:
 
 
 _register_niqe()
-
-
-def pyiqa_configs() -> dict[str, dict[str, Any]]:
-    """pyiqa's ``DEFAULT_CONFIGS`` (mode, ``lower_better``, range of every metric), read from its
-    module file without importing the pyiqa package (which pulls in torchvision models)."""
-    global _PYIQA_CONFIGS
-    if _PYIQA_CONFIGS is None:
-        import importlib.util
-
-        package = importlib.util.find_spec("pyiqa")
-        if package is None or not package.submodule_search_locations:
-            raise MetricUnavailable("pyiqa is not installed")
-        path = Path(list(package.submodule_search_locations)[0]) / "default_model_configs.py"
-        spec = importlib.util.spec_from_file_location("_pyiqa_default_model_configs", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-        _PYIQA_CONFIGS = dict(module.DEFAULT_CONFIGS)
-    return _PYIQA_CONFIGS
-
-
-_PYIQA_CONFIGS: dict[str, dict[str, Any]] | None = None
-
-
-def pyiqa_direction(name: str) -> bool:
-    """``lower_better`` as pyiqa declares it (its configs omit the key for higher-is-better)."""
-    return bool(pyiqa_configs()[name].get("lower_better", False))
 
 
 def get_metric(name: str) -> MetricSpec:
@@ -362,8 +337,10 @@ class MetricSuite:
         return out
 
     def directions(self) -> dict[str, dict[str, Any]]:
-        """``{metric: {lower_better, mode, kind}}`` for results.json (reports read it)."""
-        return {name: {"lower_better": spec.lower_better, "mode": spec.mode, "kind": spec.kind}
+        """``{metric: {lower_better, mode, kind, group}}`` for results.json; reports read it
+        through :mod:`harness.metrics.directions`."""
+        return {name: {"lower_better": spec.lower_better, "mode": spec.mode, "kind": spec.kind,
+                       "group": spec.group}
                 for name, spec in self.specs.items()}
 
     @torch.inference_mode()

@@ -5,7 +5,8 @@ Everything here reads run folders through one reader, :func:`harness.report.load
 never recomputes a metric: a report is a view of ``results.json`` and ``samples.jsonl`` (plus the
 previews the runner saved), so it can be rebuilt on a laptop from folders copied off a cluster.
 
-Modules: :mod:`~harness.report.load` (the reader, metric directions), :mod:`~.leaderboard`,
-:mod:`~.paired`, :mod:`~.figures`, :mod:`~.html`, :mod:`~.cli` (the ``bench report`` and
-``bench compare`` commands).
+Modules: :mod:`~harness.report.load` (the reader; each metric's direction and group come from
+:mod:`harness.metrics.directions`), :mod:`~.leaderboard`, :mod:`~.paired`, :mod:`~.figures`,
+:mod:`~.html`. The ``bench report`` and ``bench compare`` commands are in
+:mod:`harness.cli.report`.
 """

@@ -1,10 +1,11 @@
 """The HTML report: one file that opens offline, in any browser, from a laptop or a cluster share.
 
 Sections: the leaderboard (click a header to sort; best per task marked by each metric's
-direction; missing metrics with their reasons), detection tables (metrics named ``det_*`` /
-``consistency_*``), paired comparisons per task, an image viewer per task, the OOD heatmaps
-and severity curves of studies the runs belong to, a quality-against-latency scatter, and the
-run metadata (versions, git hash, device, argv, restorer cards, task conventions).
+direction; missing metrics with their reasons), detection tables (metrics of the ``detection``
+group, :mod:`harness.metrics.directions`), paired comparisons per task, an image viewer per
+task, the OOD heatmaps and severity curves of studies the runs belong to, a
+quality-against-latency scatter, and the run metadata (versions, git hash, device, argv,
+restorer cards, task conventions).
 
 Why it is built this way:
 
@@ -38,7 +39,7 @@ from typing import Any
 from harness.io.previews import read_previews
 from harness.report.figures import StudyOutputs, study_outputs
 from harness.report.leaderboard import Leaderboard, direction_legend, header, value_text
-from harness.report.load import RunData, Unit, is_detection_metric
+from harness.report.load import RunData, Unit
 from harness.report.paired import compare_records, result_frame
 
 EMBED_LIMIT = 48 * 1024 * 1024
@@ -520,6 +521,3 @@ def build_html(runs: list[RunData], board: Leaderboard, detection: Leaderboard |
     out_path.write_text(page, encoding="utf-8")
     return out_path
 
-
-def has_detection(runs: list[RunData]) -> bool:
-    return any(is_detection_metric(m) for r in runs for u in r.units for m in u.aggregates)

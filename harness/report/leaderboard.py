@@ -6,7 +6,8 @@ appearance), then latency and peak memory, so speed sits beside quality.
 
 Choices a reader of the table should know:
 
-* **Best is per task and per column**, using each metric's direction (:func:`metric_direction`);
+* **Best is per task and per column**, using each metric's direction
+  (:func:`harness.metrics.directions.metric_direction`);
   a column whose direction is unknown gets no mark rather than a guessed one. Ties on the mean
   are all marked.
 * **A missing metric keeps its column** and its cell says ``missing`` with a numbered note
@@ -28,7 +29,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report.load import RUNTIME_METRICS, Aggregate, RunData, Unit
+from harness.metrics.directions import RUNTIME_METRICS
+from harness.report.load import Aggregate, RunData, Unit
 
 QUALITY_FIRST = ("psnr", "ssim", "lpips", "niqe")
 
@@ -176,14 +178,6 @@ def format_value(agg: Aggregate) -> str:
     if agg.lo is None or agg.hi is None:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ±{(agg.hi - agg.lo) / 2:.{digits}f}"
-
-
-def cell_text(board: Leaderboard, row: Row, metric: str) -> str:
-    """Plain text of a cell (no emphasis); ``n`` appears only when it differs from the row's."""
-    cell = row.cells[metric]
-    if cell.agg is None:
-        return f"missing [{board.note_index(cell.missing or metric)}]"
-    return value_text(row, cell)
 
 
 def value_text(row: Row, cell: Cell) -> str:

@@ -3,15 +3,14 @@
 It tolerates both result schemas in use:
 
 * **schema_version 1** (and files without the field): ``results[restorer][task][metric] =
-  {mean, std, ci95, n}`` plus ``n_ok``/``n_failed``; ``missing_metrics`` at the top level; the
-  direction of a metric is not stored, so it comes from the metric registry.
+  {mean, std, ci95, n}`` plus ``n_ok``/``n_failed``; ``missing_metrics`` at the top level; no
+  metric declarations.
 * **schema_version 2**: the same ``results`` shape, plus per-unit identity fields and a top-level
-  ``metrics: {name: {lower_better, mode, ...}}`` declaring each metric's direction.
+  ``metrics: {name: {lower_better, mode, kind, group}}`` declaring each metric.
 
-Direction is resolved once per run (:func:`metric_direction`) and is ``None`` — *unknown* — for a
-name that neither the file nor a registry declares: a report that guessed would mark the wrong
-restorer as best, which is worse than marking none. Latency and peak memory are the harness's own
-measurements and always lower-is-better.
+Each metric's direction and group are resolved once per run, by
+:mod:`harness.metrics.directions` (the file's declaration first, then the runner's measurements,
+the registry and pyiqa's configuration); an unknown direction stays ``None``.
 
 A newer schema than this reader knows is refused with a message rather than half-read.
 """
@@ -24,62 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.io.results import RESULTS_FILE, SAMPLES_FILE, read_results, read_samples
+from harness.metrics.directions import metric_direction, metric_group
 
 KNOWN_SCHEMAS = (1, 2)
-#: Measurements the runner itself makes, with their fixed direction (lower is better).
-RUNTIME_METRICS = ("latency_ms", "peak_mem_mb")
-#: Name prefixes of detection-after-restoration metrics (shown in their own tables).
-DETECTION_PREFIXES = ("det_", "consistency_")
 
 
 class RunReadError(ValueError):
     """A run folder cannot be read as a report input; the message says why and what to give."""
-
-
-def is_detection_metric(name: str) -> bool:
-    """``det_map50``, ``consistency_map50-95`` and their companions are detection metrics."""
-    return name.startswith(DETECTION_PREFIXES)
-
-
-def _registry_direction(name: str) -> bool | None:
-    """Direction from the harness registry, else pyiqa's own configuration, else unknown.
-
-    ``harness.metrics.suite.get_metric`` answers for registered names; for a bare pyiqa name this
-    version of it guesses from a short list, so pyiqa's ``DEFAULT_CONFIGS`` entry (which omits
-    ``lower_better`` when higher is better, as pyiqa itself reads it) is preferred there.
-    """
-    from harness.api.registry import UnknownNameError
-    from harness.metrics.suite import METRICS, get_metric
-
-    try:
-        spec = get_metric(name)
-    except (UnknownNameError, ImportError, KeyError, ValueError):
-        return None
-    if name in METRICS:
-        return bool(spec.lower_better)
-    try:
-        from pyiqa.default_model_configs import DEFAULT_CONFIGS
-    except ImportError:
-        return bool(spec.lower_better)
-    config = DEFAULT_CONFIGS.get(name)
-    return bool(config.get("lower_better", False)) if config is not None else bool(spec.lower_better)
-
-
-def metric_direction(name: str, declared: dict[str, Any] | None = None) -> bool | None:
-    """True if lower is better, False if higher is, None if unknown.
-
-    Order: the run's own declaration (schema 2 ``metrics``), the runtime measurements, then the
-    registry. Companion keys of dataset-level metrics (``map50.precision``) are only known when
-    declared: their direction need not be the headline's.
-    """
-    entry = (declared or {}).get(name)
-    if isinstance(entry, dict) and isinstance(entry.get("lower_better"), bool):
-        return entry["lower_better"]
-    if name in RUNTIME_METRICS:
-        return True
-    if "." in name:
-        return None
-    return _registry_direction(name)
 
 
 def as_float(value: Any) -> float | None:
@@ -150,6 +100,8 @@ class RunData:
     units: list[Unit]
     missing: dict[str, str]
     directions: dict[str, bool | None]
+    #: metric → ``quality`` / ``detection`` / ``timing`` (``None``: undeclared, unknown).
+    groups: dict[str, str | None]
     #: the study folder this run belongs to (``<study>/runs/<run>``), if any.
     study_dir: Path | None
     #: restorer name → the study's row label (``unet (trained on noise)``), for study runs.
@@ -161,6 +113,10 @@ class RunData:
     def task_info(self, task: str) -> dict[str, Any]:
         info = self.payload.get("tasks", {}).get(task, {})
         return info if isinstance(info, dict) else {}
+
+    def is_detection(self, name: str) -> bool:
+        """Shown in the detection tables (its group, as declared or known)."""
+        return self.groups.get(name) == "detection"
 
     def metric_mode(self, name: str) -> str | None:
         entry = self.payload.get("metrics", {}).get(name)
@@ -232,11 +188,13 @@ def read_run(path: Path) -> RunData:
             names += [k for k in aggregates if k not in names]
     names += [k for k in missing if k not in names]
     directions = {name: metric_direction(name, declared) for name in names}
+    groups = {name: metric_group(name, declared) for name in names}
     study_dir = run_dir.parent.parent if run_dir.parent.name == "runs" else None
     if study_dir is not None and not (study_dir / "study.csv").exists():
         study_dir = None
     labels = _study_labels(study_dir, run_dir) if study_dir is not None else {}
-    return RunData(run_dir, run_id, schema, payload, records, units, missing, directions, study_dir, labels)
+    return RunData(run_dir, run_id, schema, payload, records, units, missing, directions, groups,
+                   study_dir, labels)
 
 
 def _study_labels(study_dir: Path, run_dir: Path) -> dict[str, str]:

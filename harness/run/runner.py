@@ -40,7 +40,7 @@ from harness.io.results import (
 )
 from harness.run.plan import Plan, RestorerItem, make_plan
 from harness.tracking.store import default_tracking_uri
-from harness.tracking.worker import TrackingProcess, TrackingWorker
+from harness.tracking.worker import NoTracking, TrackingProcess, open_tracking
 
 
 @dataclass
@@ -154,12 +154,11 @@ class Runner:
             return run_dir, lock
         raise FileExistsError(f"{output}: no free run folder name for {base}; pass --run-name")
 
-    def _tracker(self) -> TrackingWorker | TrackingProcess:
+    def _tracker(self) -> TrackingProcess | NoTracking:
         """MLflow in a child process (its import and store set-up overlap the run)."""
-        if not self.config.tracking:
-            return TrackingWorker(None)
         uri = self.config.tracking_uri or default_tracking_uri(self.config.output_dir)
-        return TrackingProcess(uri, self.config.experiment, Path(self.config.output_dir) / "mlartifacts")
+        return open_tracking(self.config.tracking, uri, self.config.experiment,
+                             Path(self.config.output_dir) / "mlartifacts")
 
     def plan(self) -> Plan:
         config = self.config

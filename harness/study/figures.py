@@ -6,15 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.metrics.suite import get_metric
-
-
-def _metric_direction(metric: str) -> bool:
-    """True if lower is better (from the metric registry / pyiqa; unknown names: higher-better)."""
-    try:
-        return get_metric(metric).lower_better
-    except Exception:
-        return False
+from harness.metrics.directions import direction_arrow
 
 
 def _pyplot():
@@ -27,7 +19,8 @@ def _pyplot():
 
 
 def plot_heatmap(frame: pd.DataFrame, metric: str, lower_better: bool, path: Path) -> Path:
-    """Annotated heatmap; the colour map runs so that better is always brighter."""
+    """Annotated heatmap; the colour map runs so that better is always brighter (a metric of
+    unknown direction is drawn as higher-is-better)."""
     plt = _pyplot()
     n_rows, n_cols = frame.shape
     fig, ax = plt.subplots(figsize=(max(4.0, 1.5 + 1.4 * n_cols), max(2.5, 1.0 + 0.55 * n_rows)))
@@ -67,8 +60,7 @@ def plot_curves(table: pd.DataFrame, path: Path, metrics: list[str] | None = Non
             ax.plot(line["level"], line["mean"], marker="o", label=label)
             lo, hi = line["ci95_lo"].astype(float), line["ci95_hi"].astype(float)
             ax.fill_between(line["level"], lo, hi, alpha=0.15)
-        arrow = "↓" if _metric_direction(metric) else "↑"
-        ax.set_title(f"{metric} {arrow}", fontsize=10)
+        ax.set_title(f"{metric} {direction_arrow(metric)}", fontsize=10)
         ax.set_xlabel("severity")
         ax.set_xticks(sorted(dict.fromkeys(sub["level"])))
         ax.grid(alpha=0.3)

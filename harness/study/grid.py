@@ -23,7 +23,6 @@ is a template the caller passes.
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +32,12 @@ import pandas as pd
 
 from harness.api.items import parse_labelled_restorer
 from harness.io.results import RESULTS_FILE, git_hash, new_run_name, read_results
-from harness.metrics.suite import get_metric
+from harness.metrics.directions import direction_arrow, metric_direction
 from harness.run.plan import RestorerItem
 from harness.run.runner import RunConfig, run_benchmark
 from harness.study.figures import plot_curves, plot_heatmap
 from harness.tracking.factory import open_tracker
 from harness.tracking.store import default_tracking_uri
-
-SUMMARY_FIELDS = ("mean", "std", "ci95_lo", "ci95_hi", "n")
 
 
 # Restorer entries -------------------------------------------------------------------------------
@@ -137,10 +134,6 @@ class StudySummary:
     parent_run_id: str
     missing_metrics: dict[str, str]
     n_failed: int
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:80] or "run"
 
 
 def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
@@ -248,14 +241,6 @@ def pivot(table: pd.DataFrame, metric: str, columns: str) -> pd.DataFrame:
     return frame
 
 
-def _metric_direction(metric: str) -> bool:
-    """True if lower is better (from the metric registry; unknown names count as higher-better)."""
-    try:
-        return get_metric(metric).lower_better
-    except Exception:
-        return False
-
-
 def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
                   missing: dict[str, str]) -> dict[str, Path]:
     files: dict[str, Path] = {}
@@ -277,8 +262,7 @@ def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
         frame = pivot(table, metric, columns)
         frame.to_csv(study_dir / f"{config.kind}_{metric}.csv")
         files[f"csv_{metric}"] = study_dir / f"{config.kind}_{metric}.csv"
-        arrow = "↓" if _metric_direction(metric) else "↑"
-        sections += [f"## {metric} {arrow} (mean over images)", "", to_markdown(frame), ""]
+        sections += [f"## {metric} {direction_arrow(metric)} (mean over images)", "", to_markdown(frame), ""]
     for metric, reason in missing.items():
         sections += [f"- `{metric}` missing: {reason}"]
     files["markdown"] = study_dir / f"{config.kind}.md"
@@ -288,5 +272,5 @@ def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
     else:
         metric = config.primary_metric if config.primary_metric in metrics else metrics[0]
         files["figure"] = plot_heatmap(pivot(table, metric, "task"), metric,
-                                       _metric_direction(metric), study_dir / f"ood_{metric}.png")
+                                       bool(metric_direction(metric)), study_dir / f"ood_{metric}.png")
     return files

@@ -1,7 +1,10 @@
-"""MLflow off the run's thread: a worker thread (``TrackingWorker``) or a child process
-(``TrackingProcess``) executes the run layout's calls in order, so that importing MLflow, setting
-up the store and every batch overlap the evaluation; ``mlflow_run.json`` ties a run folder to its
-MLflow parent for ``--resume``.
+"""MLflow in a child process: :class:`TrackingProcess` (the front end, in the computing process)
+sends the run layout's calls to ``python -m harness.tracking.worker``, where a :class:`RunLayout`
+executes them in order on the store :func:`~harness.tracking.factory.open_tracker` picks.
+``mlflow_run.json`` ties a run folder to its MLflow parent for ``--resume``.
+
+Which command uses this is the rule in :mod:`harness.tracking`: commands that log while they
+compute (``bench run``, ``bench train``).
 """
 
 from __future__ import annotations
@@ -11,116 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.io.names import safe_name
 from harness.tracking.factory import open_tracker
 from harness.tracking.store import Tracker, retry_busy
-
-
-class TrackingWorker:
-    """MLflow calls of one run on a background thread, in order.
-
-    Creating the store (sqlite schema migrations), the parent run and every child run's batch
-    run while the evaluation goes on; :meth:`finish` waits for the queue. A tracking failure
-    never ends the evaluation: it is kept and reported by :attr:`errors` (and printed by the
-    CLI), the records and ``results.json`` are written regardless.
-
-    Args:
-        factory: builds the :class:`Tracker` (inside the worker thread; ``None`` = no tracking).
-    """
-
-    def __init__(self, factory: Any | None):
-        import queue
-        import threading
-
-        self.enabled = factory is not None
-        self.errors: list[str] = []
-        self.parent_id = ""
-        self._queue: queue.Queue = queue.Queue()
-        self._tracker: Tracker | None = None
-        self._factory = factory
-        self._thread = threading.Thread(target=self._work, name="mlflow", daemon=True)
-        if self.enabled:
-            self._thread.start()
-
-    def _work(self) -> None:
-        try:
-            self._tracker = self._factory()
-        except Exception as exc:
-            self.errors.append(f"MLflow set-up failed: {type(exc).__name__}: {exc}")
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            if self._tracker is None:
-                continue
-            try:
-                job(self._tracker)
-            except Exception as exc:  # keep going: later calls may still succeed
-                self.errors.append(f"{type(exc).__name__}: {exc}")
-
-    def submit(self, job: Any) -> None:
-        if self.enabled:
-            self._queue.put(job)
-
-    # The run layout ------------------------------------------------------------------------------
-    def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any],
-                     run_dir: Path | None = None) -> None:
-        self.submit(lambda tracker: self._do_start_parent(tracker, run_name, tags, params, run_dir))
-
-    def _do_start_parent(self, tracker: Tracker, run_name: str, tags: dict[str, Any],
-                         params: dict[str, Any], run_dir: Path | None = None) -> None:
-        """Start the parent run, or continue the one recorded in ``<run_dir>/mlflow_run.json``
-        by an earlier attempt of the same run folder (``--resume``), and record its id there."""
-        previous = read_mlflow_run(run_dir) if run_dir is not None else None
-        resumed = None
-        if previous and previous.get("tracking_uri") == tracker.tracking_uri:
-            resumed = tracker.resume_parent(previous["run_id"], tags)
-        if resumed is None:
-            extra = {"resumed_from": previous["run_id"]} if previous else {}
-            self.parent_id = tracker.start_parent(run_name, {**tags, **extra}, params)
-        else:
-            self.parent_id = resumed
-        if run_dir is not None:
-            write_mlflow_run(run_dir, {"run_id": self.parent_id, "tracking_uri": tracker.tracking_uri,
-                                       "experiment_id": tracker.experiment_id})
-
-    def log_pair(self, **kwargs: Any) -> None:
-        """One child run with everything about one (restorer, task) pair, in batched calls."""
-        self.submit(lambda tracker: self._do_log_pair(tracker, **kwargs))
-
-    def _do_log_pair(self, tracker: Tracker, *, name: str, tags: dict[str, Any],
-                     params: dict[str, Any], aggregates: dict[str, Any], rows: list[dict[str, Any]],
-                     images: list[tuple[str, Any]]) -> None:
-        child = tracker.start_child(name, tags=tags)
-        tracker.log_params(child, params)
-        tracker.log_aggregates(child, aggregates)
-        # MLflow forbids ":" in artifact names; spec-string tasks (synth:...) contain it
-        artifact = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
-        tracker.log_table(child, rows, f"per_image/{artifact}.json")
-        for sample_id, panels in images:
-            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sample_id)
-            if isinstance(panels, (list, tuple)):  # tensors: montage here (thread worker)
-                from harness.io.images import montage
-
-                panels = montage(list(panels))
-            tracker.log_image(child, panels, f"comparisons/{safe}_lq-out-gt.png")
-        tracker.end(child)
-
-    def finish(self, results_file: Path, missing: dict[str, str], status: str) -> None:
-        self.submit(lambda tracker: self._do_finish(tracker, results_file, missing, status))
-        self.close()
-
-    def _do_finish(self, tracker: Tracker, results_file: Path, missing: dict[str, str],
-                   status: str) -> None:
-        if self.parent_id:
-            tracker.log_artifact(self.parent_id, results_file)
-            tracker.log_tags(self.parent_id, {f"missing.{k}": v for k, v in missing.items()})
-            tracker.end(self.parent_id, status)
-
-    def close(self) -> None:
-        if self.enabled and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
 
 MLFLOW_RUN_FILE = "mlflow_run.json"
 
@@ -145,37 +41,105 @@ def write_mlflow_run(run_dir: Path, payload: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+class RunLayout:
+    """The calls a command makes on its MLflow parent run, executed on one store.
+
+    It lives in the tracking child (:func:`_run_logger`), which calls the methods named in
+    :data:`JOBS` in the order the front end sent them; it keeps the parent run's id between them.
+    """
+
+    JOBS = ("start_parent", "log_pair", "log_steps", "finish")
+
+    def __init__(self, tracker: Tracker):
+        self.tracker = tracker
+        self.parent_id = ""
+
+    def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any],
+                     run_dir: Path | None = None) -> None:
+        """Start the parent run, or continue the one recorded in ``<run_dir>/mlflow_run.json``
+        by an earlier attempt of the same run folder (``--resume``), and record its id there."""
+        tracker = self.tracker
+        previous = read_mlflow_run(run_dir) if run_dir is not None else None
+        resumed = None
+        if previous and previous.get("tracking_uri") == tracker.tracking_uri:
+            resumed = tracker.resume_parent(previous["run_id"], tags)
+        if resumed is None:
+            extra = {"resumed_from": previous["run_id"]} if previous else {}
+            self.parent_id = tracker.start_parent(run_name, {**tags, **extra}, params)
+        else:
+            self.parent_id = resumed
+        if run_dir is not None:
+            write_mlflow_run(run_dir, {"run_id": self.parent_id, "tracking_uri": tracker.tracking_uri,
+                                       "experiment_id": tracker.experiment_id})
+
+    def log_pair(self, *, name: str, tags: dict[str, Any], params: dict[str, Any],
+                 aggregates: dict[str, Any], rows: list[dict[str, Any]],
+                 images: list[tuple[str, Any]]) -> None:
+        """One child run with everything about one (restorer, task) pair, in batched calls;
+        ``images`` are ``(sample id, PIL montage)``."""
+        tracker = self.tracker
+        child = tracker.start_child(name, tags=tags)
+        tracker.log_params(child, params)
+        tracker.log_aggregates(child, aggregates)
+        tracker.log_table(child, rows, f"per_image/{safe_name(name)}.json")
+        for sample_id, montage in images:
+            tracker.log_image(child, montage, f"comparisons/{safe_name(sample_id)}_lq-out-gt.png")
+        tracker.end(child)
+
+    def log_steps(self, rows: list[tuple[int, dict[str, float]]]) -> None:
+        """Step-indexed metrics on the parent run (training curves)."""
+        self.tracker.log_metric_steps(self.parent_id, rows)
+
+    def finish(self, artifact: Path | None, missing: dict[str, str], status: str) -> None:
+        """Attach ``artifact`` (``results.json``, a checkpoint's sidecar), tag the missing
+        metrics and end the parent run with ``status``."""
+        if not self.parent_id:
+            return
+        if artifact is not None:
+            self.tracker.log_artifact(self.parent_id, artifact)
+        self.tracker.log_tags(self.parent_id, {f"missing.{k}": v for k, v in missing.items()})
+        self.tracker.end(self.parent_id, status)
+
+    def kill(self) -> None:
+        """The computing process died: mark the parent and any open child KILLED."""
+        if self.parent_id:
+            self.tracker.kill_stale_children(self.parent_id)
+            self.tracker.end(self.parent_id, "KILLED")
+
+
 def _run_logger(jobs: Any, send_result: Any, uri: str, experiment: str, artifact_root: str) -> None:
     """The tracking process: set up MLflow, then execute ``(method, kwargs)`` jobs in order.
 
     ``jobs()`` returns the next job, ``None`` at the normal end, or raises ``EOFError`` when the
     process that owns the run died (killed, out of memory) before sending the end: then the
-    parent run and any open child are marked KILLED, so a dead run never stays RUNNING."""
+    parent run and any open child are marked KILLED, so a dead run never stays RUNNING. A
+    tracking failure never ends the computation: it is kept and reported with the outcome."""
     errors: list[str] = []
-    worker = TrackingWorker(None)  # the run layout methods, executed here synchronously
-    tracker = None
+    layout = None
     try:
-        tracker = retry_busy(open_tracker, uri, experiment, Path(artifact_root))
+        layout = RunLayout(retry_busy(open_tracker, uri, experiment, Path(artifact_root)))
     except Exception as exc:
         errors.append(f"MLflow set-up failed: {type(exc).__name__}: {exc}")
     while True:
         try:
             job = jobs()
         except EOFError:
-            if tracker is not None and worker.parent_id:
-                tracker.kill_stale_children(worker.parent_id)
-                tracker.end(worker.parent_id, "KILLED")
+            if layout is not None:
+                layout.kill()
             return
         if job is None:
             break
         method, kwargs = job
-        if tracker is None:
+        if layout is None:
+            continue
+        if method not in RunLayout.JOBS:
+            errors.append(f"{method}: not a tracking job")
             continue
         try:
-            getattr(worker, f"_do_{method}")(tracker, **kwargs)
-        except Exception as exc:
+            getattr(layout, method)(**kwargs)
+        except Exception as exc:  # keep going: later calls may still succeed
             errors.append(f"{method}: {type(exc).__name__}: {exc}")
-    send_result({"parent_id": worker.parent_id, "errors": errors})
+    send_result({"parent_id": layout.parent_id if layout else "", "errors": errors})
 
 
 def _child_main() -> None:
@@ -216,24 +180,26 @@ def _plain(value: Any) -> Any:
 
 
 class TrackingProcess:
-    """The MLflow calls of a ``bench run`` in a child process.
+    """The MLflow calls of one command in a child process (``bench run``, ``bench train``).
 
     ``import mlflow`` and opening the store cost 2–5 s of pure-Python work; on a thread that
-    work holds the GIL and stalls the evaluation, in a process it runs on another core. The child
+    work holds the GIL and stalls the computation, in a process it runs on another core. The child
     is a plain ``python -m harness.tracking.worker`` (not ``multiprocessing``: its ``spawn`` re-imports
     the caller's ``__main__``, which breaks notebooks, ``python -c`` and unguarded scripts), fed
-    pickled jobs through its stdin by a writer thread, so a slow child never blocks the run.
+    pickled jobs through its stdin by a writer thread, so a slow child never blocks the caller.
     Only plain data cross (run names, params, aggregates, per-image rows, small PIL images). It
-    starts as soon as the run starts, so MLflow is ready when the plan has been checked; nothing
-    is created in MLflow unless :meth:`start_parent` is called.
+    starts as soon as the command starts, so MLflow is ready when the plan has been checked;
+    nothing is created in MLflow unless :meth:`start_parent` is called. :attr:`parent_id` and
+    :attr:`errors` are known after :meth:`close`.
     """
+
+    enabled = True
 
     def __init__(self, uri: str, experiment: str, artifact_root: Path):
         import queue
         import subprocess
         import threading
 
-        self.enabled = True
         self.parent_id = ""
         self.errors: list[str] = []
         self._process = subprocess.Popen(
@@ -262,21 +228,30 @@ class TrackingProcess:
 
     def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any],
                      run_dir: Path | None = None) -> None:
+        """See :meth:`RunLayout.start_parent`."""
         self._jobs.put(("start_parent", {"run_name": run_name, "tags": _plain(tags),
                                          "params": _plain(params), "run_dir": run_dir}))
 
     def log_pair(self, **kwargs: Any) -> None:
+        """See :meth:`RunLayout.log_pair`; ``images`` are ``(sample id, panels)``, joined here."""
         from harness.io.images import montage
 
         # PIL images cross the queue; tensors would make the child import torch to unpickle them
         images = [(sid, montage(list(panels))) for sid, panels in kwargs.pop("images", [])]
         self._jobs.put(("log_pair", {**_plain(kwargs), "images": images}))
 
-    def finish(self, results_file: Path, missing: dict[str, str], status: str) -> None:
-        self._jobs.put(("finish", {"results_file": results_file, "missing": missing, "status": status}))
+    def log_steps(self, rows: list[tuple[int, dict[str, float]]]) -> None:
+        """See :meth:`RunLayout.log_steps`."""
+        if rows:
+            self._jobs.put(("log_steps", {"rows": _plain(rows)}))
+
+    def finish(self, artifact: Path | None, missing: dict[str, str], status: str) -> None:
+        """See :meth:`RunLayout.finish`; then :meth:`close`."""
+        self._jobs.put(("finish", {"artifact": artifact, "missing": _plain(missing), "status": status}))
         self.close()
 
     def close(self) -> None:
+        """Wait for the child to execute every job and report the parent id and the errors."""
         import pickle
 
         if self._closed:
@@ -294,6 +269,37 @@ class TrackingProcess:
             self._process.wait(timeout=60)
         except Exception:
             self._process.kill()
+
+
+class NoTracking:
+    """:class:`TrackingProcess`'s interface doing nothing (``--no-tracking``)."""
+
+    enabled = False
+    parent_id = ""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def start_parent(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing is logged."""
+
+    def log_pair(self, **kwargs: Any) -> None:
+        """Nothing is logged."""
+
+    def log_steps(self, rows: list[tuple[int, dict[str, float]]]) -> None:
+        """Nothing is logged."""
+
+    def finish(self, artifact: Path | None, missing: dict[str, str], status: str) -> None:
+        """Nothing is logged."""
+
+    def close(self) -> None:
+        """Nothing to wait for."""
+
+
+def open_tracking(enabled: bool, uri: str, experiment: str,
+                  artifact_root: Path) -> TrackingProcess | NoTracking:
+    """The tracking front end of a long-running command: a child process, or nothing."""
+    return TrackingProcess(uri, experiment, artifact_root) if enabled else NoTracking()
 
 
 if __name__ == "__main__":

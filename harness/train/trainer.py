@@ -48,7 +48,7 @@ from harness.api.checkpoints import read_checkpoint, write_checkpoint
 from harness.api.restorer import Restorer, build_restorer
 from harness.api.training_sets import build_training_set
 from harness.io.results import git_hash, now_iso
-from harness.run.plan import RestorerItem, restorer_spec
+from harness.run.plan import Plan, RestorerItem, make_plan, restorer_spec
 
 
 @dataclass
@@ -267,6 +267,25 @@ def _autocast_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
     return torch.float16 if recipe.amp == "fp16" else torch.bfloat16
 
 
+class ValidationFailed(RuntimeError):
+    """An image of the validation task failed (``bench run`` would record it as failed)."""
+
+
+@dataclass
+class _State:
+    """What the loop updates: the optimisation state, where it starts, the last validation."""
+
+    modules: dict[str, torch.nn.Module]
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    ema: dict[str, Any] | None
+    dtype: torch.dtype | None
+    start: int = 0
+    elapsed_before: float = 0.0
+    validation: dict[str, float] = field(default_factory=dict)
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, console: Any = None):
         from harness.run.runner import resolve_device
@@ -293,12 +312,31 @@ class Trainer:
                 "torch": torch.__version__}
 
     def run(self) -> TrainSummary:
-        config, recipe = self.config, self.config.recipe
-        out = Path(config.out)
+        """Train (or continue a checkpoint with ``resume``) to ``recipe.iters``; the MLflow run
+        ends FAILED (KILLED on Ctrl-C) if training raises."""
+        config, out = self.config, Path(self.config.out)
         if out.exists() and not config.resume:
             raise FileExistsError(f"{out} exists; pass --resume to continue that training or "
                                   f"choose another --out")
-        dataset, val_task, restorer = self._prepare()
+        dataset, val_plan, restorer = self._prepare()
+        state = self._start(restorer, out)
+        tracker = self._tracker(state.start)
+        try:
+            sha, seconds = self._loop(dataset, val_plan, restorer, state, tracker, out)
+        except BaseException as exc:
+            tracker.finish(None, {}, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
+        if not sha:  # nothing left to do (a finished run resumed): keep the existing file
+            sha = read_checkpoint(out).sha256
+        sidecar = out.with_name(out.name + ".json")
+        tracker.finish(sidecar if sidecar.exists() else None, {}, "FINISHED")
+        return TrainSummary(out, sha, max(state.start, config.recipe.iters), state.validation,
+                            seconds, state.start if config.resume and state.start else None)
+
+    def _start(self, restorer: Restorer, out: Path) -> _State:
+        """Seed, set the restorer up for training, build the optimisation state, and load it
+        from ``out`` when resuming."""
+        config, recipe = self.config, self.config.recipe
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
         random.seed(config.seed)
@@ -306,96 +344,102 @@ class Trainer:
         modules = restorer.train_modules()
         optimizer = torch.optim.AdamW(restorer.parameter_groups(), lr=recipe.lr,
                                       betas=recipe.betas, weight_decay=recipe.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, recipe.lr_factor)
         dtype = _autocast_dtype(recipe, self.device)
-        scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-        ema = self._ema(modules)
-        start, elapsed_before, validation = 0, 0.0, {}
+        state = _State(modules, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, recipe.lr_factor),
+                       torch.amp.GradScaler("cuda", enabled=dtype == torch.float16), self._ema(modules),
+                       dtype)
         if config.resume and out.exists():
-            start, elapsed_before, validation = self._restore(out, restorer, optimizer, scheduler,
-                                                              scaler, ema)
-        tracker = self._tracker(start)
-        params = [p for group in optimizer.param_groups for p in group["params"]]
+            state.start, state.elapsed_before, state.validation = self._restore(
+                out, restorer, state.optimizer, state.scheduler, state.scaler, state.ema)
+        return state
+
+    def _loop(self, dataset: Any, val_plan: Plan | None, restorer: Restorer, state: _State,
+              tracker: Any, out: Path) -> tuple[str, float]:
+        """The iterations from ``state.start`` on: step, log, validate, checkpoint. Returns the
+        last checkpoint's sha256 (empty if none was written) and the training seconds."""
+        config, recipe = self.config, self.config.recipe
         begin = time.perf_counter()
-        progress = _progress(config.show_progress, self.console)
         sha = ""
         pending: list[tuple[int, dict[str, float]]] = []
-        with progress:
-            bar = progress.add_task(f"train {self.spec.label}", total=recipe.iters, completed=start)
-            step = start
-            for lq, gt in _Batches(dataset, recipe, config.seed, start):
+        with _progress(config.show_progress, self.console) as progress:
+            bar = progress.add_task(f"train {self.spec.label}", total=recipe.iters, completed=state.start)
+            step = state.start
+            for lq, gt in _Batches(dataset, recipe, config.seed, state.start):
                 if step >= recipe.iters:
                     break
-                lq, gt = lq.to(self.device), gt.to(self.device)
-                with torch.autocast(self.device.type, dtype=dtype or torch.float32,
-                                    enabled=dtype is not None):
-                    losses = restorer.training_step(lq, gt, step, recipe.iters)
-                loss = losses["loss"]
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{self.spec.label}: loss is {float(loss)} at iteration "
-                                             f"{step}; lower --lr or enable --grad-clip")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if recipe.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                if ema is not None:
-                    for name, average in ema.items():
-                        average.update_parameters(modules[name])
+                pending.append((step + 1, self._step(restorer, state, lq, gt, step)))
                 step += 1
                 progress.advance(bar)
-                pending.append((step, {k: float(v.detach()) for k, v in losses.items()}
-                                | {"lr": scheduler.get_last_lr()[0]}))
-                if step % config.log_every == 0 or step == recipe.iters:
+                last = step == recipe.iters
+                if step % config.log_every == 0 or last:
                     tracker.log_steps(pending)
                     pending = []
-                last = step == recipe.iters
-                if val_task is not None and (step % config.val_every == 0 or last):
-                    validation = self.validate(restorer, val_task, ema)
-                    tracker.log_steps([(step, {f"val_{k}": v for k, v in validation.items()})])
+                if val_plan is not None and (step % config.val_every == 0 or last):
+                    state.validation = self.validate(restorer, val_plan, state.ema)
+                    tracker.log_steps([(step, {f"val_{k}": v for k, v in state.validation.items()})])
                 if step % config.checkpoint_every == 0 or last:
-                    seconds = elapsed_before + time.perf_counter() - begin
-                    sha = self._save(out, restorer, optimizer, scheduler, scaler, ema, step,
-                                     validation, seconds)
-        seconds = elapsed_before + time.perf_counter() - begin
-        if not sha:  # nothing left to do (a finished run resumed): keep the existing file
-            sha = read_checkpoint(out).sha256
-        tracker.finish(out, validation)
-        return TrainSummary(out, sha, max(start, recipe.iters), validation, seconds,
-                            start if config.resume and start else None)
+                    seconds = state.elapsed_before + time.perf_counter() - begin
+                    sha = self._save(out, restorer, state.optimizer, state.scheduler, state.scaler,
+                                     state.ema, step, state.validation, seconds)
+        return sha, state.elapsed_before + time.perf_counter() - begin
 
-    def _prepare(self) -> tuple[Any, Any, Restorer]:
-        """The training set, the validation task (data checked) and the untrained restorer."""
+    def _step(self, restorer: Restorer, state: _State, lq: torch.Tensor, gt: torch.Tensor,
+              step: int) -> dict[str, float]:
+        """One optimisation step; returns the loss terms and the learning rate."""
+        recipe = self.config.recipe
+        lq, gt = lq.to(self.device), gt.to(self.device)
+        with torch.autocast(self.device.type, dtype=state.dtype or torch.float32,
+                            enabled=state.dtype is not None):
+            losses = restorer.training_step(lq, gt, step, recipe.iters)
+        loss = losses["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{self.spec.label}: loss is {float(loss.detach())} at iteration "
+                                     f"{step}; lower --lr or enable --grad-clip")
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        if recipe.grad_clip:
+            state.scaler.unscale_(state.optimizer)
+            params = [p for group in state.optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.scheduler.step()
+        if state.ema is not None:
+            for name, average in state.ema.items():
+                average.update_parameters(state.modules[name])
+        return ({k: float(v.detach()) for k, v in losses.items()}
+                | {"lr": state.scheduler.get_last_lr()[0]})
+
+    def _prepare(self) -> tuple[Any, Plan | None, Restorer]:
+        """The training set, the validation plan (data checked) and the untrained restorer."""
         config = self.config
         dataset = build_training_set(config.train_set[0], seed=config.seed, **config.train_set[1])
-        val_task = self._val_task()
+        val_plan = self._val_plan()
         restorer = build_restorer(self.spec.name, **self.spec.options)
         if not restorer.trainable:
             raise ValueError(f"restorer {self.spec.name!r} is not trainable (no training hooks)")
-        return dataset, val_task, restorer
+        return dataset, val_plan, restorer
 
     def check(self) -> dict[str, Any]:
         """Everything :meth:`run` checks before its first step, without training: the restorer
         spec and that it trains, the training set (built, so its data must be present), the
         batches and progressive stages against it, and the validation task's data. Returns a
         summary; raises what ``run`` would raise."""
-        dataset, val_task, _ = self._prepare()
+        dataset, val_plan, _ = self._prepare()
         _Batches(dataset, self.config.recipe, self.config.seed, 0)
         return {"restorer": self.spec.label, "train_set": self.train_spec, "items": len(dataset),
-                "val_task": self.val_spec, "val_samples": len(val_task.sample_ids()) if val_task else 0,
+                "val_task": self.val_spec,
+                "val_samples": sum(len(u.sample_ids) for u in val_plan.units) if val_plan else 0,
                 "stages": self.config.recipe.stages(), "out": str(self.config.out)}
 
-    def _val_task(self) -> Any:
-        if self.config.val_task is None:
+    def _val_plan(self) -> Plan | None:
+        """Validation as ``bench run -r RESTORER -t VAL_TASK --seed SEED --limit VAL_LIMIT
+        --metrics VAL_METRICS`` would plan it: same task id, so the same per-image seeds."""
+        config = self.config
+        if config.val_task is None:
             return None
-        from harness.api.task import build_task
-
-        task = build_task(self.config.val_task[0], **dict(self.config.val_task[1]))
-        task.check_available()
-        return task
+        return make_plan([config.restorer], [config.val_task], seed=config.seed,
+                         limit=config.val_limit, metrics=config.val_metrics, check_assets=False)
 
     def _ema(self, modules: dict[str, torch.nn.Module]) -> dict[str, Any] | None:
         decay = self.config.recipe.ema_decay
@@ -407,12 +451,14 @@ class Trainer:
                 for name, module in modules.items()}
 
     # Validation -----------------------------------------------------------------------------------
-    def validate(self, restorer: Restorer, task: Any, ema: dict[str, Any] | None) -> dict[str, float]:
-        """Mean metrics over the first ``val_limit`` samples, with the run's metric code."""
-        from harness.metrics.suite import MetricSuite
-        from harness.run.executor import restorer_seed
+    def validate(self, restorer: Restorer, plan: Plan, ema: dict[str, Any] | None) -> dict[str, float]:
+        """Mean metrics of the training restorer on the validation plan, evaluated by ``bench
+        run``'s own executor (warm-up, per-image seeds from the task id, output checks, metric
+        suite), so ``bench run`` on the saved weights gives the same numbers. With EMA the
+        average is evaluated. The RNG is forked around it: validating changes nothing in the
+        training trajectory. A failed image fails the training (its error is the message)."""
+        from harness.run.executor import Loaded, LocalExecutor
 
-        suite = MetricSuite(self.config.val_metrics, task.conventions, self.device, task.has_gt)
         modules = restorer.train_modules()
         saved = None
         if ema is not None:  # evaluate the average: swap its weights in, then back
@@ -421,22 +467,23 @@ class Trainer:
                 module.load_state_dict(ema[name].module.state_dict())
         for module in modules.values():
             module.eval()
-        totals: dict[str, list[float]] = {}
-        with torch.random.fork_rng(devices=[]):
-            for sample_id in task.sample_ids()[: self.config.val_limit]:
-                sample = task.load(sample_id)
-                seed = restorer_seed(self.config.seed, task.name, sample_id)
-                meta = {**sample.meta, "generator": torch.Generator().manual_seed(seed), "seed": seed}
-                out = restorer.restore(sample.lq.unsqueeze(0).to(self.device), meta)
-                gt = sample.gt.unsqueeze(0).to(self.device) if sample.gt is not None else None
-                values, _, _ = suite.score(out, gt, sample.meta)
-                for key, value in values.items():
-                    totals.setdefault(key, []).append(value)
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            loaded = Loaded(plan.restorers[0], restorer, warmed=restorer.warmup == "none")
+            records = list(LocalExecutor(plan, self.device).stream(loaded, plan.units))
         for module in modules.values():
             module.train()
         if saved is not None:
             for name, module in modules.items():
                 module.load_state_dict(saved[name])
+        failed = [r for r in records if r["status"] != "ok"]
+        if failed:
+            raise ValidationFailed(f"validation on {failed[0]['task']} failed on "
+                               f"{failed[0]['sample_id']}: {failed[0]['error']}")
+        totals: dict[str, list[float]] = {}
+        for record in records:
+            for key, value in record["metrics"].items():
+                totals.setdefault(key, []).append(value)
         return {k: float(np.mean(v)) for k, v in totals.items()}
 
     # Checkpoints ----------------------------------------------------------------------------------
@@ -476,54 +523,23 @@ class Trainer:
         return (int(training["iteration"]), float(training.get("seconds", 0.0)),
                 dict(checkpoint.provenance.get("last_validation", {})))
 
-    def _tracker(self, start: int) -> _TrainTracker:
-        if not self.config.tracking:
-            return _TrainTracker(None, {})
-        from harness.tracking.factory import open_tracker
+    def _tracker(self, start: int) -> Any:
+        """The training's MLflow run, logged by the tracking child process."""
         from harness.tracking.store import default_tracking_uri
+        from harness.tracking.worker import open_tracking
 
-        uri = self.config.tracking_uri or default_tracking_uri(self.config.output_dir)
-        root = Path(self.config.output_dir) / "mlartifacts"
+        config = self.config
+        uri = config.tracking_uri or default_tracking_uri(config.output_dir)
+        tracker = open_tracking(config.tracking, uri, config.experiment,
+                                Path(config.output_dir) / "mlartifacts")
         params = {"restorer": self.spec.name, "restorer.label": self.spec.label,
                   "restorer.config": self.spec.config, "train_set": self.train_spec,
-                  "val_task": self.val_spec, "seed": self.config.seed, "device": str(self.device),
-                  "out": str(self.config.out), "resumed_at": start,
-                  **{f"recipe.{k}": v for k, v in asdict(self.config.recipe).items()}}
-        return _TrainTracker(lambda: open_tracker(uri, self.config.experiment, root), params,
-                             name=f"train:{self.spec.label}", argv=self.config.argv)
-
-
-class _TrainTracker:
-    """Step-indexed metrics of a training run on the MLflow worker thread."""
-
-    def __init__(self, factory: Any, params: dict[str, Any], name: str = "", argv: Any = ()):
-        from harness.tracking.worker import TrackingWorker
-
-        self.worker = TrackingWorker(factory)
-        self.run_id = ""
-        if self.worker.enabled:
-            def start(tracker: Any) -> None:
-                self.run_id = tracker.start_parent(name, tags={"kind": "train", "git_hash": git_hash(),
-                                                               "argv": " ".join(argv)}, params=params)
-
-            self.worker.submit(start)
-
-    def log_steps(self, rows: list[tuple[int, dict[str, float]]]) -> None:
-        def job(tracker: Any) -> None:
-            tracker.log_metric_steps(self.run_id, rows)
-
-        if rows:
-            self.worker.submit(job)
-
-    def finish(self, checkpoint: Path, validation: dict[str, float]) -> None:
-        def job(tracker: Any) -> None:
-            sidecar = checkpoint.with_name(checkpoint.name + ".json")
-            if sidecar.exists():
-                tracker.log_artifact(self.run_id, sidecar)
-            tracker.end(self.run_id)
-
-        self.worker.submit(job)
-        self.worker.close()
+                  "val_task": self.val_spec, "seed": config.seed, "device": str(self.device),
+                  "out": str(config.out), "resumed_at": start,
+                  **{f"recipe.{k}": v for k, v in asdict(config.recipe).items()}}
+        tracker.start_parent(f"train:{self.spec.label}", params=params,
+                             tags={"kind": "train", "git_hash": git_hash(), "argv": " ".join(config.argv)})
+        return tracker
 
 
 def _progress(show: bool, console: Any):
