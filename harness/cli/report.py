@@ -195,8 +195,7 @@ def report(
         help="MLflow experiment the report run goes to (default: --experiment, else restorebench).")] = None,
 ) -> None:
     """Leaderboard across runs (rich, markdown, CSV, LaTeX) and a self-contained HTML report."""
-    from harness.cli.common import console, fail
-    from harness.report.load import RunReadError
+    from harness.cli.common import console, fail, user_errors
 
     if embed not in ("auto", "yes", "no"):
         fail(f"--embed must be auto, yes or no, not {embed!r}")
@@ -207,7 +206,7 @@ def report(
                             tracking=not no_tracking, tracking_uri=tracking_uri,
                             experiment=log_experiment or experiment or "restorebench",
                             console=None if markdown else console)
-    except (RunReadError, FileNotFoundError, ValueError) as exc:
+    except user_errors() as exc:  # RunReadError is a ValueError
         fail(str(exc))
     if markdown:
         console.print(files.files["markdown"].read_text(encoding="utf-8"), markup=False, highlight=False)
@@ -265,8 +264,8 @@ def compare(
     """Paired per-image comparison of A and B on one task: Δ with bootstrap CI, p-values, win rate."""
     from rich.table import Table
 
-    from harness.cli.common import console, fail
-    from harness.report.load import RunReadError, read_runs
+    from harness.cli.common import console, fail, user_errors
+    from harness.report.load import read_runs
     from harness.report.paired import compare_records, metrics_of, result_frame, result_records
 
     try:
@@ -277,7 +276,7 @@ def compare(
                 raise ValueError(f"--task is needed; the runs hold {', '.join(tasks)}")
             task = tasks[0]
         unit_a, unit_b = find_unit(runs, a, task), find_unit(runs, b, task)
-    except (RunReadError, FileNotFoundError, ValueError) as exc:
+    except user_errors() as exc:  # RunReadError is a ValueError
         fail(str(exc))
     names = metric or [m for m in metrics_of(unit_a.records) if m in metrics_of(unit_b.records)]
     directions = _directions(runs, names)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from harness.api.registry import UnknownNameError
+from harness.cli.common import Limit
 from harness.cli.executor_options import (
     Executor,
     GpusPerWorker,
@@ -40,17 +40,12 @@ def _common(output_dir: Path, data_root: Path | None) -> None:
 
 
 def _run(config) -> None:
-    from harness.api.task import DataMissingError
-    from harness.assets.cache import AssetCorruptError, AssetMissingError
-    from harness.cli.common import console, fail
-    from harness.study.grid import run_study
+    from harness.cli.common import console, fail, user_errors
+    from harness.study.grid import StudyFailed, run_study
 
     try:
         summary = run_study(config, console=console)
-    except UnknownNameError as exc:
-        fail(str(exc))
-    except (DataMissingError, AssetMissingError, AssetCorruptError, FileExistsError,
-            FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:
+    except user_errors(StudyFailed) as exc:
         fail(str(exc))
     # labels such as nlm[sigma=estimate] are literal text, not rich markup
     console.print(summary.files["markdown"].read_text(encoding="utf-8"), markup=False, highlight=False)
@@ -65,7 +60,6 @@ def _run(config) -> None:
 
 OutputDir = Annotated[Path, typer.Option(help="Studies go to OUTPUT_DIR/NAME/; mlflow.db here too.")]
 Metrics = Annotated[str | None, typer.Option(help="Comma-separated metrics (default: the tasks').")]
-Limit = Annotated[int | None, typer.Option(help="Evaluate only the first N images of each task.")]
 Name = Annotated[str | None, typer.Option(help="Study folder / MLflow run name (default: timestamp).")]
 Device = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
 Seed = Annotated[int, typer.Option(help="Base seed of the synthetic degradations.")]

@@ -163,10 +163,7 @@ def train_command(
 def _train_all(options: dict[str, Any], check: bool, **common: Any) -> None:
     """Train (or ``--check``) each restorer of ``options`` in turn; a user error ends the command
     with its message."""
-    from harness.api.registry import UnknownNameError
-    from harness.api.task import DataMissingError
-    from harness.assets.cache import AssetCorruptError, AssetMissingError
-    from harness.cli.common import console, fail
+    from harness.cli.common import console, fail, user_errors
     from harness.train.trainer import Trainer, ValidationFailed, train
 
     try:
@@ -181,8 +178,5 @@ def _train_all(options: dict[str, Any], check: bool, **common: Any) -> None:
             console.print(f"checkpoint: {summary.checkpoint}  sha256 {summary.sha256[:16]}  "
                           f"iteration {summary.iteration}{resumed}  {summary.seconds:.0f} s"
                           + (f"  validation: {validation}" if validation else ""), markup=False)
-    except UnknownNameError as exc:
-        fail(str(exc))
-    except (DataMissingError, AssetMissingError, AssetCorruptError, FileExistsError,
-            FileNotFoundError, ValueError, ImportError, FloatingPointError, ValidationFailed) as exc:
+    except user_errors(FloatingPointError, ValidationFailed) as exc:
         fail(str(exc))

@@ -39,8 +39,11 @@ from harness.study.figures import plot_curves, plot_heatmap
 from harness.tracking.factory import open_tracker
 from harness.tracking.store import default_tracking_uri
 
-
 # Restorer entries -------------------------------------------------------------------------------
+
+class StudyFailed(RuntimeError):
+    """Every run of a study failed to score: nothing to table or draw (the runs are kept)."""
+
 @dataclass
 class StudyEntry:
     """One row of a study: a restorer, its options, and optionally what it was trained on."""
@@ -247,7 +250,7 @@ def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
     files["csv"] = study_dir / "study.csv"
     table.to_csv(files["csv"], index=False)
     if table.empty:
-        raise RuntimeError(f"the study produced no scores (every image failed?); see the runs in "
+        raise StudyFailed(f"the study produced no scores (every image failed?); see the runs in "
                            f"{study_dir / 'runs'}")
     present = list(dict.fromkeys(table["metric"]))
     if config.report_metrics:
