@@ -27,7 +27,7 @@ from rich.markup import escape
 
 from harness.api.items import parse_item
 from harness.cli.executor_options import (
-    Executor,
+    ExecutorName,
     GpusPerWorker,
     RayAddress,
     ShardSize,
@@ -156,13 +156,13 @@ def detect(
         help="A severity study instead of one run: the detection metric of every restorer over "
              "these levels of --degradation (e.g. 1-5), as curves (bench study severity).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-    executor: Executor = "local", ray_address: RayAddress = None,
+    executor: ExecutorName = "local", ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
 ) -> None:
     """Detection mAP after restoration: clean / degraded / restored, beside PSNR/SSIM."""
     from downstream.metric import detection_metric_spec
     from harness.api.registry import UnknownNameError
-    from harness.run.ray_executor import ExecutorError
+    from harness.run.executor import ExecutorError
     from harness.run.runner import RunConfig, resolve_device
 
     errors = (FileNotFoundError, ValueError, KeyError, UnknownNameError, ImportError, ExecutorError)

@@ -22,7 +22,7 @@ from harness.api.items import check_device_syntax, parse_item, parse_labelled_re
 from harness.api.registry import UnknownNameError
 from harness.cli.common import console, err_console, fail  # noqa: F401  (re-exported)
 from harness.cli.executor_options import (
-    Executor,
+    ExecutorName,
     GpusPerWorker,
     RayAddress,
     ShardSize,
@@ -58,7 +58,7 @@ def run(
         help="Base seed: overrides each task's degradation seed (0 included) and seeds every "
              "restorer's per-image generator (default: the tasks' own seeds, restorer base 0).")] = None,
     shard_size: ShardSize = None,
-    executor: Executor = "local",
+    executor: ExecutorName = "local",
     ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None,
     workers: Workers = None,
@@ -101,8 +101,8 @@ def run(
     except ValueError as exc:
         fail(str(exc))
     from harness.api.task import DataMissingError
+    from harness.run.executor import ExecutorError
     from harness.run.plan import RestorerItem
-    from harness.run.ray_executor import ExecutorError
     from harness.run.runner import RunConfig, run_benchmark
 
     try:
