@@ -53,9 +53,9 @@ def one(root: Path, name: str, args: argparse.Namespace, workers: int | None) ->
 
     captured: list[RayExecutor] = []
 
-    def factory(plan, device, config, **kw):
+    def factory(plan, config, hooks):
         options = RayOptions(workers=workers, cpus_per_worker=1, shard_size=args.shard_size)
-        captured.append(RayExecutor(plan, device, config, options, **kw))
+        captured.append(RayExecutor(plan, config, options, hooks))
         return captured[-1]
 
     tasks = [(f"synth:skimage:gaussian_noise@{level}", {"crop": args.crop})

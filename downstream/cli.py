@@ -27,7 +27,7 @@ from rich.markup import escape
 
 from harness.api.items import parse_item
 from harness.cli.executor_options import (
-    Executor,
+    ExecutorName,
     GpusPerWorker,
     RayAddress,
     ShardSize,
@@ -156,15 +156,14 @@ def detect(
         help="A severity study instead of one run: the detection metric of every restorer over "
              "these levels of --degradation (e.g. 1-5), as curves (bench study severity).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-    executor: Executor = "local", ray_address: RayAddress = None,
+    executor: ExecutorName = "local", ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
 ) -> None:
     """Detection mAP after restoration: clean / degraded / restored, beside PSNR/SSIM."""
     from downstream.metric import detection_metric_spec
-    from harness.api.registry import UnknownNameError
-    from harness.run.ray_executor import ExecutorError
+    from harness.cli.common import user_errors
 
-    errors = (FileNotFoundError, ValueError, KeyError, UnknownNameError, ImportError, ExecutorError)
+    errors = user_errors(KeyError)
 
     try:
         task_item, source = plan_task(data, degradation, split)

@@ -111,8 +111,8 @@ def _ray_factory(captured: list[Any] | None = None, **options: Any):
 
     opts = RayOptions(**{"workers": 2, "cpus_per_worker": 1, **options})
 
-    def factory(plan, device, config, **kw):
-        executor = RayExecutor(plan, device, config, opts, **kw)
+    def factory(plan, config, hooks):
+        executor = RayExecutor(plan, config, opts, hooks)
         if captured is not None:
             captured.append(executor)
         return executor
@@ -215,8 +215,8 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(ray_instan
 
     captured: list[Any] = []
 
-    def factory(plan, device, config, **kw):
-        captured.append(KillOnce(plan, device, config, RayOptions(workers=2, shard_size=5), **kw))
+    def factory(plan, config, hooks):
+        captured.append(KillOnce(plan, config, RayOptions(workers=2, shard_size=5), hooks))
         return captured[-1]
 
     restorer = ("test-slow", {"delay": 0.25, "log": str(log)})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from harness.assets.cache import (
     ASSETS,
-    VERIFICATIONS,
     Asset,
     AssetCorruptError,
     AssetFile,
@@ -26,14 +25,13 @@ from harness.assets.cache import (
     offline,
     register_asset,
     rehash_always,
-    set_rehash,
     sha256_of,
     status,
     verification_log,
 )
 from harness.assets.declarations import load_all_declarations
 
-__all__ = ["ASSETS", "VERIFICATIONS", "Asset", "AssetCorruptError", "AssetFile", "AssetMissingError",
+__all__ = ["ASSETS", "Asset", "AssetCorruptError", "AssetFile", "AssetMissingError",
            "FileStatus", "VerificationLog", "asset_dir", "bench_home", "fetch", "import_dir",
            "load_all_declarations", "missing_message", "offline", "register_asset", "rehash_always",
-           "set_rehash", "sha256_of", "status", "verification_log"]
+           "sha256_of", "status", "verification_log"]

@@ -190,10 +190,6 @@ _REHASHED = "re-hashed (sha256)"
 #: Open scopes, innermost last; the first is the process-wide log, which is never closed.
 _LOGS: list[VerificationLog] = [VerificationLog()]
 
-#: Deprecated: the process-wide checks, read and cleared by the runner before it had a scope.
-#: Use :func:`verification_log`; this goes once ``harness.run`` opens one.
-VERIFICATIONS: dict[str, str] = _LOGS[0].checks
-
 
 @contextmanager
 def verification_log(rehash: bool = False) -> Iterator[VerificationLog]:
@@ -207,11 +203,6 @@ def verification_log(rehash: bool = False) -> Iterator[VerificationLog]:
         yield log
     finally:
         _LOGS.remove(log)
-
-
-def set_rehash(always: bool) -> None:
-    """Deprecated (use ``verification_log(rehash=...)``): re-hash on use, process-wide."""
-    _LOGS[0].rehash = always
 
 
 def rehash_always() -> bool:

@@ -35,7 +35,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (UnknownNameError, FileNotFoundError,
 
 #: Errors of modules a command may not have loaded: ``(module, class)``, looked up only if that
 #: module is imported (it cannot have raised otherwise), so an error exit never imports torch.
-_LAZY_USER_ERRORS = (("harness.run.ray_executor", "ExecutorError"),)
+_LAZY_USER_ERRORS = (("harness.run.executor", "ExecutorError"),)
 
 
 def user_errors(*extra: type[Exception]) -> tuple[type[Exception], ...]:

@@ -6,12 +6,14 @@ Ray: ``--executor ray`` only builds a factory; Ray is imported when the run star
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-Executor = Annotated[str, typer.Option(
+if TYPE_CHECKING:
+    from harness.run.executors import ExecutorFactory
+
+ExecutorName = Annotated[str, typer.Option(
     "--executor", help="local (this process) or ray (a Ray cluster; pip install 'restorebench[ray]').")]
 RayAddress = Annotated[str | None, typer.Option(
     "--ray-address", help="With --executor ray: auto (the running cluster) or HOST:PORT; default: "
@@ -28,14 +30,18 @@ ShardSize = Annotated[int | None, typer.Option(
 
 
 def make_executor(executor: str, ray_address: str | None = None, gpus_per_worker: float | None = None,
-                  workers: int | None = None, shard_size: int | None = None) -> Callable[..., Any] | None:
-    """``RunConfig.executor`` for the options (``None`` = local); ValueError for bad values,
-    and for Ray options given without ``--executor ray`` (they would be silently ignored)."""
-    from harness.run.ray_executor import RayOptions, executor_factory
+                  workers: int | None = None, shard_size: int | None = None) -> ExecutorFactory:
+    """``RunConfig.executor`` for the options; ValueError for bad values, and for Ray options
+    given without ``--executor ray`` (they would be silently ignored). The Ray module is
+    imported only for ``--executor ray``."""
+    from harness.run.executors import executor_factory
 
-    if executor != "ray" and (ray_address is not None or gpus_per_worker is not None
-                              or workers is not None):
-        raise ValueError("--ray-address, --gpus-per-worker and --workers need --executor ray")
+    if executor != "ray":
+        if ray_address is not None or gpus_per_worker is not None or workers is not None:
+            raise ValueError("--ray-address, --gpus-per-worker and --workers need --executor ray")
+        return executor_factory(executor)
+    from harness.run.ray_executor import RayOptions
+
     return executor_factory(executor, RayOptions(address=ray_address, workers=workers,
                                                  gpus_per_worker=gpus_per_worker,
                                                  shard_size=shard_size))

@@ -19,7 +19,7 @@ from rich.markup import escape
 from harness.api.items import check_device_syntax, parse_item, parse_labelled_restorer
 from harness.cli.common import Limit, console, err_console, fail, user_errors
 from harness.cli.executor_options import (
-    Executor,
+    ExecutorName,
     GpusPerWorker,
     RayAddress,
     ShardSize,
@@ -74,7 +74,7 @@ DataRoot = Annotated[Path | None, typer.Option(
 def run(restorer: Restorers = None, task: Tasks = None, device: Device = "auto", limit: Limit = None,
         metrics: Metrics = None, output_dir: OutputDir = Path("results"), run_name: RunName = None,
         resume: Resume = False, seed: Seed = None, shard_size: ShardSize = None,
-        executor: Executor = "local", ray_address: RayAddress = None,
+        executor: ExecutorName = "local", ray_address: RayAddress = None,
         gpus_per_worker: GpusPerWorker = None, workers: Workers = None,
         save_images: SaveImages = False, previews: Previews = True,
         tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench",

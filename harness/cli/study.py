@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from harness.cli.common import Limit
 from harness.cli.executor_options import (
-    Executor,
+    ExecutorName,
     GpusPerWorker,
     RayAddress,
     ShardSize,
@@ -79,7 +79,7 @@ def ood(
     metrics: Metrics = None, limit: Limit = None, name: Name = None, device: Device = "auto",
     seed: Seed = 0, output_dir: OutputDir = Path("results/studies"), no_tracking: NoTracking = False,
     tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench", progress: Progress = True,
-    data_root: DataRoot = None, executor: Executor = "local", ray_address: RayAddress = None,
+    data_root: DataRoot = None, executor: ExecutorName = "local", ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
 ) -> None:
     """Run every restorer on every task; write a table (CSV + markdown), a heatmap and an MLflow run."""
@@ -117,7 +117,7 @@ def severity(
     limit: Limit = None, name: Name = None, device: Device = "auto", seed: Seed = 0,
     output_dir: OutputDir = Path("results/studies"), no_tracking: NoTracking = False,
     tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench", progress: Progress = True,
-    data_root: DataRoot = None, executor: Executor = "local", ray_address: RayAddress = None,
+    data_root: DataRoot = None, executor: ExecutorName = "local", ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
 ) -> None:
     """Metrics against severity, one curve per restorer; PNG + table + MLflow run."""

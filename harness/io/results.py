@@ -14,7 +14,6 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -124,37 +123,39 @@ def latest_run(output_dir: Path) -> Path | None:
 
 
 class SampleLog:
-    """Append-only JSONL of per-image records with crash-safe writes and resume support."""
+    """Append-only JSONL of per-image records with crash-safe writes and resume support.
+
+    Opening it reads the file once: :attr:`existing` holds the records of earlier attempts (the
+    run being resumed), parsed, and a half-written last line is dropped from the file.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair()
+        self.existing: list[dict[str, Any]] = self._repair()
         self._fh = open(self.path, "a", encoding="utf-8")
 
-    def _repair(self) -> None:
-        """Drop a truncated last line left by a crash, so every line parses."""
+    def _repair(self) -> list[dict[str, Any]]:
+        """The file's records; a truncated last line left by a crash is dropped from it."""
         if not self.path.exists():
-            return
+            return []
         raw = self.path.read_text(encoding="utf-8")
-        good = [line for line in raw.splitlines() if _parses(line)]
+        good, records = _parse_lines(raw)
         fixed = "".join(line + "\n" for line in good)
         if fixed != raw:
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text(fixed, encoding="utf-8")
             tmp.replace(self.path)
+        return records
 
-    def records(self) -> list[dict[str, Any]]:
-        return read_samples(self.path)
-
-    @staticmethod
-    def read(path: Path) -> list[dict[str, Any]]:
-        return read_samples(path)
-
-    def write(self, record: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(_json_safe(record), sort_keys=True) + "\n")
+    def write(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append one record (flushed and fsynced); returns it as :func:`read_samples` would
+        read it back, so that a reducer holding it sees what a resumed run will see."""
+        safe = _json_safe(record)
+        self._fh.write(json.dumps(safe, sort_keys=True) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
+        return _restored(safe)
 
     def close(self) -> None:
         self._fh.close()
@@ -166,25 +167,31 @@ class SampleLog:
         self.close()
 
 
-def _parses(line: str) -> bool:
-    try:
-        json.loads(line)
-        return True
-    except json.JSONDecodeError:
-        return False
+def _restored(record: dict[str, Any]) -> dict[str, Any]:
+    """A parsed record with its non-finite metric values back as floats (``"inf"`` → inf)."""
+    record["metrics"] = {k: _restore_float(v) for k, v in record.get("metrics", {}).items()}
+    return record
+
+
+def _parse_lines(raw: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """The lines of a JSONL text that parse, and their records (each line parsed once)."""
+    good, records = [], []
+    for line in raw.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        good.append(line)
+        if isinstance(record, dict):
+            records.append(_restored(record))
+    return good, records
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
-    records = []
+    """Every record of a ``samples.jsonl`` (lines that do not parse are skipped)."""
     if not Path(path).exists():
-        return records
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if not line.strip() or not _parses(line):
-            continue
-        record = json.loads(line)
-        record["metrics"] = {k: _restore_float(v) for k, v in record.get("metrics", {}).items()}
-        records.append(record)
-    return records
+        return []
+    return _parse_lines(Path(path).read_text(encoding="utf-8"))[1]
 
 
 def git_hash() -> str | None:
@@ -230,7 +237,3 @@ def read_results(path: Path) -> dict[str, Any]:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def records_for(records: Iterable[dict[str, Any]], restorer: str, task: str) -> list[dict[str, Any]]:
-    return [r for r in records if r.get("restorer") == restorer and r.get("task") == task]

@@ -1,14 +1,16 @@
-"""Executors: run units and yield one record per image. The local one works in-process.
+"""The executor contract, and the local executor: run units, yield one record per image.
 
 An executor owns models and devices; it never writes result files or talks to MLflow (the
 reducer alone does). That is the seam a cluster executor plugs into: anything that turns units
-into the same records (``Executor.run``) can replace :class:`LocalExecutor` without touching the
-plan or the reducer.
+into the same :class:`~harness.run.record.Record` objects (:class:`Executor`) and talks back only
+through the :class:`ExecutorHooks` it is given can replace :class:`LocalExecutor` without touching
+the plan or the reducer.
 
 The local executor, per restorer configuration (units arrive grouped by restorer):
 
-1. builds and loads the restorer once, then warms it up as the restorer declares
-   (``Restorer.warmup``: a 64×64 crop, nothing, or its own cheap ``warm_up``), untimed;
+1. takes the restorer the plan built (``Plan.take_restorer``), loads it once, then warms it up as
+   the restorer declares (``Restorer.warmup``: a 64×64 crop, nothing, or its own cheap
+   ``warm_up``), untimed;
 2. streams each unit's samples with a one-ahead prefetch thread (decode and synthetic
    degradation overlap the model);
 3. times ``restore`` alone (CUDA-synchronised) and measures its peak memory;
@@ -21,38 +23,73 @@ record depends on nothing but its identity: not on order, shard, worker or resum
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 
-import harness.api.restorer as restorer_api
 from harness.api.restorer import Restorer
 from harness.api.task import Sample, Task
+from harness.io.images import thumbnail
 from harness.metrics.suite import MetricSuite
 from harness.run.plan import Plan
+from harness.run.record import Record, new_record
 from harness.run.timing import PeakMemory, sync
 from harness.run.units import RestorerSpec, Unit
 
 WARMUP_SIDE = 64
 
 
-def restorer_seed(run_seed: int, task_id: str, sample_id: str) -> int:
-    """Seed of a restorer's randomness on one image: a hash of the run seed, the task identity
-    and the sample id (63 bits), the same on every machine and in every order."""
-    digest = hashlib.sha256(f"restorer|{run_seed}|{task_id}|{sample_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+class ExecutorError(RuntimeError):
+    """The cluster, not an image, failed: a worker could not start, or too many died."""
 
 
 class Executor(Protocol):
-    def run(self, units: list[Unit]) -> Iterator[dict[str, Any]]:
+    def run(self, units: list[Unit]) -> Iterator[Record]:
         """Yield one record per sample of ``units`` (any order)."""
+
+
+def _ignore(*args: Any) -> None:
+    pass
+
+
+@dataclass
+class ExecutorHooks:
+    """What an executor may call back into the run with (each optional).
+
+    Attributes:
+        save_image: ``(unit, sample_id, output)`` writes the restored image (``--save-images``).
+        save_previews: ``(unit, sample_id, lq, output, gt)`` writes the report's previews.
+        keep_outputs: ``(unit, sample_id) -> bool``: attach comparison thumbnails to this
+            record (``Record.comparison``; MLflow shows a few per pair); None = never.
+        on_restorer: ``(spec, info)`` once per restorer configuration loaded; ``info`` is
+            :func:`restorer_info`.
+        on_metrics_missing: ``(task_id, {metric: reason})`` for the metrics an executor could
+            not build for a task (weights missing, no ground truth).
+        on_warning: a line for the run's summary (a warm-up that failed, a worker that died).
+    """
+
+    save_image: Callable[[Unit, str, torch.Tensor], None] | None = None
+    save_previews: Callable[..., None] | None = None
+    keep_outputs: Callable[[Unit, str], bool] | None = None
+    on_restorer: Callable[[RestorerSpec, dict[str, Any]], None] = field(default=_ignore)
+    on_metrics_missing: Callable[[str, dict[str, str]], None] = field(default=_ignore)
+    on_warning: Callable[[str], None] = field(default=_ignore)
+
+
+def restorer_info(restorer: Restorer) -> dict[str, Any]:
+    """What ``on_restorer`` reports of a loaded restorer (``results.json`` → ``restorers``)."""
+    return {**restorer.info().to_dict(), "config_hash": restorer.config_hash()}
+
+
+def comparison(lq: torch.Tensor, out: torch.Tensor, gt: torch.Tensor | None) -> tuple[Any, ...]:
+    """The LQ | output | GT thumbnails of one image (``Record.comparison``)."""
+    return tuple(None if t is None else thumbnail(t.detach().cpu()) for t in (lq, out, gt))
 
 
 @dataclass
@@ -65,33 +102,26 @@ class Loaded:
 
 
 class LocalExecutor:
-    """Runs units in this process on one device (see the module docstring)."""
+    """Runs units in this process on the plan's device (see the module docstring)."""
 
-    def __init__(self, plan: Plan, device: torch.device, *, save_images: Callable | None = None,
-                 save_previews: Callable | None = None,
-                 on_restorer: Callable[[RestorerSpec, Restorer], None] | None = None,
-                 on_warning: Callable[[str], None] | None = None,
-                 keep_outputs: Callable[[Unit, str, dict[str, Any]], bool] | None = None):
+    def __init__(self, plan: Plan, hooks: ExecutorHooks | None = None):
         self.plan = plan
-        self.device = device
-        self.save_images = save_images
-        self.save_previews = save_previews
-        self.on_restorer = on_restorer
-        self.on_warning = on_warning or (lambda message: None)
-        self.keep_outputs = keep_outputs
+        self.device = plan.device
+        self.hooks = hooks or ExecutorHooks()
         self._suites: dict[str, MetricSuite] = {}
-        self.outputs: dict[tuple[str, str, str], tuple[torch.Tensor, ...]] = {}
 
     def suite(self, task_id: str) -> MetricSuite:
-        """The metric suite of a task on this executor's device, built once."""
+        """The metric suite of a task on this executor's device, built once (what it could not
+        build is announced with ``on_metrics_missing``)."""
         if task_id not in self._suites:
             task = self.plan.task_objects[task_id]
-            self._suites[task_id] = MetricSuite(self.plan.metrics or task.default_metrics(),
-                                                task.conventions, self.device, task.has_gt,
-                                                extra=self.plan.metric_specs)
+            suite = MetricSuite(self.plan.metrics or task.default_metrics(), task.conventions,
+                                self.device, task.has_gt, extra=self.plan.metric_specs)
+            self._suites[task_id] = suite
+            self.hooks.on_metrics_missing(task_id, dict(suite.missing))
         return self._suites[task_id]
 
-    def run(self, units: list[Unit]) -> Iterator[dict[str, Any]]:
+    def run(self, units: list[Unit]) -> Iterator[Record]:
         groups: dict[str, list[Unit]] = {}
         for unit in units:
             groups.setdefault(unit.restorer.id, []).append(unit)
@@ -103,16 +133,15 @@ class LocalExecutor:
                 torch.cuda.empty_cache()
 
     def load(self, spec: RestorerSpec) -> Loaded:
-        """Build and load one restorer configuration on this device and announce it
-        (``on_restorer``). Separate from :meth:`stream` so that a cluster worker can keep one
-        restorer loaded across many shards instead of reloading it per shard."""
-        restorer = restorer_api.build_restorer(spec.name, **spec.options)
+        """Load one restorer configuration on this device and announce it (``on_restorer``).
+        Separate from :meth:`stream` so that a cluster worker can keep one restorer loaded
+        across many shards instead of reloading it per shard."""
+        restorer = self.plan.take_restorer(spec)
         restorer.load(self.device)
-        if self.on_restorer is not None:
-            self.on_restorer(spec, restorer)
+        self.hooks.on_restorer(spec, restorer_info(restorer))
         return Loaded(spec, restorer, warmed=restorer.warmup == "none")
 
-    def stream(self, loaded: Loaded, units: list[Unit]) -> Iterator[dict[str, Any]]:
+    def stream(self, loaded: Loaded, units: list[Unit]) -> Iterator[Record]:
         """One record per sample of ``units`` (all of ``loaded``'s configuration); the first real
         sample warms the restorer up once per load (``loaded.warmed`` remembers it)."""
         for unit in units:
@@ -132,63 +161,64 @@ class LocalExecutor:
             restorer.warm_up(crop, meta)
             sync(self.device)
         except Exception as exc:  # the real image will fail and be recorded if this was real
-            self.on_warning(f"{restorer.name}: warm-up failed ({type(exc).__name__}: {exc}); "
-                            "the first image is timed cold")
+            self.hooks.on_warning(f"{restorer.name}: warm-up failed ({type(exc).__name__}: "
+                                  f"{exc}); the first image is timed cold")
 
     def evaluate(self, restorer: Restorer, unit: Unit, task: Task, suite: MetricSuite,
-                 sample_id: str, sample: Sample | None, error: BaseException | None) -> dict[str, Any]:
-        seed = restorer_seed(self.plan.seed, unit.task.id, sample_id)
-        record: dict[str, Any] = {
-            "sample_id": sample_id, "restorer": unit.restorer.label, "restorer_id": unit.restorer.id,
-            "task": unit.task.label, "task_id": unit.task.id, "device": str(self.device),
-            "host": platform.node(), "seed": seed, "degradation_seed": task.image_seed(sample_id),
-            "metrics": {}, "latency_ms": None, "peak_mem_mb": None}
+                 sample_id: str, sample: Sample | None, error: BaseException | None) -> Record:
+        """The record of one sample: restored, timed, checked, scored; failed on any error
+        (one bad image never ends a run)."""
+        record = new_record(unit, sample_id, run_seed=self.plan.seed,
+                            degradation_seed=task.image_seed(sample_id), device=str(self.device),
+                            host=platform.node())
         try:
             if error is not None:
                 raise error
             assert sample is not None
-            if "degradation" in sample.meta:
-                record["degradation"] = sample.meta["degradation"]
-            if sample.meta.get("input_conversion"):  # grey / RGBA files made RGB: say how
-                record["input_conversion"] = sample.meta["input_conversion"]
-            lq = sample.lq.unsqueeze(0).to(self.device)
-            gt = sample.gt.unsqueeze(0).to(self.device) if sample.gt is not None else None
-            meta = {**sample.meta, "generator": torch.Generator().manual_seed(seed), "seed": seed}
-            torch.manual_seed(seed)
-            sync(self.device)
-            with PeakMemory(self.device) as memory:
-                start = time.perf_counter()
-                out = restorer.restore(lq, meta)
-                sync(self.device)
-                elapsed = time.perf_counter() - start
-            if out.shape != lq.shape:
-                raise ValueError(f"{restorer.name} returned shape {tuple(out.shape)} for input "
-                                 f"{tuple(lq.shape)}")
-            if not torch.isfinite(out).all():
-                raise ValueError(f"{restorer.name} produced NaN/inf values")
-            values, metric_errors, states = suite.score(out, gt, {**sample.meta, "sample_id": sample_id})
-            record.update(status="ok", metrics=values, latency_ms=elapsed * 1000.0,
-                          peak_mem_mb=memory.peak_mb, peak_mem_kind=memory.kind,
-                          height=lq.shape[-2], width=lq.shape[-1])
-            if states:
-                record["metric_states"] = states
-            if metric_errors:
-                record["metric_errors"] = metric_errors
-            # what a restorer reports about this image (LD-RPS: per-step latency and breakdown)
-            extra = getattr(restorer, "last_stats", None) or meta.get("record")
-            if isinstance(extra, dict) and extra:
-                record["restorer_record"] = extra
-            if self.save_images is not None:
-                self.save_images(unit, sample_id, out)
-            if self.save_previews is not None:
-                self.save_previews(unit, sample_id, lq, out, gt)
-            if self.keep_outputs is not None and self.keep_outputs(unit, sample_id, record):
-                self.outputs[(unit.restorer.id, unit.task.id, sample_id)] = (
-                    lq.detach().cpu(), out.detach().cpu(), None if gt is None else gt.detach().cpu())
-        except Exception as exc:  # one bad image never kills a run
-            record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                          traceback="".join(traceback.format_exception(exc))[-2000:])
+            self._restore_and_score(restorer, unit, suite, sample, record)
+        except Exception as exc:
+            record.fail(f"{type(exc).__name__}: {exc}",
+                        "".join(traceback.format_exception(exc))[-2000:])
         return record
+
+    def _restore_and_score(self, restorer: Restorer, unit: Unit, suite: MetricSuite,
+                           sample: Sample, record: Record) -> None:
+        record.degradation = sample.meta.get("degradation")
+        record.input_conversion = sample.meta.get("input_conversion") or None
+        lq = sample.lq.unsqueeze(0).to(self.device)
+        gt = sample.gt.unsqueeze(0).to(self.device) if sample.gt is not None else None
+        meta = {**sample.meta, "generator": torch.Generator().manual_seed(record.seed),
+                "seed": record.seed}
+        torch.manual_seed(record.seed)
+        sync(self.device)
+        with PeakMemory(self.device) as memory:
+            start = time.perf_counter()
+            out = restorer.restore(lq, meta)
+            sync(self.device)
+            elapsed = time.perf_counter() - start
+        if out.shape != lq.shape:
+            raise ValueError(f"{restorer.name} returned shape {tuple(out.shape)} for input "
+                             f"{tuple(lq.shape)}")
+        if not torch.isfinite(out).all():
+            raise ValueError(f"{restorer.name} produced NaN/inf values")
+        values, metric_errors, states = suite.score(out, gt, {**sample.meta, "sample_id": record.sample_id})
+        record.succeed(values, elapsed * 1000.0, memory.peak_mb, memory.kind, lq.shape[-2], lq.shape[-1])
+        record.metric_states, record.metric_errors = states or None, metric_errors or None
+        # what a restorer reports about this image (LD-RPS: per-step latency and breakdown)
+        extra = getattr(restorer, "last_stats", None) or meta.get("record")
+        record.restorer_record = extra if isinstance(extra, dict) and extra else None
+        self._write_beside(unit, record, lq, out, gt)
+
+    def _write_beside(self, unit: Unit, record: Record, lq: torch.Tensor, out: torch.Tensor,
+                      gt: torch.Tensor | None) -> None:
+        """Images and previews through the hooks; comparison thumbnails into the record."""
+        hooks, sample_id = self.hooks, record.sample_id
+        if hooks.save_image is not None:
+            hooks.save_image(unit, sample_id, out)
+        if hooks.save_previews is not None:
+            hooks.save_previews(unit, sample_id, lq, out, gt)
+        if hooks.keep_outputs is not None and hooks.keep_outputs(unit, sample_id):
+            record.comparison = comparison(lq, out, gt)
 
 
 def prefetch(task: Task, ids: list[str]) -> Iterator[tuple[str, Sample | None, BaseException | None]]:

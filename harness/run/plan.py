@@ -4,8 +4,10 @@
 objects. On the way it validates, in this order and without loading a single weight: restorer
 names (did-you-mean), restorer options (type, range, choices, from the constructor's signature),
 task names and options, every task's data (a missing dataset says where to get it), metric
-names, and each restorer's assets (``check_assets``: weights present and verified). A run that
-would fail for any of these reasons fails here, in seconds.
+names, each restorer's assets (``check_assets``: weights present and verified) and the device
+(:func:`resolve_device`). A run that would fail for any of these reasons fails here, in seconds.
+The restorers built for the asset check are kept (:meth:`Plan.take_restorer`), so that the local
+executor loads those very objects instead of building each one a second time.
 
 Sharding: ``shard_size`` splits each (restorer, task) pair's sample ids into consecutive shards;
 shards are independent units (any order, any executor) whose records reduce to the same results.
@@ -16,9 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
+from harness.api.items import check_device_syntax
 from harness.api.metric import MetricSpec
 from harness.api.options import accepts_extra, declared_options, validate_options
 from harness.api.registries import RESTORERS
+from harness.api.restorer import Restorer, build_restorer
 from harness.api.task import Task, build_task
 from harness.run.units import RestorerSpec, TaskSpec, Unit
 
@@ -42,6 +48,13 @@ class Plan:
     seed: int
     metrics: list[str] | None
     metric_specs: list[MetricSpec] = field(default_factory=list)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    #: restorer id → the restorer built (not loaded) by the asset check; taken once
+    built: dict[str, Restorer] = field(default_factory=dict, repr=False)
+
+    def take_restorer(self, spec: RestorerSpec) -> Restorer:
+        """The restorer of ``spec``, unloaded: the plan's own (once), else a new one."""
+        return self.built.pop(spec.id, None) or build_restorer(spec.name, **spec.options)
 
     def pair_ids(self) -> dict[tuple[str, str], list[str]]:
         """(restorer id, task id) → every sample id of the pair, in task order."""
@@ -55,6 +68,21 @@ class Plan:
 
     def task(self, task_id: str) -> TaskSpec:
         return next(t for t in self.tasks if t.id == task_id)
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` → CUDA when available; ``cuda[:N]`` fails clearly when it is not."""
+    check_device_syntax(spec)
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {spec}: CUDA is not available on this machine; use "
+                         "--device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s) (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    return device
 
 
 def restorer_spec(item: RestorerItem) -> RestorerSpec:
@@ -112,10 +140,11 @@ def shard(ids: list[str], shard_size: int | None) -> list[tuple[str, ...]]:
 def make_plan(restorers: list[RestorerItem], tasks: list[tuple[str, dict[str, Any]]], *,
               seed: int | None = None, limit: int | None = None, metrics: list[str] | None = None,
               metric_specs: list[MetricSpec] | None = None, shard_size: int | None = None,
-              check_assets: bool = True) -> Plan:
+              check_assets: bool = True, device: str = "cpu") -> Plan:
     """Validate everything and list the units (restorer-major order, as they will run)."""
     from harness.metrics.suite import get_metric
 
+    resolved = resolve_device(device)
     if limit is not None and limit < 0:
         raise ValueError(f"--limit {limit}: give a positive number of samples (or leave it out)")
     if limit == 0:
@@ -133,11 +162,11 @@ def make_plan(restorers: list[RestorerItem], tasks: list[tuple[str, dict[str, An
     _unique("task", [t.label for t in task_specs], [t.id for t in task_specs])
     for metric in metrics or []:
         get_metric(metric)  # unknown names fail now
+    built: dict[str, Restorer] = {}
     if check_assets:
-        import harness.api.restorer
-
         for spec in specs:  # bad weights fail before the first model loads
-            harness.api.restorer.build_restorer(spec.name, **spec.options).check_assets()
+            built[spec.id] = build_restorer(spec.name, **spec.options)
+            built[spec.id].check_assets()
     units: list[Unit] = []
     for spec in specs:
         for tspec in task_specs:
@@ -145,7 +174,7 @@ def make_plan(restorers: list[RestorerItem], tasks: list[tuple[str, dict[str, An
             shards = shard(list(ids), shard_size)
             units += [Unit(spec, tspec, s, i, len(shards)) for i, s in enumerate(shards)]
     return Plan(specs, task_specs, task_objects, units, seed if seed is not None else 0, metrics,
-                list(metric_specs or []))
+                list(metric_specs or []), resolved, built)
 
 
 def _unique(kind: str, labels: list[str], ids: list[str]) -> None:

@@ -1,9 +1,10 @@
 """The Ray executor: the run's units on every GPU (or CPU) of a Ray cluster, same records as local.
 
 ``bench run/study/detect --executor ray`` plugs :class:`RayExecutor` into the runner's executor
-seam (``RunConfig.executor``). Plan and reducer are unchanged: the driver plans, the workers
-turn shards into records, and the driver's reducer alone writes ``samples.jsonl``,
-``results.json``, previews, images and MLflow, exactly as for a local run.
+seam (``RunConfig.executor``, from :func:`harness.run.executors.executor_factory`). Plan and
+reducer are unchanged: the driver plans, the workers turn shards into records, and the driver's
+reducer alone writes ``samples.jsonl``, ``results.json``, previews, images and MLflow, exactly as
+for a local run.
 
 How it works, and why:
 
@@ -28,15 +29,12 @@ How it works, and why:
   its process cannot stall the run. ``--resume`` works across executors because the reducer
   hands any executor only what ``samples.jsonl`` does not hold yet.
 * **Files**: images, previews and comparison thumbnails are computed on the worker (previews
-  and thumbnails already small, images as 8-bit) and written by the driver with the runner's own
-  callbacks, so the run folder only has to exist on the driver.
-* **Dataset-level metrics and params on the driver**: the reducer needs each task's
-  :class:`~harness.metrics.suite.MetricSuite` for ``params()``, ``directions()``, ``missing`` and
-  ``reduce()``. :class:`ReductionSuite` builds, lazily and on the CPU, only the dataset-level
-  metrics (whose ``compute`` reduces the records' states); per-image metrics (LPIPS, NIQE...)
-  are declared but never built on the driver, so no metric model is loaded twice, and none on
-  the driver's GPU. What a worker could not build (weights missing) is reported by the worker
-  and merged into ``missing``.
+  and thumbnails already small, images as 8-bit; thumbnails inside the record) and written by
+  the driver with the run's own :class:`~harness.run.executor.ExecutorHooks`, so the run folder
+  only has to exist on the driver.
+* **Announcements**: a worker's restorer info, the metrics it could not build and its warnings
+  travel as messages in the same stream and reach the driver's hooks (``on_restorer`` once per
+  configuration, ``on_metrics_missing``, ``on_warning``), as a local run's do.
 * **Code on the workers**: on one machine (a local Ray instance or ``ray start --head``), workers
   import the driver's own source folders: the non-site-packages entries of the driver's
   ``sys.path`` go to the actors as ``PYTHONPATH`` (a worktree, a test folder); ``BENCH_*``
@@ -58,24 +56,19 @@ import sys
 import sysconfig
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
-from harness.api.metric import MetricSpec
-from harness.metrics.suite import MetricSuite, get_metric
-from harness.run.executor import Loaded, LocalExecutor, restorer_seed
-from harness.run.plan import Plan
-from harness.run.units import RestorerSpec, Unit
+from harness.metrics.suite import get_metric
+from harness.run.executor import ExecutorError, ExecutorHooks, Loaded, LocalExecutor
+from harness.run.plan import Plan, resolve_device
+from harness.run.record import Record, new_record
+from harness.run.units import Unit
 
 INSTALL_HINT = "pip install 'restorebench[ray]'  (or: pip install 'ray>=2.9')"
-EXECUTORS = ("local", "ray")
-
-
-class ExecutorError(RuntimeError):
-    """The cluster, not an image, failed: a worker could not start, or too many died."""
 
 
 def import_ray() -> Any:
@@ -123,27 +116,6 @@ class RayOptions:
     init_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def executor_factory(kind: str, options: RayOptions | None = None) -> Callable[..., Any] | None:
-    """``RunConfig.executor`` for ``--executor KIND``: ``None`` (the runner's local default) for
-    ``local``, a :class:`RayExecutor` factory for ``ray``. Ray is not imported here."""
-    if kind not in EXECUTORS:
-        raise ValueError(f"--executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
-    if kind == "local":
-        return None
-    opts = options or RayOptions()
-    if opts.workers is not None and opts.workers < 1:
-        raise ValueError(f"--workers {opts.workers}: give at least 1")
-    if opts.gpus_per_worker is not None and opts.gpus_per_worker < 0:
-        raise ValueError(f"--gpus-per-worker {opts.gpus_per_worker}: give 0 or more")
-    if opts.shard_size is not None and opts.shard_size < 1:
-        raise ValueError(f"--shard-size {opts.shard_size}: give at least 1")
-
-    def factory(plan: Plan, device: torch.device, config: Any, **kw: Any) -> RayExecutor:
-        return RayExecutor(plan, device, config, opts, **kw)
-
-    return factory
-
-
 # What travels to the workers -------------------------------------------------------------------
 def plan_parts(plan: Plan) -> dict[str, Any]:
     """The picklable parts of a plan (no task objects, no data): what a worker rebuilds it from,
@@ -162,8 +134,9 @@ def plan_parts(plan: Plan) -> dict[str, Any]:
             "modules": sorted(m for m in modules if m and m != "__main__")}
 
 
-def rebuild_plan(parts: dict[str, Any]) -> Plan:
-    """The worker's copy of the plan: tasks rebuilt by name and options (data read here)."""
+def rebuild_plan(parts: dict[str, Any], device: torch.device) -> Plan:
+    """The worker's copy of the plan on its device: tasks rebuilt by name and options (data
+    read here); restorers are built when loaded."""
     from harness.api.task import build_task
 
     for module in parts["modules"]:
@@ -174,7 +147,7 @@ def rebuild_plan(parts: dict[str, Any]) -> Plan:
         task.seed = spec.seed
         task_objects[spec.id] = task
     return Plan(parts["restorers"], parts["tasks"], task_objects, [], parts["seed"], parts["metrics"],
-                parts["metric_specs"])
+                parts["metric_specs"], device)
 
 
 def worker_env() -> dict[str, str]:
@@ -198,8 +171,6 @@ def worker_env() -> dict[str, str]:
 def worker_device(spec: str) -> torch.device:
     """The worker's device for the run's ``--device``: Ray exposes a worker's GPUs as
     ``cuda:0..``, so ``cuda:N`` (an index on the driver's machine) means ``cuda`` here."""
-    from harness.run.runner import resolve_device
-
     return resolve_device("cuda" if spec.startswith("cuda") else spec)
 
 
@@ -221,32 +192,30 @@ class ShardWorker:
     """The body of one Ray actor: a LocalExecutor that keeps one restorer loaded across shards.
 
     ``run_shard`` is a generator (a Ray streaming method): it yields messages, ``("restorer",
-    spec_id, info, config_hash)`` when a restorer is loaded, ``("suite", task_id, missing)`` when
-    a task's metrics are built, ``("warning", text)``, and ``("record", record, extras)`` per
-    image, where extras hold what the driver writes (8-bit image, previews, thumbnails).
+    spec_id, info)`` when a restorer is loaded, ``("suite", task_id, missing)`` when a task's
+    metrics are built, ``("warning", text)``, and ``("record", record, extras)`` per image, where
+    the record carries its comparison thumbnails and extras what the driver writes (8-bit image,
+    previews).
     """
 
     def __init__(self, parts: dict[str, Any], device_spec: str, n_keep: int, want_images: bool,
                  want_previews: bool):
-        self.plan = rebuild_plan(parts)
-        self.device = worker_device(device_spec)
+        self.plan = rebuild_plan(parts, worker_device(device_spec))
         self.n_keep = n_keep
         self.messages: list[tuple[Any, ...]] = []
         self.extras: dict[str, dict[str, Any]] = {}
         self.kept: dict[tuple[str, str], int] = {}
         self.loaded: Loaded | None = None
-        self.suites: set[str] = set()
-        self.executor = LocalExecutor(
-            self.plan, self.device, on_restorer=self._announce, on_warning=self._warn,
-            save_images=self._capture_image if want_images else None,
+        self.executor = LocalExecutor(self.plan, ExecutorHooks(
+            save_image=self._capture_image if want_images else None,
             save_previews=self._capture_previews if want_previews else None,
-            keep_outputs=self._keep if n_keep > 0 else None)
+            keep_outputs=self._keep if n_keep > 0 else None,
+            on_restorer=lambda spec, info: self.messages.append(("restorer", spec.id, info)),
+            on_metrics_missing=lambda task_id, missing: self.messages.append(("suite", task_id, missing)),
+            on_warning=self._warn))
 
     def pid(self) -> int:
         return os.getpid()
-
-    def _announce(self, spec: RestorerSpec, restorer: Any) -> None:
-        self.messages.append(("restorer", spec.id, restorer.info().to_dict(), restorer.config_hash()))
 
     def _warn(self, text: str) -> None:
         self.messages.append(("warning", f"{platform.node()}:{os.getpid()}: {text}"))
@@ -261,7 +230,7 @@ class ShardWorker:
         self.extras.setdefault(sample_id, {})["previews"] = (
             _small_u8(lq), _small_u8(out), None if gt is None else _small_u8(gt))
 
-    def _keep(self, unit: Unit, sample_id: str, record: dict[str, Any]) -> bool:
+    def _keep(self, unit: Unit, sample_id: str) -> bool:
         count = self.kept.get(unit.key, 0)
         if count < self.n_keep:
             self.kept[unit.key] = count + 1
@@ -269,23 +238,14 @@ class ShardWorker:
         return False
 
     def run_shard(self, unit: Unit) -> Iterator[tuple[Any, ...]]:
-        from harness.io.images import thumbnail
-
         if self.loaded is None or self.loaded.spec.id != unit.restorer.id:
             self.loaded = None  # one restorer in memory at a time
-            if self.device.type == "cuda":
+            if self.plan.device.type == "cuda":
                 torch.cuda.empty_cache()
             self.loaded = self.executor.load(unit.restorer)
-        if unit.task.id not in self.suites:
-            self.suites.add(unit.task.id)
-            self.messages.append(("suite", unit.task.id, dict(self.executor.suite(unit.task.id).missing)))
         yield from self._drain()
         for record in self.executor.stream(self.loaded, [unit]):
-            sample_id = record["sample_id"]
-            extras = self.extras.pop(sample_id, {})
-            outputs = self.executor.outputs.pop((unit.restorer.id, unit.task.id, sample_id), None)
-            if outputs is not None:
-                extras["thumbnails"] = tuple(None if t is None else thumbnail(t) for t in outputs)
+            extras = self.extras.pop(record.sample_id, {})
             yield from self._drain()
             yield ("record", record, extras)
 
@@ -337,17 +297,6 @@ def split_units(units: list[Unit], size: int) -> list[Unit]:
     return out
 
 
-class ReductionSuite(MetricSuite):
-    """A task's metrics as the driver needs them: declared (params, directions), dataset-level
-    ones built on the CPU (for ``reduce``), per-image ones never built (the workers score them).
-    ``missing`` is the union of what the driver and each worker could not build."""
-
-    def __init__(self, names: list[str], conventions: Any, has_gt: bool,
-                 extra: list[MetricSpec] | None = None):
-        super().__init__(names, conventions, torch.device("cpu"), has_gt, extra,
-                         build_kinds=("dataset",))
-
-
 @dataclass
 class _Job:
     """A shard in flight on one worker and the ids of it still unrecorded."""
@@ -366,42 +315,31 @@ class _Worker:
     busy: bool = False
 
 
-class _Announced:
-    """What the runner's ``on_restorer`` reads from a restorer, as a worker reported it."""
+@dataclass
+class _Dispatch:
+    """The state of one ``RayExecutor.run``: what is queued, in flight, received, and how to
+    start a replacement worker."""
 
-    def __init__(self, info: dict[str, Any], config_hash: str):
-        self._info, self._hash = info, config_hash
-
-    def info(self) -> _Announced:
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self._info)
-
-    def config_hash(self) -> str:
-        return self._hash
+    ray: Any
+    remote: Any
+    parts_ref: Any
+    gpus: float
+    queue: ShardQueue
+    max_deaths: int
+    jobs: dict[Any, _Job] = field(default_factory=dict)
+    received: set[tuple[str, str, str]] = field(default_factory=set)
+    deaths_of: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
 
 class RayExecutor:
-    """Runs units on Ray actors (see the module docstring); same interface as LocalExecutor."""
+    """Runs units on Ray actors (see the module docstring); same contract as LocalExecutor."""
 
-    def __init__(self, plan: Plan, device: torch.device, config: Any, options: RayOptions, *,
-                 save_images: Callable | None = None, save_previews: Callable | None = None,
-                 on_restorer: Callable | None = None, on_warning: Callable[[str], None] | None = None,
-                 keep_outputs: Callable | None = None):
+    def __init__(self, plan: Plan, config: Any, options: RayOptions, hooks: ExecutorHooks | None = None):
         self.plan = plan
-        self.device = device
-        self.device_spec = str(getattr(config, "device", None) or device)
-        tracking = getattr(config, "tracking", True)
-        self.n_keep = int(getattr(config, "n_comparisons", 3)) if tracking and keep_outputs else 0
+        self.device_spec = str(getattr(config, "device", None) or plan.device)
+        self.hooks = hooks or ExecutorHooks()
+        self.n_keep = int(getattr(config, "n_comparisons", 3)) if self.hooks.keep_outputs else 0
         self.options = options
-        self.save_images = save_images
-        self.save_previews = save_previews
-        self.on_restorer = on_restorer
-        self.on_warning = on_warning or (lambda message: None)
-        self.keep_outputs = keep_outputs
-        self.outputs: dict[tuple[str, str, str], tuple[torch.Tensor | None, ...]] = {}
-        self._suites: dict[str, ReductionSuite] = {}
         self._announced: set[str] = set()
         self.workers: list[_Worker] = []
         #: what happened, for tests and the benchmark: deaths, re-queued ids, dropped duplicates
@@ -411,17 +349,7 @@ class RayExecutor:
         #: for workers: receiving, writing files, the reducer, MLflow hand-off), ``images``
         self.timings: dict[str, float] = {}
 
-    # The reducer's view --------------------------------------------------------------------------
-    def suite(self, task_id: str) -> ReductionSuite:
-        """The task's metrics for reduction and params, built on the driver's CPU once."""
-        if task_id not in self._suites:
-            task = self.plan.task_objects[task_id]
-            self._suites[task_id] = ReductionSuite(self.plan.metrics or task.default_metrics(),
-                                                   task.conventions, task.has_gt,
-                                                   extra=self.plan.metric_specs)
-        return self._suites[task_id]
-
-    # Running ------------------------------------------------------------------------------------
+    # Starting ------------------------------------------------------------------------------------
     def _connect(self, ray: Any) -> bool:
         """Start or join Ray unless this process already did; True when we must shut it down."""
         if ray.is_initialized():
@@ -452,8 +380,8 @@ class RayExecutor:
         runtime_env["env_vars"] = {**worker_env(), **runtime_env.get("env_vars", {})}
         actors = [remote.options(num_cpus=self.options.cpus_per_worker, num_gpus=gpus, max_restarts=0,
                                  runtime_env=runtime_env).remote(
-            parts_ref, self.device_spec, self.n_keep, self.save_images is not None,
-            self.save_previews is not None) for _ in range(n)]
+            parts_ref, self.device_spec, self.n_keep, self.hooks.save_image is not None,
+            self.hooks.save_previews is not None) for _ in range(n)]
         try:
             pids = ray.get([actor.pid.remote() for actor in actors])
         except ray.exceptions.RayActorError as exc:
@@ -463,162 +391,166 @@ class RayExecutor:
             raise ExecutorError(f"a Ray worker failed to start: {cause}") from exc
         return [_Worker(actor, pid) for actor, pid in zip(actors, pids, strict=True)]
 
-    def run(self, units: list[Unit]) -> Iterator[dict[str, Any]]:
+    def _prepare(self, ray: Any, units: list[Unit]) -> _Dispatch:
+        """Shards cut, workers sized and started: the state :meth:`run` drives."""
+        total = sum(len(u.sample_ids) for u in units)
+        n_workers, gpus = self._sizes(ray, total)
+        size = self.options.shard_size or max(1, math.ceil(total / (4 * n_workers)))
+        queue = ShardQueue(split_units(units, size))
+        n_workers = min(n_workers, len(queue))
+        max_deaths = self.options.max_worker_deaths
+        state = _Dispatch(ray, ray.remote(ShardWorker), ray.put(plan_parts(self.plan)), gpus, queue,
+                          3 * n_workers if max_deaths is None else max_deaths)
+        self.workers = self._start_workers(ray, state.remote, state.parts_ref, gpus, n_workers)
+        return state
+
+    # Running ------------------------------------------------------------------------------------
+    def run(self, units: list[Unit]) -> Iterator[Record]:
         ray = import_ray()
         if not units:
             return
         started = time.perf_counter()
         shutdown = self._connect(ray)
         try:
-            total = sum(len(u.sample_ids) for u in units)
-            n_workers, gpus = self._sizes(ray, total)
-            size = self.options.shard_size or max(1, math.ceil(total / (4 * n_workers)))
-            queue = ShardQueue(split_units(units, size))
-            n_workers = min(n_workers, len(queue))
-            max_deaths = self.options.max_worker_deaths
-            max_deaths = 3 * n_workers if max_deaths is None else max_deaths
-            remote = ray.remote(ShardWorker)
-            parts_ref = ray.put(plan_parts(self.plan))
-            self.workers = self._start_workers(ray, remote, parts_ref, gpus, n_workers)
+            state = self._prepare(ray, units)
             self.timings["startup_s"] = time.perf_counter() - started
-            received: set[tuple[str, str, str]] = set()
-            deaths_of: dict[tuple[str, str, str], int] = {}
-            jobs: dict[Any, _Job] = {}
-
-            def dispatch(worker: _Worker) -> None:
-                on: dict[str, int] = {}
-                for other in self.workers:
-                    if other is not worker and other.current is not None:
-                        on[other.current] = on.get(other.current, 0) + 1
-                unit = queue.take(worker.current, on)
-                if unit is None:
-                    worker.busy = False
-                    return
-                if unit.restorer.id != worker.current:
-                    self.stats["restorer_loads"] += 1
-                worker.current, worker.busy = unit.restorer.id, True
-                self.stats["shards"] += 1
-                stream = worker.actor.run_shard.options(num_returns="streaming").remote(unit)
-                jobs[stream] = _Job(worker, unit, stream, list(unit.sample_ids))
-
-            def wake() -> None:
-                """Give work to every idle worker (re-queued ids can wake one that had none)."""
-                for worker in self.workers:
-                    if not worker.busy:
-                        dispatch(worker)
-
-            wake()
+            self._wake(state)
             waited = 0.0  # the driver's busy time is the loop's time minus this (and start-up)
             loop_start = time.perf_counter()
-            while jobs:
+            while state.jobs:
                 wait_start = time.perf_counter()
-                ready, _ = ray.wait(list(jobs), num_returns=1)
+                ready, _ = ray.wait(list(state.jobs), num_returns=1)
                 waited += time.perf_counter() - wait_start
-                job = jobs[ready[0]]
-                try:
-                    message = ray.get(next(job.stream))
-                except StopIteration:
-                    del jobs[job.stream]
-                    job.worker.busy = False
-                    if job.left:  # a shard that ended without all its records: do them again
-                        queue.push_front(replace(job.unit, sample_ids=tuple(job.left)))
-                    wake()
-                    continue
-                except ray.exceptions.RayTaskError as exc:  # the code failed, not the worker
-                    raise exc.as_instanceof_cause() from None
-                except ray.exceptions.RayActorError as exc:
-                    del jobs[job.stream]
-                    yield from self._worker_died(ray, job, exc, queue, deaths_of, received, max_deaths)
-                    replacement = self._start_workers(ray, remote, parts_ref, gpus, 1)[0]
-                    self.workers[self.workers.index(job.worker)] = replacement
-                    wake()
-                    continue
-                record = self._receive(message, job, received)
-                if record is not None:
-                    yield record
+                yield from self._step(state, state.jobs[ready[0]])
             self.timings["driver_busy_s"] = time.perf_counter() - loop_start - waited
-            self.timings["images"] = len(received)
+            self.timings["images"] = len(state.received)
         finally:
             for worker in self.workers:
                 ray.kill(worker.actor)
             if shutdown:
                 ray.shutdown()
 
+    def _dispatch(self, state: _Dispatch, worker: _Worker) -> None:
+        """Give ``worker`` its next shard (:meth:`ShardQueue.take`), or mark it idle."""
+        on: dict[str, int] = {}
+        for other in self.workers:
+            if other is not worker and other.current is not None:
+                on[other.current] = on.get(other.current, 0) + 1
+        unit = state.queue.take(worker.current, on)
+        if unit is None:
+            worker.busy = False
+            return
+        if unit.restorer.id != worker.current:
+            self.stats["restorer_loads"] += 1
+        worker.current, worker.busy = unit.restorer.id, True
+        self.stats["shards"] += 1
+        stream = worker.actor.run_shard.options(num_returns="streaming").remote(unit)
+        state.jobs[stream] = _Job(worker, unit, stream, list(unit.sample_ids))
+
+    def _wake(self, state: _Dispatch) -> None:
+        """Give work to every idle worker (re-queued ids can wake one that had none)."""
+        for worker in self.workers:
+            if not worker.busy:
+                self._dispatch(state, worker)
+
+    def _step(self, state: _Dispatch, job: _Job) -> Iterator[Record]:
+        """Take the next message of a ready shard: a record, an announcement, its end, or the
+        death of its worker (then a replacement starts)."""
+        ray = state.ray
+        try:
+            message = ray.get(next(job.stream))
+        except StopIteration:
+            del state.jobs[job.stream]
+            job.worker.busy = False
+            if job.left:  # a shard that ended without all its records: do them again
+                state.queue.push_front(replace(job.unit, sample_ids=tuple(job.left)))
+            self._wake(state)
+            return
+        except ray.exceptions.RayTaskError as exc:  # the code failed, not the worker
+            raise exc.as_instanceof_cause() from None
+        except ray.exceptions.RayActorError as exc:
+            del state.jobs[job.stream]
+            yield from self._worker_died(state, job, exc)
+            replacement = self._start_workers(ray, state.remote, state.parts_ref, state.gpus, 1)[0]
+            self.workers[self.workers.index(job.worker)] = replacement
+            self._wake(state)
+            return
+        record = self._receive(message, job, state.received)
+        if record is not None:
+            yield record
+
     def _receive(self, message: tuple[Any, ...], job: _Job, received: set[tuple[str, str, str]]
-                 ) -> dict[str, Any] | None:
+                 ) -> Record | None:
         """Handle one message of a worker; the record to yield, or None."""
         kind = message[0]
         if kind == "restorer":
-            _, spec_id, info, config_hash = message
-            if spec_id not in self._announced and self.on_restorer is not None:
+            _, spec_id, info = message
+            if spec_id not in self._announced:
                 self._announced.add(spec_id)
-                self.on_restorer(self.plan.restorer(spec_id), _Announced(info, config_hash))
+                self.hooks.on_restorer(self.plan.restorer(spec_id), info)
             return None
         if kind == "suite":
-            _, task_id, missing = message
-            for name, reason in missing.items():
-                self.suite(task_id).missing.setdefault(name, reason)
+            self.hooks.on_metrics_missing(message[1], message[2])
             return None
         if kind == "warning":
-            self.on_warning(message[1])
+            self.hooks.on_warning(message[1])
             return None
         _, record, extras = message
-        key = (record["restorer_id"], record["task_id"], record["sample_id"])
+        key = (record.restorer_id, record.task_id, record.sample_id)
         if key in received:
             self.stats["duplicates_dropped"] += 1
             return None
         received.add(key)
-        if record["sample_id"] in job.left:
-            job.left.remove(record["sample_id"])
+        if record.sample_id in job.left:
+            job.left.remove(record.sample_id)
         self._write_extras(job.unit, record, extras)
         return record
 
-    def _write_extras(self, unit: Unit, record: dict[str, Any], extras: dict[str, Any]) -> None:
-        """What a local run writes beside the record, written here with the runner's callbacks."""
-        sample_id = record["sample_id"]
-        if "image" in extras and self.save_images is not None:
-            self.save_images(unit, sample_id, _from_u8(extras["image"]))
-        if "previews" in extras and self.save_previews is not None:
+    def _write_extras(self, unit: Unit, record: Record, extras: dict[str, Any]) -> None:
+        """What a local run writes beside the record, written here with the run's hooks; the
+        comparison thumbnails stay on the record only if the run keeps this image's."""
+        hooks, sample_id = self.hooks, record.sample_id
+        if "image" in extras and hooks.save_image is not None:
+            hooks.save_image(unit, sample_id, _from_u8(extras["image"]))
+        if "previews" in extras and hooks.save_previews is not None:
             lq, out, gt = (_from_u8(t) for t in extras["previews"])
-            self.save_previews(unit, sample_id, lq, out, gt)
-        if "thumbnails" in extras and self.keep_outputs is not None and self.keep_outputs(
-                unit, sample_id, record):
-            self.outputs[(unit.restorer.id, unit.task.id, sample_id)] = extras["thumbnails"]
+            hooks.save_previews(unit, sample_id, lq, out, gt)
+        if record.comparison is not None and not (
+                hooks.keep_outputs is not None and hooks.keep_outputs(unit, sample_id)):
+            record.comparison = None
 
-    def _worker_died(self, ray: Any, job: _Job, exc: BaseException, queue: ShardQueue,
-                     deaths_of: dict[tuple[str, str, str], int], received: set[tuple[str, str, str]],
-                     max_deaths: int) -> Iterator[dict[str, Any]]:
+    def _worker_died(self, state: _Dispatch, job: _Job, exc: BaseException) -> Iterator[Record]:
         """Re-queue what the dead worker had not delivered; fail an image that keeps killing."""
         self.stats["worker_deaths"] += 1
-        self.on_warning(f"Ray worker (pid {job.worker.pid}) died during {job.unit.restorer.label} @ "
-                        f"{job.unit.task.label}; {len(job.left)} image(s) re-queued "
-                        f"({type(exc).__name__})")
-        if self.stats["worker_deaths"] > max_deaths:
-            raise ExecutorError(f"{self.stats['worker_deaths']} Ray workers died in this run (more than "
-                               f"{max_deaths}); the last: {exc}") from exc
+        self.hooks.on_warning(f"Ray worker (pid {job.worker.pid}) died during {job.unit.restorer.label} "
+                              f"@ {job.unit.task.label}; {len(job.left)} image(s) re-queued "
+                              f"({type(exc).__name__})")
+        if self.stats["worker_deaths"] > state.max_deaths:
+            raise ExecutorError(f"{self.stats['worker_deaths']} Ray workers died in this run (more "
+                                f"than {state.max_deaths}); the last: {exc}") from exc
         left = list(job.left)
         if left:
             key = (job.unit.restorer.id, job.unit.task.id, left[0])  # the image in flight
-            deaths_of[key] = deaths_of.get(key, 0) + 1
-            if deaths_of[key] >= self.options.max_image_deaths:
+            state.deaths_of[key] = state.deaths_of.get(key, 0) + 1
+            if state.deaths_of[key] >= self.options.max_image_deaths:
                 left.pop(0)
-                received.add(key)
+                state.received.add(key)
                 self.stats["failed_after_deaths"] += 1
                 yield self._failed_record(job.unit, key[2], f"WorkerDied: the worker process died "
-                                          f"{deaths_of[key]} times while restoring this image")
+                                          f"{state.deaths_of[key]} times while restoring this image")
         if left:
             self.stats["requeued_ids"] += len(left)
-            queue.push_front(replace(job.unit, sample_ids=tuple(left)))
+            state.queue.push_front(replace(job.unit, sample_ids=tuple(left)))
 
-    def _failed_record(self, unit: Unit, sample_id: str, error: str) -> dict[str, Any]:
-        """The record a local run writes for a failed image (no worker survived to write it)."""
+    def _failed_record(self, unit: Unit, sample_id: str, error: str) -> Record:
+        """The record of an image no worker survived to write (device and host unknown)."""
         task = self.plan.task_objects[unit.task.id]
-        return {"sample_id": sample_id, "restorer": unit.restorer.label, "restorer_id": unit.restorer.id,
-                "task": unit.task.label, "task_id": unit.task.id, "device": "unknown",
-                "host": "unknown", "seed": restorer_seed(self.plan.seed, unit.task.id, sample_id),
-                "degradation_seed": task.image_seed(sample_id), "metrics": {}, "latency_ms": None,
-                "peak_mem_mb": None, "status": "failed", "error": error}
+        record = new_record(unit, sample_id, run_seed=self.plan.seed,
+                            degradation_seed=task.image_seed(sample_id), device="unknown",
+                            host="unknown")
+        record.fail(error)
+        return record
 
 
-__all__ = ["ExecutorError", "RayExecutor", "RayOptions", "ReductionSuite", "ShardQueue", "ShardWorker",
-           "executor_factory", "import_ray", "plan_parts", "rebuild_plan"]
+__all__ = ["RayExecutor", "RayOptions", "ShardQueue", "ShardWorker", "import_ray", "plan_parts",
+           "rebuild_plan"]

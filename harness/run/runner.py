@@ -2,8 +2,11 @@
 
 1. :func:`harness.run.plan.make_plan` lists the units and checks everything before any model loads
    (names, options, data, metrics, weights).
-2. An executor turns units into records (:class:`harness.run.executor.LocalExecutor` in-process;
-   another executor — a cluster — plugs in through ``RunConfig.executor``).
+2. An executor turns units into :class:`~harness.run.record.Record` objects
+   (:class:`harness.run.executor.LocalExecutor` in-process; another executor — a cluster —
+   plugs in through ``RunConfig.executor``, a :data:`~harness.run.executors.ExecutorFactory`).
+   It talks back only through :class:`~harness.run.executor.ExecutorHooks`: the run's images
+   and previews (:class:`RunFiles`), restorer infos, missing metrics and warnings.
 3. :class:`harness.run.reducer.Reducer` alone writes ``samples.jsonl`` (one fsynced line per image),
    ``results.json`` and MLflow; ``--resume`` hands the executor only what is not recorded yet.
 
@@ -16,31 +19,35 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from harness.api.items import check_device_syntax
 from harness.api.metric import MetricSpec
-from harness.io.images import save_image, thumbnail
+from harness.io.images import save_image
+from harness.io.names import safe_name
 from harness.io.results import (
     LOCK_FILE,
-    RESULTS_FILE,
     SAMPLES_FILE,
     RunLock,
     RunLockedError,
     git_hash,
     latest_run,
     new_run_name,
-    read_results,
     versions,
 )
-from harness.run.plan import Plan, RestorerItem, make_plan
+from harness.run.executor import ExecutorHooks
+from harness.run.executors import ExecutorFactory, local_executor
+from harness.run.plan import Plan, RestorerItem, make_plan, resolve_device
+from harness.run.reducer import Reducer
+from harness.run.units import Unit
 from harness.tracking.store import default_tracking_uri
 from harness.tracking.worker import NoTracking, TrackingProcess, open_tracking
+
+__all__ = ["RunConfig", "RunSummary", "Runner", "resolve_device", "run_benchmark"]
 
 
 @dataclass
@@ -70,8 +77,8 @@ class RunConfig:
     experiment: str = "restorebench"
     n_comparisons: int = 3
     shard_size: int | None = None
-    #: ``(plan, device, config) -> executor`` with ``run(units) -> Iterator[record]``; None = local.
-    executor: Callable[..., Any] | None = None
+    #: ``(plan, config, hooks) -> executor`` with ``run(units) -> Iterator[Record]``; None = local.
+    executor: ExecutorFactory | None = None
     #: a Unit list order for the executor (tests shuffle shards); None = plan order.
     order: Callable[[list[Any]], list[Any]] | None = None
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
@@ -94,30 +101,65 @@ class RunSummary:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` → CUDA when available; ``cuda[:N]`` fails clearly when it is not."""
-    check_device_syntax(spec)
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {spec}: CUDA is not available on this machine; use "
-                         "--device cpu or auto")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA "
-                         f"device(s) (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
-    return device
-
-
 def _items(restorers: list[Any]) -> list[RestorerItem]:
     return [r if isinstance(r, RestorerItem) else RestorerItem(r[0], dict(r[1])) for r in restorers]
+
+
+class RunFiles:
+    """What a run writes beside its records, for the executor's hooks: restored images
+    (``--save-images``), the report's previews, and which outputs MLflow shows (the first
+    ``n_comparisons`` images of each pair)."""
+
+    def __init__(self, run_dir: Path, config: RunConfig, warnings: list[str]):
+        self.run_dir = run_dir
+        self.config = config
+        self.warnings = warnings
+        self._kept: dict[tuple[str, str], int] = {}
+        # previews are resized and encoded on a thread (PIL releases the GIL there): written
+        # inline they cost ~0.1 s per 768x512 image, as much as the metrics
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previews")
+        self._jobs: list[Future] = []
+
+    def hooks(self, reducer: Reducer) -> ExecutorHooks:
+        config = self.config
+        return ExecutorHooks(save_image=self.save_image if config.save_images else None,
+                             save_previews=self.save_previews if config.save_previews else None,
+                             keep_outputs=self.keep if config.tracking else None,
+                             on_restorer=reducer.note_restorer,
+                             on_metrics_missing=reducer.note_missing,
+                             on_warning=self.warnings.append)
+
+    def keep(self, unit: Unit, sample_id: str) -> bool:
+        count = self._kept.get(unit.key, 0)
+        if count < self.config.n_comparisons:
+            self._kept[unit.key] = count + 1
+            return True
+        return False
+
+    def save_image(self, unit: Unit, sample_id: str, out: torch.Tensor) -> None:
+        folder = self.run_dir / "images" / safe_name(unit.restorer.label) / safe_name(unit.task.label)
+        save_image(out, folder / f"{safe_name(sample_id)}.png")
+
+    def save_previews(self, unit: Unit, sample_id: str, lq: torch.Tensor, out: torch.Tensor,
+                      gt: torch.Tensor | None) -> None:
+        from harness.io.previews import save_previews
+
+        cpu = [None if t is None else t.detach().cpu() for t in (lq, out, gt)]
+        self._jobs.append(self._pool.submit(save_previews, self.run_dir, unit.restorer.label,
+                                            unit.task.label, sample_id, *cpu))
+
+    def close(self) -> None:
+        """Wait for the previews; the first one that failed becomes a warning."""
+        self._pool.shutdown(wait=True)
+        failed = next((job.exception() for job in self._jobs if job.exception() is not None), None)
+        if failed is not None:
+            self.warnings.append(f"a preview could not be written: {failed}")
 
 
 class Runner:
     def __init__(self, config: RunConfig, console: Any = None):
         self.config = config
         self.console = console
-        self.device = resolve_device(config.device)
 
     def _run_dir(self) -> tuple[Path, RunLock]:
         """The run folder, locked (:class:`~harness.io.results.RunLock`) for the whole run.
@@ -139,20 +181,7 @@ class Runner:
                 raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue "
                                       "it or choose another --run-name")
             return run_dir, lock
-        base = new_run_name()
-        for index in range(1, 1000):
-            run_dir = output / (base if index == 1 else f"{base}-{index}")
-            if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
-                continue
-            try:
-                lock = RunLock(run_dir).acquire()
-            except RunLockedError:
-                continue
-            if (run_dir / SAMPLES_FILE).exists():
-                lock.release()
-                continue
-            return run_dir, lock
-        raise FileExistsError(f"{output}: no free run folder name for {base}; pass --run-name")
+        return _free_run_dir(output)
 
     def _tracker(self) -> TrackingProcess | NoTracking:
         """MLflow in a child process (its import and store set-up overlap the run)."""
@@ -161,16 +190,21 @@ class Runner:
                              Path(self.config.output_dir) / "mlartifacts")
 
     def plan(self) -> Plan:
+        """The run's plan: every check (names, options, data, metrics, weights, device) once."""
         config = self.config
         return make_plan(_items(config.restorers), config.tasks, seed=config.seed,
                          limit=config.limit, metrics=config.metrics,
-                         metric_specs=config.metric_specs, shard_size=config.shard_size)
+                         metric_specs=config.metric_specs, shard_size=config.shard_size,
+                         device=config.device)
 
     def run(self) -> RunSummary:
-        from harness.assets import cache as assets
+        from harness.assets.cache import verification_log
 
-        assets.set_rehash(self.config.verify_assets)
-        assets.VERIFICATIONS.clear()  # results.json lists how this run's files were checked
+        # results.json lists how this run's files were checked, and nothing of an earlier run's
+        with verification_log(rehash=self.config.verify_assets) as checks:
+            return self._locked_run(checks)
+
+    def _locked_run(self, checks: Any) -> RunSummary:
         tracker = self._tracker()  # starts MLflow's set-up now; no run is created unless planned
         try:
             plan = self.plan()
@@ -179,109 +213,69 @@ class Runner:
             tracker.close()
             raise
         try:
-            return self._run(plan, run_dir, tracker)
+            return self._run(plan, run_dir, tracker, checks)
         finally:
             lock.release()
 
-    def _run(self, plan: Plan, run_dir: Path, tracker: Any) -> RunSummary:
-        from harness.run.executor import LocalExecutor
-        from harness.run.reducer import Reducer
-
-        run_dir.mkdir(parents=True, exist_ok=True)
-        run_info = {"device": str(self.device), "git_hash": git_hash(), "argv": self.config.argv,
-                    "versions": versions(), "limit": self.config.limit}
+    def _start_parent(self, plan: Plan, run_dir: Path, tracker: Any) -> dict[str, Any]:
+        """The MLflow parent run; returns the run info ``results.json`` repeats."""
+        config, device = self.config, plan.device
+        run_info = {"device": str(device), "git_hash": git_hash(), "argv": config.argv,
+                    "versions": versions(), "limit": config.limit}
         tracker.start_parent(
             run_dir.name,
-            tags={"git_hash": run_info["git_hash"], "argv": " ".join(self.config.argv),
-                  "device": str(self.device), "gpu": _gpu_name(self.device),
+            tags={"git_hash": run_info["git_hash"], "argv": " ".join(config.argv),
+                  "device": str(device), "gpu": _gpu_name(device),
                   "torch": torch.__version__, "run_dir": str(run_dir.resolve()),
-                  **({"mlflow.parentRunId": self.config.parent_run_id}
-                     if self.config.parent_run_id else {})},
+                  **({"mlflow.parentRunId": config.parent_run_id} if config.parent_run_id else {})},
             params={"restorers": ",".join(r.label for r in plan.restorers),
                     "tasks": ",".join(t.label for t in plan.tasks), "seed": plan.seed,
-                    "limit": self.config.limit, "device": str(self.device),
-                    "versions": run_info["versions"]},
+                    "limit": config.limit, "device": str(device), "versions": run_info["versions"]},
             run_dir=run_dir)
+        return run_info
+
+    def _run(self, plan: Plan, run_dir: Path, tracker: Any, checks: Any) -> RunSummary:
+        config = self.config
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run_info = {**self._start_parent(plan, run_dir, tracker), "asset_checks": checks}
         warnings: list[str] = []
-        kept: dict[tuple[str, str], int] = {}
-
-        def keep(unit: Any, sample_id: str, record: dict[str, Any]) -> bool:
-            count = kept.get(unit.key, 0)
-            if count < self.config.n_comparisons and self.config.tracking:
-                kept[unit.key] = count + 1
-                return True
-            return False
-
-        def save(unit: Any, sample_id: str, out: torch.Tensor) -> None:
-            safe = "".join(c if c.isalnum() or c in "-_.[]=,@" else "_" for c in unit.restorer.label)
-            task = "".join(c if c.isalnum() or c in "-_.[]=,@" else "_" for c in unit.task.label)
-            save_image(out, run_dir / "images" / safe / task / f"{sample_id}.png")
-
-        # previews are resized and encoded on a thread (PIL releases the GIL there): written
-        # inline they cost ~0.1 s per 768x512 image, as much as the metrics
-        preview_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previews")
-        preview_jobs: list[Any] = []
-
-        def previews(unit: Any, sample_id: str, lq: torch.Tensor, out: torch.Tensor,
-                     gt: torch.Tensor | None) -> None:
-            from harness.io.previews import save_previews
-
-            cpu = [None if t is None else t.detach().cpu() for t in (lq, out, gt)]
-            preview_jobs.append(preview_pool.submit(save_previews, run_dir, unit.restorer.label,
-                                                    unit.task.label, sample_id, *cpu))
-
-        def wait_for_previews() -> None:
-            preview_pool.shutdown(wait=True)
-            for job in preview_jobs:
-                if job.exception() is not None:
-                    warnings.append(f"a preview could not be written: {job.exception()}")
-                    break
-
-        executor_factory = self.config.executor or (
-            lambda plan, device, config, **kw: LocalExecutor(plan, device, **kw))
-        executor = executor_factory(plan, self.device, self.config,
-                                    save_images=save if self.config.save_images else None,
-                                    save_previews=previews if self.config.save_previews else None,
-                                    on_warning=warnings.append, keep_outputs=keep)
-        suite_of = getattr(executor, "suite", None) or LocalExecutor(plan, self.device).suite
-
-        def comparisons(restorer_id: str, task_id: str, sample_id: str) -> Any:
-            tensors = getattr(executor, "outputs", {}).pop((restorer_id, task_id, sample_id), None)
-            if tensors is None:
-                return None
-            return tuple(None if t is None else thumbnail(t) for t in tensors)
-
-        progress = _progress(self.config.show_progress, self.console)
-        status = "FAILED"
-        with progress:
-            reducer = Reducer(plan, run_dir, tracker, suite_of, run_info,
-                              n_comparisons=self.config.n_comparisons, comparisons=comparisons,
-                              progress=progress if self.config.show_progress else None)
-            previous = run_dir / RESULTS_FILE
-            if previous.exists():  # restorers finished by an earlier attempt keep their info
-                reducer.restorer_infos.update(read_results(previous).get("restorers", {}))
-
-            def on_restorer(spec: Any, restorer: Any) -> None:
-                reducer.note_restorer(spec, {**restorer.info().to_dict(),
-                                             "config_hash": restorer.config_hash()})
-
-            if hasattr(executor, "on_restorer"):
-                executor.on_restorer = on_restorer
+        files = RunFiles(run_dir, config, warnings)
+        status = "KILLED"
+        with _progress(config.show_progress, self.console) as progress:
+            reducer = Reducer(plan, run_dir, tracker, run_info, n_comparisons=config.n_comparisons,
+                              progress=progress if config.show_progress else None)
             try:
+                executor = (config.executor or local_executor)(plan, config, files.hooks(reducer))
                 reducer.start()
                 units = reducer.todo()
-                if self.config.order is not None:
-                    units = self.config.order(units)
-                for record in executor.run(units):
+                for record in executor.run(config.order(units) if config.order else units):
                     reducer.add(record)
                 status = "FINISHED"
             finally:
-                wait_for_previews()
-                payload = reducer.finish(status if status == "FINISHED" else "KILLED")
+                files.close()
+                payload = reducer.finish(status)
         n_failed = sum(len(u["failed"]) for u in payload["units"])
         return RunSummary(run_dir, payload["results"], payload["missing_metrics"],
                           tracker.parent_id, n_failed, reducer.n_skipped, tracker.errors,
                           warnings, payload)
+
+
+def _free_run_dir(output: Path) -> tuple[Path, RunLock]:
+    """A new timestamped run folder, locked: ``NAME``, else ``NAME-2``, ``NAME-3``, ..."""
+    base = new_run_name()
+    for index in range(1, 1000):
+        run_dir = output / (base if index == 1 else f"{base}-{index}")
+        if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
+            continue
+        try:
+            lock = RunLock(run_dir).acquire()
+        except RunLockedError:
+            continue
+        if (run_dir / SAMPLES_FILE).exists():
+            lock.release()
+            continue
+        return run_dir, lock
+    raise FileExistsError(f"{output}: no free run folder name for {base}; pass --run-name")
 
 
 def _gpu_name(device: torch.device) -> str:
