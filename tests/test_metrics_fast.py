@@ -5,6 +5,10 @@ pixels do, and a path that rounds in another dtype than pyiqa drifts by ~3e-6 (S
 Images: Kodak24 with seeded AWGN σ=25 (the kodak24-awgn25 protocol: ``np.random.seed(0)``, no
 clipping of the noise, output clamped and quantised to 8 bit), and the TID2013 calibration set.
 SSIM is compared on crops because pyiqa's float64 ``conv2d`` takes seconds per full image.
+
+PSNR is a float32 computation whose luma SGEMM rounds differently from pyiqa's on some CPUs; it
+is held to a bound derived from float32 rounding (``tests/metric_bounds.py``), not to bit
+identity.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from metric_bounds import psnr64_and_bound
 
 from harness.psnr_cpu import psnr_cpu
 from harness.ssim_cpu import ssim_cpu
@@ -53,10 +58,30 @@ def _pyiqa(name: str, **opts):
 @pytest.mark.data
 @pytest.mark.parametrize("space", sorted(COLOR))
 def test_psnr_equals_pyiqa(space, kodak_pairs):
+    """RGB: bit for bit (the same float32 expression on the same tensors, in one process).
+
+    Luma: not bit for bit on every CPU. ``psnr_cpu`` multiplies by the Y column of pyiqa's
+    colour matrix (MKL SGEMM, n=1), pyiqa by the whole 3×3 matrix (n=3). MKL picks its kernels
+    from CPUID and the shape, not from ``ATEN_CPU_CAPABILITY``: on an AVX-512 Xeon (torch 2.14.1,
+    MKL 2024.2) the two round differently for ~5 % of pixels (1 float32 ulp, 18,733 of 393,216
+    on kodim01/yiq); with ``MKL_CBWR=COMPATIBLE`` or ``MKL_ENABLE_INSTRUCTIONS=SSE4_2`` they agree.
+    The float32 mean then rounds to 1–2 ulps apart, and at 25 dB one float32 ulp of the result
+    is 1.9e-6 dB, above the old 1e-6 pin: 25.09612274 vs 25.09612656 on kodim23/ycbcr. Whether
+    the mean hides the difference depends on the thread count (ATen splits the sum per thread):
+    with one thread (e.g. after ultralytics' ``select_device`` set it, as in the whole suite) the
+    test happened to pass. So both sides are held to a float32 bound around a float64 evaluation
+    (``metric_bounds.psnr64_and_bound``, ≈5e-5 dB here), which implies they agree to twice that.
+    """
     reference = _pyiqa("psnr", **COLOR[space])
     for out, gt in kodak_pairs:
-        ours = psnr_cpu(out, gt, COLOR[space]["test_y_channel"], COLOR[space].get("color_space", "yiq"))
-        assert float(ours) == pytest.approx(float(reference(out, gt)), abs=1e-6)
+        opts = COLOR[space]
+        ours = float(psnr_cpu(out, gt, opts["test_y_channel"], opts.get("color_space", "yiq")))
+        theirs = float(reference(out, gt))
+        if space == "rgb":
+            assert ours == theirs
+        exact, bound = psnr64_and_bound(out, gt, space)
+        assert abs(ours - exact) <= bound, (ours, exact, bound)
+        assert abs(theirs - exact) <= bound, (theirs, exact, bound)  # the bound holds for pyiqa
 
 
 @pytest.mark.data
@@ -68,6 +93,10 @@ def test_ssim_equals_pyiqa_on_8bit_images(space, kodak_pairs):
         out_c = out[..., top:top + 160, left:left + 213]
         gt_c = gt[..., top:top + 160, left:left + 213]
         ours = ssim_cpu(out_c, gt_c, COLOR[space]["test_y_channel"], COLOR[space].get("color_space", "yiq"))
+        # Not a float32 comparison: ssim_cpu takes the 8-bit luma from pyiqa's own
+        # ``preprocess_rgb`` (the same SGEMM call, so no MKL difference), and both sides filter
+        # in float64. What is left (≤ 2.2e-10 here) is the zero-sum part of pyiqa's
+        # float32-rounded window, which ssim_cpu does not copy (ssim_cpu._gaussian_1d).
         assert float(ours) == pytest.approx(float(reference(out_c, gt_c)), abs=1e-6)
 
 
