@@ -136,7 +136,14 @@ def test_lpips_loads_a_backbone_through_the_asset_cache(tmp_path, monkeypatch, w
 
 
 def test_any_pyiqa_metric_is_usable_by_name():
-    """``psnry`` (pyiqa's Y-PSNR, yiq luma) is not registered here: it comes from pyiqa by name."""
+    """``psnry`` (pyiqa's Y-PSNR, yiq luma) is not registered here: it comes from pyiqa by name.
+
+    It and our ``psnr`` compute the luma with different MKL SGEMM calls, which round apart on
+    some CPUs (``test_metrics_fast.test_psnr_equals_pyiqa``): both are held to the float32 bound
+    around a float64 evaluation instead of to each other at 1e-6 (below one float32 ulp).
+    """
+    from metric_bounds import psnr64_and_bound
+
     from harness.metrics.suite import METRICS, get_metric
 
     assert "psnry" not in METRICS.names()
@@ -146,7 +153,9 @@ def test_any_pyiqa_metric_is_usable_by_name():
     by_name = MetricSuite(["psnry"], MetricConventions(quantize=False), CPU, True).score(out, gt)[0]
     ours = MetricSuite(["psnr"], MetricConventions(color_space="yiq", quantize=False), CPU,
                        True).score(out, gt)[0]
-    assert by_name["psnry"] == pytest.approx(ours["psnr"], abs=1e-6)
+    exact, bound = psnr64_and_bound(out, gt, "yiq")
+    assert abs(by_name["psnry"] - exact) <= bound
+    assert abs(ours["psnr"] - exact) <= bound
     with pytest.raises(KeyError, match="Did you mean"):
         get_metric("psnrr")
 
