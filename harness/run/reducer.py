@@ -242,9 +242,14 @@ class Reducer:
                 "seed": self.plan.seed, "limit": self.run_info.get("limit"),
                 "restorers": self.restorer_infos, "tasks": self._tasks_payload(), "units": units,
                 "metrics": metrics_declared, "results": results, "missing_metrics": self.missing,
-                # how each weight / metric-parameter file was checked (re-hashed or stamp trusted)
-                "asset_checks": self.run_info["asset_checks"].as_dict(),
+                "asset_checks": self._asset_checks(),
                 **({"reduce_errors": self.reduce_errors} if self.reduce_errors else {})}
+
+    def _asset_checks(self) -> dict[str, str]:
+        """How each weight / metric-parameter file the run used was checked (re-hashed or its
+        stamp trusted), from the run's ``verification_log`` scope; empty without one."""
+        checks = self.run_info.get("asset_checks")
+        return checks.as_dict() if checks is not None else {}
 
     def _tasks_payload(self) -> dict[str, Any]:
         tasks = {}
