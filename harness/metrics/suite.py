@@ -130,10 +130,11 @@ def niqe_mat_file() -> Path:
     npz = _metric_asset(NIQE_PARAMS, "niqe_pris_params.npz")
     mat = npz.with_name("niqe_pris_params_from_npz.mat")
     if not mat.exists() or mat.stat().st_mtime < npz.stat().st_mtime:
-        import numpy as np
         import scipy.io
 
-        params = np.load(npz)
+        from harness.io.safe_load import load_npz
+
+        params = load_npz(npz, what="NIQE parameters")
         tmp = mat.with_suffix(".tmp.mat")
         scipy.io.savemat(tmp, {"mu_prisparam": params["mu_pris_param"],
                                "cov_prisparam": params["cov_pris_param"]})
