@@ -27,6 +27,16 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+
+def _check_max_samples(n: int | None) -> int | None:
+    """``--max-samples N`` counts samples: N >= 1, checked while the options are parsed."""
+    from harness.cli.common import fail
+
+    if n is not None and n < 1:
+        fail(f"--max-samples {n}: give a number of samples >= 1, or leave it out")
+    return n
+
+
 RunDirs = Annotated[list[Path] | None, typer.Argument(
     help="Run folders, their results.json, or study folders (default: the latest run in --output-dir).",
     show_default=False)]
@@ -186,6 +196,7 @@ def report(
         help="Images in the HTML: auto (embed unless previews exceed 48 MB), yes, no (link copies).")
     ] = "auto",
     max_samples: Annotated[int | None, typer.Option(
+        callback=lambda n: _check_max_samples(n),
         help="Show at most N samples per task in the viewer.")] = None,
     no_tracking: Annotated[bool, typer.Option(
         "--no-tracking", help="Do not log the report to MLflow.")] = False,
