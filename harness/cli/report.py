@@ -276,6 +276,7 @@ def compare(
     from rich.table import Table
 
     from harness.cli.common import console, fail, user_errors
+    from harness.io.tables import write_csv
     from harness.report.load import read_runs
     from harness.report.paired import compare_records, metrics_of, result_frame, result_records
 
@@ -308,5 +309,5 @@ def compare(
                   highlight=False)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        result_records(results, unit_a.restorer, unit_b.restorer, task).to_csv(out, index=False)
+        write_csv(result_records(results, unit_a.restorer, unit_b.restorer, task), out, index=False)
         console.print(f"csv: {out}", markup=False)
