@@ -44,11 +44,13 @@ def csv_cell(value: Any) -> Any:
 def write_csv(frame: Any, path: str | Path, **kwargs: Any) -> None:
     """``frame.to_csv(path, **kwargs)`` with every text cell (and column name) passed through
     :func:`csv_cell`."""
+    from pandas.api.types import is_numeric_dtype
+
     safe = frame.copy()
     safe.columns = [csv_cell(c) for c in safe.columns]
     for column in safe.columns:
-        if safe[column].dtype == object:
+        if not is_numeric_dtype(safe[column]):  # object or string dtype (pandas >= 3: "str")
             safe[column] = safe[column].map(csv_cell)
-    if safe.index.dtype == object:
+    if not is_numeric_dtype(safe.index):
         safe.index = safe.index.map(csv_cell)
     safe.to_csv(path, **kwargs)
