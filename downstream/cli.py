@@ -52,6 +52,31 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def check_options(*, conf_label: float, imgsz: int, limit: int | None, n_images: int,
+                  class_map: str, labels: str) -> None:
+    """The numeric and named options of ``bench detect``, before anything loads (``ValueError``
+    with the option, the value and what is allowed)."""
+    import math
+
+    from downstream.data import CLASS_MAPS
+    from downstream.metric import PROTOCOLS
+
+    if not (math.isfinite(conf_label) and 0.0 <= conf_label <= 1.0):
+        raise ValueError(f"--conf-label {conf_label}: a confidence threshold in [0, 1]")
+    if imgsz < 32:
+        raise ValueError(f"--imgsz {imgsz}: the detector input side in pixels, at least 32 "
+                         f"(YOLO's largest stride)")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit {limit}: a number of images >= 1 (or leave it out)")
+    if n_images < 0:
+        raise ValueError(f"--n-images {n_images}: a number of images >= 0")
+    if labels not in PROTOCOLS:
+        raise ValueError(f"--labels {labels!r}: choose one of {', '.join(PROTOCOLS)}")
+    maps = ("auto", "none", *sorted(CLASS_MAPS))
+    if class_map not in maps:
+        raise ValueError(f"--class-map {class_map!r}: choose one of {', '.join(maps)}")
+
+
 def plan_task(data: str, degradation: str | None, split: str) -> tuple[tuple[str, dict[str, Any]],
                                                                       Path | None]:
     """``(task item, labels source or None)`` for ``--data`` / ``--degradation``."""
@@ -116,7 +141,11 @@ def make_figures(run_dir: Path, spec_name: str, task_item: tuple[str, dict[str, 
         panels += [(name, images[index]) for name, images in outputs.items()]
         labels = None
         if dataset is not None and class_map is not None:
-            labels = class_map.map_labels(dataset.labels(sample.id))[0]
+            try:
+                labels = class_map.map_labels(dataset.labels(sample.id))[0]
+            except (ValueError, KeyError) as exc:  # recorded per image already; draw no boxes
+                err_console.print(f"[yellow]warning:[/] {escape(str(exc))}; {sample.id} drawn "
+                                  f"without its labelled boxes")
         written.append(boxes_figure(panels, detector, out_dir / f"boxes_{sample.id}.png",
                                     labels=labels))
     return written
@@ -156,6 +185,9 @@ def detect(
         help="A severity study instead of one run: the detection metric of every restorer over "
              "these levels of --degradation (e.g. 1-5), as curves (bench study severity).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    trust_detector: Annotated[bool, typer.Option(
+        "--trust-detector", help="Load --detector without scanning it for code (only for a file "
+                                 "you made or fully trust; docs/detection.md).")] = False,
     executor: ExecutorName = "local", ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
 ) -> None:
@@ -166,11 +198,14 @@ def detect(
     errors = user_errors(KeyError)
 
     try:
+        check_options(conf_label=conf_label, imgsz=imgsz, limit=limit, n_images=n_images,
+                      class_map=class_map, labels=labels)
         task_item, source = plan_task(data, degradation, split)
         if labels == "gt" and source is None:
             source = labels_from
         spec = detection_metric_spec(detector, source, labels, conf_label=conf_label, imgsz=imgsz,
-                                     split=split, class_map=class_map)
+                                     split=split, class_map=class_map,
+                                     trust_detector=trust_detector)
         restorers = [(DEGRADED, {})] + [parse_item(r) for r in restorer if parse_item(r)[0] != DEGRADED]
         run_executor = make_executor(executor, ray_address, gpus_per_worker, workers, shard_size)
     except errors as exc:

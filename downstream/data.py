@@ -33,7 +33,7 @@ annotations, so users convert their own copy locally; nothing converted lives in
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,31 +121,51 @@ class YoloDataset:
             raise KeyError(f"sample {sample_id!r} has no image in {self.images_dir}; detection "
                            f"labels are keyed by image stem")
         height, width = self.image_size(sample_id)
-        return read_yolo_labels(self.label_path(sample_id), width, height)
+        return read_yolo_labels(self.label_path(sample_id), width, height,
+                                set(self.names) or None)
 
 
-def read_yolo_labels(path: Path, width: int, height: int) -> Labels:
+def read_yolo_labels(path: Path, width: int, height: int,
+                     classes_known: Collection[int] | None = None) -> Labels:
     """Parse a YOLO label file; polygon (segment) lines become their bounding box, as in
-    ultralytics' ``segments2boxes``. A missing or empty file means no objects."""
+    ultralytics' ``segments2boxes``. A missing or empty file means no objects.
+
+    Raises ``ValueError`` naming ``file:line`` for a line that is not numbers, a class id that is
+    not an integer (or not one of ``classes_known``, the dataset's ids), a non-finite
+    coordinate, or a box with a negative or zero width or height: a wrong label would score
+    silently."""
     if not path.is_file():
         return Labels.empty()
     boxes, classes = [], []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
+        where = f"{path}:{number}"
         if len(parts) < 5 or len(parts) % 2 == 0:
-            raise ValueError(f"{path}:{number}: expected 'cls cx cy w h' or 'cls x1 y1 x2 y2 ...', "
+            raise ValueError(f"{where}: expected 'cls cx cy w h' or 'cls x1 y1 x2 y2 ...', "
                              f"got {line!r}")
-        values = np.asarray(parts[1:], dtype=np.float64)
+        try:
+            label = float(parts[0])
+            values = np.asarray(parts[1:], dtype=np.float64)
+        except ValueError:
+            raise ValueError(f"{where}: not numbers: {line!r}") from None
+        if not (label.is_integer() and np.isfinite(values).all()):
+            raise ValueError(f"{where}: class id must be an integer and coordinates finite, "
+                             f"got {line!r}")
+        if classes_known is not None and int(label) not in classes_known:
+            raise ValueError(f"{where}: class {int(label)} is not one of the dataset's classes "
+                             f"(0..{max(classes_known, default=-1)})")
         if len(parts) == 5:
             cx, cy, w, h = values
+            if w <= 0 or h <= 0:
+                raise ValueError(f"{where}: box width and height must be positive, got {line!r}")
             x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
         else:
             xs, ys = values[0::2], values[1::2]
             x1, y1, x2, y2 = xs.min(), ys.min(), xs.max(), ys.max()
         boxes.append([x1 * width, y1 * height, x2 * width, y2 * height])
-        classes.append(int(float(parts[0])))
+        classes.append(int(label))
     if not boxes:
         return Labels.empty()
     return Labels(np.asarray(boxes, np.float32), np.asarray(classes, np.int64))

@@ -59,6 +59,7 @@ from downstream.yolo_env import (
     configure_ultralytics,
     load_detector,
     resolve_weights,
+    scan_detector,
     ultralytics_version,
 )
 from harness.api.metric import DatasetMetric, MetricSpec
@@ -103,8 +104,8 @@ class Detector:
     """An ultralytics YOLO detector with fixed inference settings (logged by ``describe``)."""
 
     def __init__(self, weights: str | Path, imgsz: int = 640, device: str | torch.device = "cpu",
-                 conf: float = 0.001, iou: float = 0.7, max_det: int = 300):
-        self.model, self.path = load_detector(weights, str(device))
+                 conf: float = 0.001, iou: float = 0.7, max_det: int = 300, trust: bool = False):
+        self.model, self.path = load_detector(weights, str(device), trust=trust)
         self.weights = str(weights)
         self.imgsz, self.conf, self.iou, self.max_det = int(imgsz), float(conf), float(iou), int(max_det)
         self.device = str(device)
@@ -309,17 +310,21 @@ def detection_metric_spec(weights: str | Path, data_yaml_or_labels: str | Path |
                           device: str | torch.device | None = None, *, split: str = "val",
                           class_map: str | dict[str, str] = "auto", conf: float = 0.001,
                           iou: float = 0.7, max_det: int = 300,
-                          name: str | None = None) -> MetricSpec:
+                          name: str | None = None, trust_detector: bool = False) -> MetricSpec:
     """A dataset-level metric spec the runner computes in the same pass as PSNR/SSIM.
 
     ``protocol="gt"`` (mode ``meta``: the labels come from ``data_yaml_or_labels`` by sample id;
     GT, when the task has it, adds the clean row) or ``"pseudo"`` (mode ``FR``). Weights and
     labels are checked here, before any run starts; the model is loaded in ``build``.
-    ``device=None`` uses the runner's device.
+    ``device=None`` uses the runner's device. The weights file is scanned for foreign pickle
+    globals here, before anything unpickles it (:func:`~downstream.yolo_env.scan_detector`),
+    unless ``trust_detector``.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"--labels must be one of {PROTOCOLS}, got {protocol!r}")
-    resolve_weights(weights)  # a missing file fails now, naming the file
+    local = resolve_weights(weights)  # a missing file fails now, naming the file
+    if not trust_detector:
+        scan_detector(local)
     if protocol == "gt" and data_yaml_or_labels is None:
         raise ValueError("labels=gt needs a data yaml or labels folder")
     # a labels folder has no class names: its ids are the detector's (class map "none")
@@ -333,7 +338,7 @@ def detection_metric_spec(weights: str | Path, data_yaml_or_labels: str | Path |
     def build(conventions: Any, runner_device: Any) -> DetectionMetric:
         chosen = device if device is not None else (runner_device or "cpu")
         detector = Detector(weights, imgsz=imgsz, device=str(chosen), conf=conf, iou=iou,
-                            max_det=max_det)
+                            max_det=max_det, trust=trust_detector)
         data = load_dataset(data_yaml_or_labels, split, detector.names) if labels_folder else dataset
         cmap = resolve_class_map(data.names, detector.names, class_map) if data else None
         return DetectionMetric(metric_name, detector, protocol, data, cmap, conf_label)

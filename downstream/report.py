@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.io.tables import csv_cell, markdown_cell
 from harness.metrics.directions import metric_group
 from harness.report.leaderboard import order_metrics
 
@@ -97,8 +98,8 @@ def _fmt(value: Any) -> str:
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     columns = [c for c in _columns(rows) if c != "restorer"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    lines = ["| " + " | ".join(markdown_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(markdown_cell(_fmt(r.get(c))) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -110,7 +111,7 @@ def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, stem: str = "dete
     with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=_columns(rows))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
     return [md, csv_path]
 
 

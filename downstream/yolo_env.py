@@ -32,6 +32,16 @@ Weights: :func:`resolve_weights` accepts a path (works offline) or a hub name su
 ultralytics' own ``attempt_download_asset`` when online). Offline (``BENCH_OFFLINE=1``,
 ``HF_HUB_OFFLINE=1``) a missing file raises :class:`DetectorWeightsMissing` naming the file and
 where to put it.
+
+Scan: an ultralytics ``.pt`` is a pickled model, and ``YOLO(path)`` unpickles it whole (code in
+the file would run). :func:`scan_detector` first lists the file's pickle globals without
+unpickling (:func:`harness.io.safe_load.pickle_globals`) and refuses any outside
+:func:`allowed_global`: the ``nn.Module`` classes of ``torch.nn`` and ``ultralytics.nn``, torch's
+tensor rebuilders, storages, dtypes and sizes, numpy's array and scalar reconstruction,
+``collections.OrderedDict``, ``set``/``frozenset``/``slice`` and ultralytics'
+``IterableSimpleNamespace`` (its ``train_args``): what real ultralytics checkpoints reference
+(the test suite's stand-in YOLO; ``tests/test_untrusted_files.py``). ``--trust-detector``
+skips the scan for a file you made yourself (``docs/detection.md``).
 """
 
 from __future__ import annotations
@@ -50,6 +60,75 @@ _SETTINGS_OFF = ("sync", "mlflow", "clearml", "comet", "dvc", "raytune", "tensor
 
 class DetectorWeightsMissing(FileNotFoundError):
     """Detector weights are not on disk and cannot be downloaded (offline or failed)."""
+
+
+class UntrustedDetector(ValueError):
+    """A detector file references globals a real ultralytics checkpoint does not use."""
+
+
+#: Plain data constructors a checkpoint may reference, by (module, name).
+_PLAIN_GLOBALS = frozenset({
+    ("collections", "OrderedDict"), ("__builtin__", "set"), ("builtins", "set"),
+    ("__builtin__", "frozenset"), ("builtins", "frozenset"), ("__builtin__", "slice"),
+    ("builtins", "slice"), ("torch", "Size"), ("torch", "device"),
+    ("torch._utils", "_rebuild_tensor"), ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch.storage", "UntypedStorage"), ("torch.storage", "TypedStorage"),
+    ("numpy", "dtype"), ("numpy", "ndarray"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("ultralytics.utils", "IterableSimpleNamespace"),
+})
+
+#: Packages whose ``nn.Module`` subclasses a checkpoint may name (imported to check; they are
+#: the installed code, which is trusted; the file's names only pick classes from them).
+_MODULE_PACKAGES = ("torch.nn.modules.", "ultralytics.nn.")
+
+
+def allowed_global(module: str, name: str) -> bool:
+    """Whether a detector checkpoint may reference ``module.name``: a plain constructor of
+    :data:`_PLAIN_GLOBALS`, a torch storage or dtype, or an ``nn.Module`` class of torch.nn or
+    ultralytics.nn (a class, never a function: a pickle calls what it names)."""
+    import importlib
+
+    import torch
+
+    if (module, name) in _PLAIN_GLOBALS:
+        return True
+    if module == "torch":
+        return name.endswith("Storage") or isinstance(getattr(torch, name, None), torch.dtype)
+    if module.startswith("numpy.dtypes") and name.endswith("DType"):
+        return True
+    if not module.startswith(_MODULE_PACKAGES) or "." in name:
+        return False
+    try:
+        target = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return False
+    return isinstance(target, type) and issubclass(target, torch.nn.Module)
+
+
+def scan_detector(path: str | Path) -> None:
+    """Refuse a detector file that references anything :func:`allowed_global` does not allow,
+    before ultralytics unpickles it.
+
+    Raises:
+        UntrustedDetector: naming the globals and how to proceed.
+    """
+    from harness.io.safe_load import UnsafeFileError, describe_globals, pickle_globals
+
+    configure_ultralytics()  # allowed_global may import ultralytics.nn: settings first
+    try:
+        names = pickle_globals(path)
+    except UnsafeFileError as exc:
+        raise UntrustedDetector(f"--detector {path}: not an ultralytics .pt checkpoint ({exc})") from exc
+    refused = [(m, n) for m, n in names if not allowed_global(m, n)]
+    if refused:
+        raise UntrustedDetector(
+            f"--detector {path} references {describe_globals(refused)}, which a YOLO checkpoint "
+            f"does not use; loading it (ultralytics unpickles the whole model) could run code. "
+            f"Use a detector from a source you trust; if you made this file yourself, pass "
+            f"--trust-detector (docs/detection.md)")
 
 
 def ultralytics_home() -> Path:
@@ -153,8 +232,12 @@ def _load(path: str, mtime_ns: int, device: str) -> Any:
     return YOLO(path, task="detect")
 
 
-def load_detector(weights: str | Path, device: str = "cpu") -> tuple[Any, Path]:
+def load_detector(weights: str | Path, device: str = "cpu", *, trust: bool = False
+                  ) -> tuple[Any, Path]:
     """``(ultralytics.YOLO, local weights path)``; one model object per (file, device) and
-    process: ultralytics binds its predictor to the device of the first ``predict`` call."""
+    process: ultralytics binds its predictor to the device of the first ``predict`` call.
+    The file is scanned first (:func:`scan_detector`) unless ``trust``."""
     path = resolve_weights(weights)
+    if not trust:
+        scan_detector(path)
     return _load(str(path), path.stat().st_mtime_ns, str(device)), path

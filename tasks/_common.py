@@ -32,6 +32,25 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.stem))
 
 
+class AmbiguousPairingError(ValueError):
+    """Two files of one folder share a stem, so a sample id or its GT would be a guess."""
+
+
+def by_unique_stem(files: list[Path], where: str, why: str) -> dict[str, Path]:
+    """``{stem: file}``; :class:`AmbiguousPairingError` naming every clash (``z.png`` and
+    ``z.tif``): picking one silently would score against the wrong image or drop a sample."""
+    groups: dict[str, list[Path]] = {}
+    for path in files:
+        groups.setdefault(path.stem, []).append(path)
+    clashes = {stem: paths for stem, paths in groups.items() if len(paths) > 1}
+    if clashes:
+        shown = "; ".join(" and ".join(p.name for p in paths) for paths in list(clashes.values())[:5])
+        more = f" (+{len(clashes) - 5} more stems)" if len(clashes) > 5 else ""
+        raise AmbiguousPairingError(f"{where} has several files with one stem ({shown}{more}); "
+                                    f"{why}, so keep one file per stem (move or rename the others)")
+    return {stem: paths[0] for stem, paths in groups.items()}
+
+
 def tao_square(path: Path, size: int = 256) -> torch.Tensor:
     """The TAO/LD-RPS preprocessing: centre crop along the shorter edge, PIL bicubic resize to
     ``size``×``size``, on the 8-bit image (TAO README). It reproduces TAO's LOL_256x256 low images

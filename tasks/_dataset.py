@@ -22,7 +22,7 @@ from PIL import Image
 from harness.api.task import DataMissingError, Sample, Task
 from harness.assets.datasets import DatasetSpec, LayoutMatch, find_layout
 from harness.io.images import read_image_info
-from tasks._common import data_root, list_images
+from tasks._common import by_unique_stem, data_root, list_images
 
 
 def same_stem(stem: str) -> str:
@@ -76,8 +76,11 @@ class DatasetTask(Task):
         paths = self.match().paths
         lq_dir, gt_dir = paths["lq"], paths.get("gt")
         assert lq_dir is not None
-        gt_by_stem = {p.stem: p for p in list_images(gt_dir)} if gt_dir is not None else {}
-        return {p.stem: (p, gt_by_stem.get(self.pair_rule(p.stem))) for p in list_images(lq_dir)}
+        gt_by_stem = by_unique_stem(list_images(gt_dir), f"{self.name}: GT folder {gt_dir}",
+                                    "the GT is found by stem") if gt_dir is not None else {}
+        lq_by_stem = by_unique_stem(list_images(lq_dir), f"{self.name}: LQ folder {lq_dir}",
+                                    "sample ids are file stems")
+        return {stem: (p, gt_by_stem.get(self.pair_rule(stem))) for stem, p in lq_by_stem.items()}
 
     def index(self) -> dict[str, tuple[Path, Path | None]]:
         self.match()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.api.task import DataMissingError, MetricConventions, Sample, Task, register_task
 from harness.io.images import read_image_info
-from tasks._common import list_images
+from tasks._common import by_unique_stem, list_images
 
 
 def same_stem(stem: str) -> str:
@@ -52,14 +52,15 @@ class PairedFolderTask(Task):
             # only what is wrong: the LQ folder may be fine
             raise DataMissingError(f"{label}: GT folder {self.gt_dir} does not exist (give an "
                                    "existing folder, or leave gt out to score without GT)")
-        if not list_images(self.lq_dir):
+        lq_files = list_images(self.lq_dir)
+        if not lq_files:
             raise DataMissingError(self.missing_message())
-        gt_by_stem = {p.stem: p for p in list_images(self.gt_dir)} if self.gt_dir else {}
-        index: dict[str, tuple[Path, Path | None]] = {}
-        for path in list_images(self.lq_dir):
-            gt_path = gt_by_stem.get(self.pair_rule(path.stem)) if self.gt_dir else None
-            index[path.stem] = (path, gt_path)
-        return index
+        lq_by_stem = by_unique_stem(lq_files, f"{label}: LQ folder {self.lq_dir}",
+                                    "sample ids are file stems")
+        gt_by_stem = by_unique_stem(list_images(self.gt_dir), f"{label}: GT folder {self.gt_dir}",
+                                    "the GT is found by stem") if self.gt_dir else {}
+        return {stem: (path, gt_by_stem.get(self.pair_rule(stem)) if self.gt_dir else None)
+                for stem, path in lq_by_stem.items()}
 
     def index(self) -> dict[str, tuple[Path, Path | None]]:
         if self._index is None:

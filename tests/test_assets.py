@@ -55,7 +55,7 @@ def test_import_matches_by_sha256_in_any_layout(blob_asset, tmp_path):
     nested.mkdir(parents=True)
     (nested / "renamed.weights").write_bytes(payload)
     (nested / "other.bin").write_bytes(b"not it")
-    imported = import_dir(tmp_path / "somewhere", {asset.name: asset})
+    imported = import_dir(tmp_path / "somewhere", {asset.name: asset}).imported
     assert [(i.asset, i.file) for i in imported] == [(asset.name, "blob.bin")]
     assert fetch(asset.name, "blob.bin").read_bytes() == payload
 

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from harness.io.hashing import file_sha256
+from harness.io.safe_load import load_torch_file
 
 FORMAT = "restorebench-checkpoint"
 VERSION = 1
@@ -118,10 +119,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; train one with `bench train "
                                 f"... --out {path}` or give the path of an existing .pt file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+    payload = load_torch_file(path, what="checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a restorebench checkpoint (no format={FORMAT!r}); "
                          f"checkpoints come from `bench train`")

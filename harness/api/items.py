@@ -39,6 +39,8 @@ def parse_item(spec: str) -> tuple[str, dict[str, Any]]:
             key, sep, value = part.partition("=")
             if not sep or not key.strip():
                 raise ValueError(f"option {part!r} in {spec!r} is not key=value")
+            if key.strip() in options:
+                raise ValueError(f"option {key.strip()!r} is given twice in {spec!r}; give it once")
             options[key.strip()] = parse_value(value.strip())
     return match.group("name").strip(), options
 

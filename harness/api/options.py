@@ -22,6 +22,7 @@ parameter with neither hint nor default accepts anything and says so.
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -76,8 +77,9 @@ class Alternative:
             return isinstance(value, bool)
         if self.type is int:
             ok = isinstance(value, int) and not isinstance(value, bool)
-        elif self.type is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif self.type is float:  # NaN and inf (JSON's NaN, Infinity) are never an option value
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and math.isfinite(value))
         elif self.type in (str, Path):
             ok = isinstance(value, (str, Path))
         else:

@@ -53,6 +53,29 @@ class RestorerInfo:
         return d
 
 
+
+def check_output(name: str, out: Any, *shapes: tuple[int, ...]) -> None:
+    """Refuse a restorer output that would be scored wrongly instead of clamped into a number:
+    not a float tensor (a uint8 image in 0..255 clamped to [0,1] is garbage), not one of the
+    expected ``shapes`` (a larger output would be cropped silently), or holding inf/NaN (inf
+    would be clamped to 1).
+
+    Raises:
+        ValueError: naming the restorer and what it returned.
+    """
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"{name} returned {type(out).__name__}, not a tensor")
+    if not out.is_floating_point():
+        raise ValueError(f"{name} returned dtype {str(out.dtype).replace('torch.', '')}; a "
+                         f"restorer returns float values in [0, 1]")
+    if tuple(out.shape) not in shapes:
+        raise ValueError(f"{name} returned shape {tuple(out.shape)} for input "
+                         f"{' or '.join(str(s) for s in dict.fromkeys(shapes))}")
+    finite = torch.isfinite(out)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f"{name} produced {bad} non-finite value(s) (inf/NaN) of {out.numel()}")
+
 class Restorer(ABC):
     """Base class of every restorer.
 
@@ -160,6 +183,7 @@ class Restorer(ABC):
             mode = "reflect" if pad_h < height and pad_w < width else "replicate"
             x = F.pad(lq, (0, pad_w, 0, pad_h), mode=mode)
         out = self._restore(x, meta or {})
+        check_output(self.name, out, tuple(x.shape), tuple(lq.shape))
         return out[..., :height, :width].clamp(0.0, 1.0)
 
     def warm_up(self, lq: torch.Tensor, meta: dict[str, Any]) -> None:

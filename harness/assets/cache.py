@@ -4,8 +4,9 @@ Every file the project needs at run time is declared as an :class:`Asset` (by th
 uses it) with its canonical source and sha256. Files live in ``$BENCH_HOME/assets/<asset>/``
 (default ``~/.cache/restorebench``). On first use a missing file is downloaded (when online) and
 verified; offline, :class:`AssetMissingError` names the file, its source and the import command.
-``bench assets import DIR`` copies matching files (found by sha256, any folder layout) from a
-folder, which is how air-gapped machines and CI get them.
+``bench assets import DIR`` copies matching files (found by their full sha256, any folder
+layout) from a folder, which is how air-gapped machines and CI get them. A file is never matched
+by name or by a hash prefix there, and a verified file in the cache is never replaced.
 
 Nothing downloads at import time. ``BENCH_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) forbids downloads.
 """
@@ -44,8 +45,9 @@ class AssetFile:
 
     Attributes:
         name: path inside the asset folder (may contain ``/``).
-        sha256: full hex digest; for files whose publisher gives only a prefix (torchvision's
-            ``alexnet-owt-7be5be79.pth`` convention) a prefix of at least 8 hex digits.
+        sha256: full hex digest. A prefix (at least 8 hex digits; torchvision's
+            ``alexnet-owt-7be5be79.pth`` convention) is accepted for downloads from ``url`` only:
+            :func:`import_dir` refuses to import a file declared by a prefix.
         url: canonical source, ``https://...`` or ``hf://<repo_id>::<path>``.
         package: optional ``(distribution, path)`` of a pip-installed distribution that ships
             a byte-identical copy; it is used (never imported, only read) before downloading.
@@ -59,6 +61,11 @@ class AssetFile:
 
     def matches(self, digest: str) -> bool:
         return digest.startswith(self.sha256.lower())
+
+    @property
+    def full_hash(self) -> bool:
+        """Whether the declaration is a whole sha256 (what ``bench assets import`` needs)."""
+        return len(self.sha256) == 64
 
 
 @dataclass(frozen=True)
@@ -307,25 +314,67 @@ def status(assets: dict[str, Asset] | None = None, rehash: bool = False) -> Iter
             yield FileStatus(asset.name, spec.name, state, path, spec.url)
 
 
-def import_dir(folder: Path, assets: dict[str, Asset] | None = None) -> list[FileStatus]:
-    """Copy every declared file found under ``folder`` (matched by sha256) into the cache."""
+@dataclass
+class ImportReport:
+    """What :func:`import_dir` did: files imported, already present, and declared files it
+    could not import because only a hash prefix is declared."""
+
+    imported: list[FileStatus] = field(default_factory=list)
+    present: list[FileStatus] = field(default_factory=list)
+    prefix_only: list[tuple[str, str]] = field(default_factory=list)
+
+
+def import_dir(folder: Path, assets: dict[str, Asset] | None = None) -> ImportReport:
+    """Copy every declared file found under ``folder`` into the cache, matched by its full
+    sha256 only (never by name, never by a declared prefix; the file name is irrelevant).
+
+    A target that already verifies is left alone (never replaced by another file); a corrupt
+    one is replaced by the verified copy. Copies are written to a temporary name, hashed again
+    and renamed, so a half-written file is never taken for the asset.
+
+    Raises:
+        NotADirectoryError: ``folder`` is not a folder.
+    """
     folder = Path(folder)
     if not folder.is_dir():
-        raise NotADirectoryError(f"{folder} is not a folder")
+        raise NotADirectoryError(f"{folder} is not a folder; give the folder that holds the "
+                                 f"downloaded files")
     wanted = [(a, f) for a in (assets or ASSETS).values() for f in a.files]
-    sizes = {f.size for _, f in wanted}
-    imported: list[FileStatus] = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        size = path.stat().st_size
-        if None not in sizes and size not in sizes:
+    report = ImportReport(prefix_only=[(a.name, f.name) for a, f in wanted if not f.full_hash])
+    by_digest = {f.sha256.lower(): (a, f) for a, f in wanted if f.full_hash}
+    sizes = {f.size for a, f in wanted if f.full_hash}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+        if None not in sizes and path.stat().st_size not in sizes:
             continue
-        digest = file_sha256(path)
-        for asset, spec in wanted:
-            if spec.matches(digest) and (len(spec.sha256) == 64 or path.name == Path(spec.name).name):
-                target = asset_dir(asset.name) / spec.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if not target.exists() or file_sha256(target) != digest:
-                    shutil.copyfile(path, target)
-                _verify(target, spec)
-                imported.append(FileStatus(asset.name, spec.name, "ok", target, str(path)))
-    return imported
+        match = by_digest.get(file_sha256(path))
+        if match is None:
+            continue
+        asset, spec = match
+        target = asset_dir(asset.name) / spec.name
+        if target.exists() and _verifies(target, spec):
+            report.present.append(FileStatus(asset.name, spec.name, "ok", target, str(path)))
+            continue
+        _copy_verified(path, target, spec)
+        report.imported.append(FileStatus(asset.name, spec.name, "ok", target, str(path)))
+    return report
+
+
+def _verifies(path: Path, spec: AssetFile) -> bool:
+    try:
+        _verify(path, spec, rehash=True)
+        return True
+    except AssetCorruptError:
+        return False
+
+
+def _copy_verified(source: Path, target: Path, spec: AssetFile) -> None:
+    """Copy to a temporary file beside ``target``, verify the copy, then rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.import{os.getpid()}")
+    try:
+        shutil.copyfile(source, tmp)
+        _require_match(tmp, spec, f"copy of {source}", "the file changed while it was copied")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _verify(target, spec, rehash=True)

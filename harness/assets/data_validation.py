@@ -73,6 +73,10 @@ def validate_task(task: Task, *, max_problems: int = 20,
     except DataMissingError as exc:
         report.message = str(exc)
         return report
+    except ValueError as exc:  # the data is there but cannot be indexed (ambiguous pairing)
+        report.status, report.message = "invalid", str(exc)
+        report.problems.append(str(exc))
+        return report
     report.found = len(ids)
     allowed: set[tuple[int, int]] | None = getattr(task, "expected_sizes", None)
     paired = 0

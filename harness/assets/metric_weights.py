@@ -38,16 +38,23 @@ LPIPS_LINEAR = register_asset(Asset(
     ),
 ))
 
-#: torchvision publishes only a sha256 prefix (in the file name); torchvision checks the same.
+#: torchvision publishes only a sha256 prefix (in the file name), and torchvision checks only that.
+#: The full digests are those Hugging Face's LFS pointers publish for copies of these exact files
+#: (alexnet: blanchon/image-gs-models-utils and CSWRY/VOSR, torch/checkpoints/
+#: alexnet-owt-7be5be79.pth, 244408911 bytes; vgg16: Keiser41/mangaaa model/vgg16-397923af.pth),
+#: each starting with torchvision's published prefix: ``bench assets import`` matches full
+#: digests only.
 LPIPS_BACKBONES = register_asset(Asset(
     name="torchvision-imagenet-backbones",
     description="torchvision ImageNet backbones LPIPS needs (AlexNet, VGG16)",
     licence="BSD-3-Clause (torchvision); ImageNet terms",
     homepage="https://pytorch.org/vision/stable/models.html",
     files=(
-        AssetFile("alexnet-owt-7be5be79.pth", "7be5be79",
+        AssetFile("alexnet-owt-7be5be79.pth",
+                  "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
                   "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"),
-        AssetFile("vgg16-397923af.pth", "397923af",
+        AssetFile("vgg16-397923af.pth",
+                  "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
                   "https://download.pytorch.org/models/vgg16-397923af.pth"),
     ),
 ))

@@ -34,24 +34,31 @@ def assets_list() -> None:
 @app.command("import")
 def assets_import(folder: Annotated[Path, typer.Argument(help="Folder to search (recursively).")]
                   ) -> None:
-    """Copy declared files found in FOLDER (matched by sha256) into the cache."""
+    """Copy declared files found in FOLDER (matched by their full sha256) into the cache."""
     from harness.assets.cache import import_dir
     from harness.assets.declarations import load_all_declarations
 
     try:
-        imported = import_dir(folder, load_all_declarations())
+        report = import_dir(folder, load_all_declarations())
     except NotADirectoryError as exc:
         fail(str(exc))
-    for item in imported:
+    for item in report.imported:
         console.print(f"[green]imported[/] {escape(item.asset)}/{escape(item.file)}  ← {escape(item.source)}")
-    from harness.metrics.suite import import_pyiqa_weights, pyiqa_cache_dir
+    for item in report.present:
+        console.print(f"already verified {escape(item.asset)}/{escape(item.file)} (kept)")
+    for asset, file in report.prefix_only:
+        err_console.print(f"[yellow]not importable[/] {escape(asset)}/{escape(file)}: only a sha256 "
+                          f"prefix is declared; bench fetches it from its source when online")
+    from harness.metrics.suite import pyiqa_cache_dir, pyiqa_named_files
 
-    pyiqa_files = import_pyiqa_weights(folder)
-    for name, source in pyiqa_files:
-        console.print(f"[green]imported[/] pyiqa/{escape(name)}  ← {escape(str(source))}")
-    console.print(f"{len(imported)} file(s) imported into the cache"
-                  + (f", {len(pyiqa_files)} pyiqa weight file(s) into {pyiqa_cache_dir()} "
-                     "(matched by name: pyiqa declares no sha256)" if pyiqa_files else ""))
+    skipped = pyiqa_named_files(folder)
+    for path in skipped:
+        err_console.print(f"[yellow]not imported[/] {escape(str(path))}: named like a pyiqa weight "
+                          f"file, but pyiqa publishes no sha256 to verify it against; if you "
+                          f"trust it, copy it to {escape(str(pyiqa_cache_dir() / path.name))} "
+                          f"yourself (loaded weights-only; docs/security.md)")
+    console.print(f"{len(report.imported)} file(s) imported into the cache"
+                  + (f", {len(report.present)} already there" if report.present else ""))
 
 
 @app.command("verify")

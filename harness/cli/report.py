@@ -27,6 +27,16 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+
+def _check_max_samples(n: int | None) -> int | None:
+    """``--max-samples N`` counts samples: N >= 1, checked while the options are parsed."""
+    from harness.cli.common import fail
+
+    if n is not None and n < 1:
+        fail(f"--max-samples {n}: give a number of samples >= 1, or leave it out")
+    return n
+
+
 RunDirs = Annotated[list[Path] | None, typer.Argument(
     help="Run folders, their results.json, or study folders (default: the latest run in --output-dir).",
     show_default=False)]
@@ -186,6 +196,7 @@ def report(
         help="Images in the HTML: auto (embed unless previews exceed 48 MB), yes, no (link copies).")
     ] = "auto",
     max_samples: Annotated[int | None, typer.Option(
+        callback=lambda n: _check_max_samples(n),
         help="Show at most N samples per task in the viewer.")] = None,
     no_tracking: Annotated[bool, typer.Option(
         "--no-tracking", help="Do not log the report to MLflow.")] = False,
@@ -265,6 +276,7 @@ def compare(
     from rich.table import Table
 
     from harness.cli.common import console, fail, user_errors
+    from harness.io.tables import write_csv
     from harness.report.load import read_runs
     from harness.report.paired import compare_records, metrics_of, result_frame, result_records
 
@@ -297,5 +309,5 @@ def compare(
                   highlight=False)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        result_records(results, unit_a.restorer, unit_b.restorer, task).to_csv(out, index=False)
+        write_csv(result_records(results, unit_a.restorer, unit_b.restorer, task), out, index=False)
         console.print(f"csv: {out}", markup=False)

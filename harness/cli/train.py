@@ -34,7 +34,13 @@ def _read_recipe(path: Path) -> dict[str, Any]:
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:  # one line: where the syntax breaks
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ValueError(f"{path}: not valid YAML{where} "
+                             f"({getattr(exc, 'problem', None) or type(exc).__name__})") from exc
     else:
         data = json.loads(text)
     if not isinstance(data, dict):

@@ -28,6 +28,8 @@ def conversion_of(mode: str) -> str | None:
         return None
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         return f"{mode} 16-bit grey scaled by 1/65535 and replicated to RGB"
+    if mode == "F":
+        return "F float grey in [0, 1] taken as is and replicated to RGB"
     if mode in ("L", "1"):
         return f"{mode} grey replicated to RGB"
     if mode == "LA":
@@ -44,19 +46,22 @@ def read_image_info(path: str | Path) -> tuple[torch.Tensor, str | None]:
     took (:func:`conversion_of`; ``None`` for an RGB file).
 
     Grey is replicated to RGB; alpha is dropped, not composited (a restorer sees the colour
-    channels as stored). 16-bit files are scaled by 65535, not truncated to 8 bit.
+    channels as stored). 16-bit files are scaled by 65535, not truncated to 8 bit. Integer and
+    float grey files are converted by their real range (:func:`_high_range_grey`); one whose
+    values lie outside it is refused, never clipped (PIL's ``convert("RGB")`` would turn a
+    float image in [0, 1] into zeros).
     """
     path = Path(path)
     try:
         with Image.open(path) as img:
             img.load()
             conversion = conversion_of(img.mode)
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = np.asarray(img, dtype=np.float32) / 65535.0
+            if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                array = _high_range_grey(np.asarray(img), img.mode, path)
                 array = np.repeat(array[..., None], 3, axis=-1)
             else:
                 array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    except FileNotFoundError:
+    except (FileNotFoundError, ImageReadError):
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, ImportError) as exc:
         # ImportError: ultralytics patches PIL.Image.open process-wide and, on an unreadable
@@ -64,6 +69,22 @@ def read_image_info(path: str | Path) -> tuple[torch.Tensor, str | None]:
         raise ImageReadError(f"cannot decode image {path}: {type(exc).__name__}: {exc}. Replace or "
                              f"remove the file.") from exc
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).clamp(0.0, 1.0), conversion
+
+
+def _high_range_grey(values: np.ndarray, mode: str, path: Path) -> np.ndarray:
+    """A 16/32-bit integer (``I;16*``, ``I``) or float (``F``) grey image as float32 in [0, 1]:
+    integers by 1/65535 (the 16-bit range, which ``I`` files written from 16-bit data use),
+    floats as they are. Values outside that range (negative, above 65535, a float image in
+    0..255, NaN/inf) would be clipped into a different image, so they are refused."""
+    values = values.astype(np.float64)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    limit = 1.0 if mode == "F" else 65535.0
+    if not (np.isfinite(values).all() and low >= 0.0 and high <= limit):
+        kind = "float" if mode == "F" else "integer"
+        raise ImageReadError(f"{path}: {mode} {kind} image with values in [{low:g}, {high:g}], "
+                             f"outside the [0, {limit:g}] range it is read with; save it as 8- or "
+                             f"16-bit, or scale it to [0, {limit:g}]")
+    return (values / limit).astype(np.float32)
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

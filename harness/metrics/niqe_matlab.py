@@ -443,14 +443,14 @@ def niqe_pyiqa(img: Any, mu_pris: np.ndarray, cov_pris: np.ndarray) -> float:
 # Parameters and MetricSpecs ----------------------------------------------------------------------
 @functools.lru_cache(maxsize=4)
 def _load_params(path: str) -> tuple[np.ndarray, np.ndarray]:
+    from harness.io.safe_load import load_mat, load_npz
+
     p = Path(path)
     if p.suffix == ".npz":
-        data = np.load(p)
+        data = load_npz(p, what="NIQE parameters")
         return (np.ravel(data["mu_pris_param"]).astype(np.float64),
                 np.asarray(data["cov_pris_param"], dtype=np.float64))
-    import scipy.io
-
-    data = scipy.io.loadmat(p)
+    data = load_mat(p, what="NIQE parameters")
     return np.ravel(data["mu_prisparam"]).astype(np.float64), np.asarray(data["cov_prisparam"], np.float64)
 
 

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from harness.api.task import MetricConventions
 from harness.assets.cache import Asset, AssetMissingError, fetch
 from harness.assets.metric_weights import LPIPS_BACKBONES, LPIPS_LINEAR, NIQE_PARAMS
 from harness.io.hashing import file_sha256
+from harness.io.safe_load import load_torch_file
 from harness.metrics.pyiqa_configs import pyiqa_configs, pyiqa_direction
 
 __all__ = ["METRICS", "DatasetMetric", "MetricSpec", "MetricSuite", "MetricUnavailable",
@@ -67,10 +70,11 @@ def _pyiqa():
 def _quiet_create(name: str, device: torch.device, **opts: Any):
     """``pyiqa.create_metric`` without its prints (it announces downloads on stdout). The
     built-in metrics are created from pyiqa's own modules only (:mod:`harness.metrics.pyiqa_lean`): a
-    full ``import pyiqa`` pulls in torchvision.models and torch._dynamo (seconds per process)."""
+    full ``import pyiqa`` pulls in torchvision.models and torch._dynamo (seconds per process).
+    Every ``torch.load`` pyiqa makes meanwhile is weights-only (:func:`weights_only_torch_load`)."""
     from harness.metrics.pyiqa_lean import LEAN_METRICS, create_lean
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), weights_only_torch_load():
         if name in LEAN_METRICS:
             return create_lean(name, device, **opts)
         return _pyiqa().create_metric(name, device=device, as_loss=False, **opts)
@@ -130,10 +134,11 @@ def niqe_mat_file() -> Path:
     npz = _metric_asset(NIQE_PARAMS, "niqe_pris_params.npz")
     mat = npz.with_name("niqe_pris_params_from_npz.mat")
     if not mat.exists() or mat.stat().st_mtime < npz.stat().st_mtime:
-        import numpy as np
         import scipy.io
 
-        params = np.load(npz)
+        from harness.io.safe_load import load_npz
+
+        params = load_npz(npz, what="NIQE parameters")
         tmp = mat.with_suffix(".tmp.mat")
         scipy.io.savemat(tmp, {"mu_prisparam": params["mu_pris_param"],
                                "cov_prisparam": params["cov_pris_param"]})
@@ -197,18 +202,58 @@ def get_metric(name: str) -> MetricSpec:
 
 
 def pyiqa_cache_dir() -> Path:
-    """Where pyiqa looks for (and downloads) its weight files: ``<torch hub>/pyiqa``, as pyiqa
-    fixed it when it was imported (its ``DEFAULT_CACHE_DIR``)."""
+    """Where bench has pyiqa look for (and download) its weight files: ``$BENCH_HOME/pyiqa``,
+    not pyiqa's own ``<torch hub>/pyiqa`` (:func:`point_pyiqa_at_bench_home`)."""
+    from harness.assets.cache import bench_home
+
+    return bench_home() / "pyiqa"
+
+
+def point_pyiqa_at_bench_home() -> Path:
+    """Set pyiqa's cache folder (``download_util.DEFAULT_CACHE_DIR``, and the copies its arch
+    modules took at import) to :func:`pyiqa_cache_dir`; returns it."""
+    import sys
+
     _pyiqa()
     import pyiqa.utils.download_util as download_util
 
-    return Path(download_util.DEFAULT_CACHE_DIR)
+    folder = str(pyiqa_cache_dir())
+    download_util.DEFAULT_CACHE_DIR = folder
+    for name, module in list(sys.modules.items()):
+        if name.startswith("pyiqa.") and hasattr(module, "DEFAULT_CACHE_DIR"):
+            module.DEFAULT_CACHE_DIR = folder
+    return Path(folder)
+
+
+_TORCH_LOAD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def weights_only_torch_load() -> Iterator[None]:
+    """While pyiqa builds a metric, every ``torch.load`` it calls is weights-only (pyiqa passes
+    ``weights_only=False`` for several weight files, and declares no sha256 for any of them):
+    a weight file carrying code is refused with :class:`~harness.io.safe_load.UnsafeFileError`
+    instead of run. Process-wide for the duration (serialised by a lock)."""
+    original = torch.load
+
+    def safe_load(f: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("weights_only", None)
+        if isinstance(f, (str, os.PathLike)):
+            return load_torch_file(f, what="pyiqa weight file")
+        return original(f, *args, weights_only=True, **kwargs)
+
+    with _TORCH_LOAD_LOCK:
+        torch.load = safe_load
+        try:
+            yield
+        finally:
+            torch.load = original
 
 
 def pyiqa_weight_names() -> set[str]:
     """File names of every weight pyiqa can download, read from its arch modules' text
     (``get_url_from_name('x.pth')`` and literal URLs) without importing them. pyiqa declares no
-    sha256 for them, so ``bench assets import`` matches these by name."""
+    sha256 for them, so ``bench assets import`` does not import them (it names those it saw)."""
     import importlib.util
     import re
 
@@ -225,14 +270,22 @@ def pyiqa_weight_names() -> set[str]:
     return names
 
 
+def pyiqa_named_files(folder: Path) -> list[Path]:
+    """Files under ``folder`` named like a pyiqa weight file: ``bench assets import`` lists them
+    as not imported (no declared sha256 to verify them against)."""
+    names = pyiqa_weight_names()
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name in names)
+
+
 def create_with_weight_advice(name: str, device: torch.device) -> Any:
-    """``pyiqa.create_metric`` that, when a weight file is absent and cannot be downloaded
+    """``pyiqa.create_metric`` with its cache in ``$BENCH_HOME/pyiqa`` and weights-only loading
+    (:func:`weights_only_torch_load`); when a weight file is absent and cannot be downloaded
     (offline, ``BENCH_OFFLINE=1``, no network), raises :class:`MetricUnavailable` naming the
-    file, its source and how to import it, instead of a bare ``URLError``. Offline, no
-    download is attempted at all (no DNS timeout)."""
+    file, its source and where to put it, instead of a bare ``URLError``. Offline, no download
+    is attempted at all (no DNS timeout)."""
     from harness.assets.cache import offline
 
-    _pyiqa()
+    point_pyiqa_at_bench_home()
     import pyiqa.utils.download_util as download_util
 
     wanted: list[tuple[str, str]] = []
@@ -254,28 +307,12 @@ def create_with_weight_advice(name: str, device: torch.device) -> Any:
         Path(dst).unlink(missing_ok=True)  # a partial download would be taken as the file
         raise MetricUnavailable(
             f"{name} needs the weight file {Path(dst).name!r} (source: {url}), which is not in "
-            f"pyiqa's cache {Path(dst).parent} and could not be downloaded "
-            f"({type(exc).__name__}: {exc}). Download it on a machine with internet access and "
-            f"run `bench assets import <folder>` (pyiqa's files are matched by name and copied "
-            f"into that cache), or place it at {dst}.") from exc
+            f"{Path(dst).parent} and could not be downloaded ({type(exc).__name__}: {exc}). "
+            f"pyiqa publishes no sha256 for it, so `bench assets import` cannot verify a copy: "
+            f"download it from that source yourself and place it at {dst} (it is loaded "
+            f"weights-only; docs/security.md).") from exc
     finally:
         download_util.download_url_to_file = original
-
-
-def import_pyiqa_weights(folder: Path) -> list[tuple[str, Path]]:
-    """Copy files of ``folder`` (recursively) whose names are pyiqa weight files into pyiqa's
-    cache; returns ``(name, source)`` of each copied. Existing files are kept."""
-    names = pyiqa_weight_names()
-    target_dir = pyiqa_cache_dir()
-    copied = []
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name in names):
-        target = target_dir / path.name
-        if target.exists() and target.stat().st_size == path.stat().st_size:
-            continue
-        target_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-        copied.append((path.name, path))
-    return copied
 
 
 # Convention-aware preprocessing -------------------------------------------------------------------

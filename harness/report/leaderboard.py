@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.io.tables import markdown_cell, write_csv
 from harness.metrics.directions import RUNTIME_METRICS
 from harness.report.load import Aggregate, RunData, Unit
 
@@ -233,8 +234,8 @@ def numeric_frame(board: Leaderboard) -> pd.DataFrame:
 
 def _pipe_table(frame: pd.DataFrame) -> str:
     """GitHub pipe table (pandas' ``to_markdown`` needs ``tabulate``, which is not a dependency)."""
-    def clean(text: Any) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
+    def clean(text: Any) -> str:  # cells arrive escaped (markdown_cell); keep each on one line
+        return str(text).replace("\n", " ")
 
     lines = ["| " + " | ".join(clean(c) for c in frame.columns) + " |",
              "|" + "|".join("---" for _ in frame.columns) + "|"]
@@ -253,13 +254,14 @@ def direction_legend(board: Leaderboard) -> str:
 
 def to_markdown(board: Leaderboard, title: str | None = None) -> str:
     """Pipe table, then the legend, missing-metric notes and per-task conventions."""
-    parts = [f"## {title}", ""] if title else []
-    parts += [_pipe_table(display_frame(board, bold=lambda s: f"**{s}**")), ""]
-    parts += [direction_legend(board), ""]
-    parts += [f"[{i}] {note}" + "  " for i, note in enumerate(board.notes, 1)]
+    parts = [f"## {markdown_cell(title)}", ""] if title else []
+    parts += [_pipe_table(display_frame(board, bold=lambda s: f"**{s}**", escape=markdown_cell)), ""]
+    parts += [markdown_cell(direction_legend(board)), ""]
+    parts += [f"[{i}] {markdown_cell(note)}" + "  " for i, note in enumerate(board.notes, 1)]
     if board.notes:
         parts.append("")
-    parts += ["Conventions:", ""] + [f"- {line}" for lines in board.conventions.values() for line in lines]
+    parts += ["Conventions:", ""] + [f"- {markdown_cell(line)}" for lines in board.conventions.values()
+                                     for line in lines]
     return "\n".join(parts) + "\n"
 
 
@@ -293,7 +295,7 @@ def write_tables(board: Leaderboard, out_dir: Path, stem: str = "leaderboard") -
     files = {"markdown": out_dir / f"{stem}.md", "csv": out_dir / f"{stem}.csv",
              "latex": out_dir / f"{stem}.tex"}
     files["markdown"].write_text(to_markdown(board), encoding="utf-8")
-    numeric_frame(board).to_csv(files["csv"], index=False)
+    write_csv(numeric_frame(board), files["csv"], index=False)
     files["latex"].write_text(to_latex(board), encoding="utf-8")
     return files
 

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import torch
 
-from harness.api.restorer import Restorer
+from harness.api.restorer import Restorer, check_output
 from harness.api.task import Sample, Task
 from harness.io.images import thumbnail
 from harness.metrics.suite import MetricSuite
@@ -196,11 +196,7 @@ class LocalExecutor:
             out = restorer.restore(lq, meta)
             sync(self.device)
             elapsed = time.perf_counter() - start
-        if out.shape != lq.shape:
-            raise ValueError(f"{restorer.name} returned shape {tuple(out.shape)} for input "
-                             f"{tuple(lq.shape)}")
-        if not torch.isfinite(out).all():
-            raise ValueError(f"{restorer.name} produced NaN/inf values")
+        check_output(restorer.name, out, tuple(lq.shape))
         values, metric_errors, states = suite.score(out, gt, {**sample.meta, "sample_id": record.sample_id})
         record.succeed(values, elapsed * 1000.0, memory.peak_mb, memory.kind, lq.shape[-2], lq.shape[-1])
         record.metric_states, record.metric_errors = states or None, metric_errors or None

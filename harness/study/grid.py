@@ -32,6 +32,7 @@ import pandas as pd
 
 from harness.api.items import parse_labelled_restorer
 from harness.io.results import RESULTS_FILE, git_hash, new_run_name, read_results
+from harness.io.tables import markdown_cell, write_csv
 from harness.metrics.directions import direction_arrow, metric_direction
 from harness.run.plan import RestorerItem
 from harness.run.runner import RunConfig, run_benchmark
@@ -227,9 +228,11 @@ def to_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
             return "–"
         return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = ["| " + " | ".join(markdown_cell(h) for h in header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
     for index, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(index)] + [cell(v) for v in row.tolist()]) + " |")
+        cells = [markdown_cell(index)] + [markdown_cell(cell(v)) for v in row.tolist()]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -248,7 +251,7 @@ def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
                   missing: dict[str, str]) -> dict[str, Path]:
     files: dict[str, Path] = {}
     files["csv"] = study_dir / "study.csv"
-    table.to_csv(files["csv"], index=False)
+    write_csv(table, files["csv"], index=False)
     if table.empty:
         raise StudyFailed(f"the study produced no scores (every image failed?); see the runs in "
                            f"{study_dir / 'runs'}")
@@ -263,7 +266,7 @@ def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
         sections += [f"Tasks: {', '.join(t for t, _ in config.tasks)}", ""]
     for metric in metrics:
         frame = pivot(table, metric, columns)
-        frame.to_csv(study_dir / f"{config.kind}_{metric}.csv")
+        write_csv(frame, study_dir / f"{config.kind}_{metric}.csv")
         files[f"csv_{metric}"] = study_dir / f"{config.kind}_{metric}.csv"
         sections += [f"## {metric} {direction_arrow(metric)} (mean over images)", "", to_markdown(frame), ""]
     for metric, reason in missing.items():

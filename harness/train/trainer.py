@@ -79,8 +79,7 @@ class Recipe:
         for name in ("iters", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
+        _check_ranges(self)
 
     def stages(self) -> list[tuple[int, int, int | None, int]]:
         """``(first iteration, end iteration, crop or None, batch)`` of each data stage; one stage
@@ -111,6 +110,31 @@ class Recipe:
         progress = min(1.0, (step - self.warmup_iters) / span)
         return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
+
+def _check_ranges(recipe: Recipe) -> None:
+    """Every number finite and in its range (``--lr nan`` or ``--ema 2`` would train garbage)."""
+    def bad(flag: str, value: Any, allowed: str) -> ValueError:
+        return ValueError(f"--{flag} {value}: must be {allowed}")
+
+    numbers = {"lr": recipe.lr, "weight_decay": recipe.weight_decay,
+               "min_lr_ratio": recipe.min_lr_ratio, "grad_clip": recipe.grad_clip,
+               "ema": recipe.ema_decay}
+    for flag, value in numbers.items():
+        if value is not None and not math.isfinite(float(value)):
+            raise bad(flag.replace("_", "-"), value, "a finite number")
+    if recipe.lr <= 0:
+        raise bad("lr", recipe.lr, "positive")
+    if recipe.weight_decay < 0:
+        raise bad("weight-decay", recipe.weight_decay, ">= 0")
+    if not 0 <= recipe.min_lr_ratio <= 1:
+        raise bad("min-lr-ratio", recipe.min_lr_ratio, "in [0, 1]")
+    if recipe.grad_clip is not None and recipe.grad_clip <= 0:
+        raise bad("grad-clip", recipe.grad_clip, "positive (or 0 in the CLI for off)")
+    if recipe.ema_decay is not None and not 0 < recipe.ema_decay < 1:
+        raise bad("ema", recipe.ema_decay, "in (0, 1), e.g. 0.999 (leave it out for no EMA)")
+    for flag, value in (("warmup-iters", recipe.warmup_iters), ("num-workers", recipe.num_workers)):
+        if value < 0:
+            raise bad(flag, value, ">= 0")
 
 def _check_stages(stages: Any, iters: int, batch_size: int | None) -> tuple[tuple[int, int, int], ...]:
     """Validate ``progressive``: non-empty ``[iters, crop, batch]`` triples of positive integers

@@ -26,13 +26,14 @@ from torch import nn
 
 from harness.api.restorer import Restorer
 from harness.assets import Asset, fetch
+from harness.io.safe_load import load_torch_file
 
 
 def read_checkpoint(asset: Asset, file_name: str) -> dict[str, torch.Tensor]:
     """The verified state dict of one asset file (raises the asset errors, see module doc)."""
     path = fetch(asset.name, file_name)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_torch_file(path, what=f"weights of asset {asset.name!r}")
     except Exception as exc:  # a verified file that still fails to unpickle is a declaration bug
         raise ValueError(f"{path} passed its sha256 check but torch.load failed: "
                          f"{type(exc).__name__}: {exc}") from exc

@@ -29,12 +29,13 @@ class CLAHE(Restorer):
     input_range = "RGB float [0,1] (clipped inside)"
 
     def __init__(self, clip_limit: Annotated[float, Range(0, 1, open_low=True)] = 0.01,
-                 kernel_size: Annotated[int, Range(2, None)] | None = None,
+                 kernel_size: Annotated[int, Range(2, 4096)] | None = None,
                  nbins: Annotated[int, Range(2, 65536)] = 256):
         """
         Args:
             clip_limit: histogram clip limit in [0,1]; higher = more contrast.
-            kernel_size: contextual region side in pixels; ``None`` = 1/8 of each image side.
+            kernel_size: contextual region side in pixels, at most 4096 (skimage pads the image
+                to a multiple of it: a huge value exhausts memory); ``None`` = 1/8 of each side.
             nbins: histogram bins.
         """
         super().__init__()

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.assets import Asset, fetch, sha256_of
+from harness.io.safe_load import load_torch_file
 
 VGG16_FILE = "vgg16-397923af.pth"
 
@@ -89,7 +90,7 @@ def load_vgg_features(path: str | Path | None = None) -> tuple[nn.Sequential, di
                                     f"(vgg_weights option); pass torchvision's vgg16-397923af.pth "
                                     f"or set perceptual=false")
         record = {"file": str(file), "sha256": sha256_of(file), "uri": str(file)}
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    state = load_torch_file(file, what="LD-RPS VGG16 weights (vgg_weights=)")
     features = vgg16_relu2_2()
     wanted = {f"{i}.{p}": state[f"features.{i}.{p}"] for i in _VGG_CONVS for p in ("weight", "bias")
               if f"features.{i}.{p}" in state}

@@ -79,6 +79,7 @@ from PIL import Image
 from harness.api.options import Range
 from harness.api.restorer import Restorer, register_restorer
 from harness.io.names import safe_name
+from harness.io.safe_load import load_torch_file
 from restorers.ldrps.fpam import AdversarialTerm, FPAMTrainer, PatchDiscriminator, kaiming_init
 from restorers.ldrps.losses import VGGPerceptual, colour_loss, exposure_loss, load_vgg_features
 from restorers.ldrps.models import (
@@ -437,7 +438,11 @@ class LDRPS(Restorer):
         path = self.inject_path
         if path.is_dir():
             path = path / f"{_sample_name(meta)}.pt"
-        return torch.load(path, map_location="cpu", weights_only=False)["init"]
+        state = load_torch_file(path, what="LD-RPS injected state (inject=)")
+        if not isinstance(state, dict) or not isinstance(state.get("init"), dict):
+            raise ValueError(f"LD-RPS: inject={path} holds no 'init' state; give a file written "
+                             f"by record=DIR (or a dict with an 'init' dict)")
+        return state["init"]
 
     def _reset_networks(self, generator: torch.Generator, injected: dict[str, Any] | None) -> None:
         """Per image: Kaiming re-initialisation of F-PAM, D_f, D_g (or the injected weights);
