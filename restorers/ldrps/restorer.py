@@ -43,9 +43,12 @@ Deviations from the reference, each a named option (default first):
 Speed (all exact or equal up to float reassociation): one UNet (the reference loads two), one
 UNet call of batch 2·(1+companions) per step, no VAE encodes (the reference's are unused), no
 backward where the guidance is identically zero (t ≥ t₁) — F-PAM still trains there, — the
-companion decoded without a graph (its gradient is identically zero), discriminator parameters
-frozen for the generator-side forward, optional fp16/bf16 UNet/VAE on CUDA with the latents and
-the guidance update in fp32, optional gradient checkpointing of the decoder.
+companion decoded and passed through F-PAM without a graph (its gradient is identically zero),
+F-PAM's VGG loss with the detached target's features taken without a graph, the observation's
+VGG features computed once per image, discriminator parameters frozen for the generator-side
+forward, optional fp16/bf16 UNet/VAE on CUDA with the latents and the guidance update in fp32,
+optional gradient checkpointing of the decoder. ``benchmarks/ldrps_flops.py`` counts the FLOPs per
+image of this loop against the reference's order at SD2.1-base scale (``docs/ldrps.md``).
 
 Parity hooks (for reproducing a recorded trajectory or the reference's numbers):
 
