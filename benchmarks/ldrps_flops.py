@@ -21,19 +21,21 @@ quantile clipping are not counted; they are negligible. 1 TFLOP = 1e12 floating-
   the authors.
 * **Schedule.** The cost of a step depends only on its class: warm-up (t ≥ t₁: F-PAM trains, no
   guidance), guided (t < t₁) and guided with the quality losses (t < the preset's
-  ``quality_below``). Both orders are counted on one step of each class (ours inside a whole
-  ``_restore_one`` run whose grid holds one timestep per class; every step is counted on its
-  own, and steps of one class must count the same) plus the per-image work outside the steps
-  (ours: the final decode of every round; the authors': the unused VAE encode of the input and
-  the batch-2 decode after every recurrent round). Per image = Σ class steps × their number in
-  the 450-step grid (first pass 899…1, recurrent passes 449…1) + per-image work.
-* The text encoder is not counted (one 77-token pass per image, < 0.1 TFLOP, in both orders).
+  ``quality_below``). The authors' order is counted on one step of each class plus the work
+  outside the steps (the unused VAE encode of the input, the batch-2 decode after every
+  recurrent round). Ours is one whole ``_restore_one`` run on a grid holding the first two
+  timesteps of each class, every step counted on its own; a class costs what its last step
+  cost, and the rest of the run (the final decode of every round; the observation's VGG
+  features, taken once per image) is per-image work. Per image = Σ class cost × its number of
+  steps in the 450-step grid (first pass 899…1, recurrent passes 449…1) + per-image work;
+  ``--steps 20 --check`` compares that composition with ours counted as one whole run.
+* The text encoder is not counted (≈ 0.05 TFLOP per 77-token prompt, in both orders).
 
 Output: per preset, TFLOP per image of the authors' order, ours (equal output) and ours with
 ``decoder=taesd`` (faster, not equal output), the ratios, and the split by network (per image
-and per guided step). Takes about 1 min per preset on one CPU core.
+and per guided step). About 35 s of CPU per preset (one thread).
 
-    PYTHONPATH=$PWD python benchmarks/ldrps_flops.py [--preset lowlight ...] [--steps 450]
+    PYTHONPATH=$PWD python benchmarks/ldrps_flops.py [--preset lowlight ...] [--steps 450] [--check]
 """
 
 from __future__ import annotations
@@ -101,9 +103,10 @@ class MetaValues(TorchDispatchMode):
         if source is not None and source.device.type == "meta":
             if func is torch.ops.aten._local_scalar_dense.default:
                 return 0.0
-            if func is torch.ops.aten._to_copy.default and kwargs.get("device", META).type != "meta":
+            device = kwargs.get("device")
+            if func is torch.ops.aten._to_copy.default and device is not None and device.type != "meta":
                 return torch.zeros(source.shape, dtype=kwargs.get("dtype") or source.dtype,
-                                   device=kwargs["device"])
+                                   device=device)
         return func(*args, **kwargs)
 
 
