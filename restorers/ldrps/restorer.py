@@ -43,9 +43,12 @@ Deviations from the reference, each a named option (default first):
 Speed (all exact or equal up to float reassociation): one UNet (the reference loads two), one
 UNet call of batch 2·(1+companions) per step, no VAE encodes (the reference's are unused), no
 backward where the guidance is identically zero (t ≥ t₁) — F-PAM still trains there, — the
-companion decoded without a graph (its gradient is identically zero), discriminator parameters
-frozen for the generator-side forward, optional fp16/bf16 UNet/VAE on CUDA with the latents and
-the guidance update in fp32, optional gradient checkpointing of the decoder.
+companion decoded and passed through F-PAM without a graph (its gradient is identically zero),
+F-PAM's VGG loss with the detached target's features taken without a graph, the observation's
+VGG features computed once per image, discriminator parameters frozen for the generator-side
+forward, optional fp16/bf16 UNet/VAE on CUDA with the latents and the guidance update in fp32,
+optional gradient checkpointing of the decoder. ``benchmarks/ldrps_flops.py`` counts the FLOPs per
+image of this loop against the reference's order at SD2.1-base scale (``docs/ldrps.md``).
 
 Parity hooks (for reproducing a recorded trajectory or the reference's numbers):
 
@@ -87,6 +90,7 @@ from restorers.ldrps.models import (
     RESTORATION_QUESTION,
     SD21_BASE,
     Captioner,
+    SDComponents,
     TAESDDecoder,
     VAEDecoder,
     check_model,
@@ -334,9 +338,40 @@ class LDRPS(Restorer):
         return dtype
 
     def load(self, device: torch.device) -> None:
+        parts = load_components(self.model_id)
+        taesd = features = None
+        records: list[dict[str, str]] = []
+        if self.decoder_kind == "taesd":
+            taesd, record = load_taesd(self.taesd_source, self.gradient_checkpointing)
+            records.append(record)
+        if self.perceptual_on:
+            path = self.vgg_weights or self._model_folder_vgg()
+            if path is not None and self.vgg_weights is None:
+                log.warning("LD-RPS: using the perceptual weights shipped in the model folder: %s", path)
+            features, record = load_vgg_features(path)
+            records.append(record)
+        self.attach(parts, device, features, taesd)
+        self.weights = [{"file": self.model_id, "sha256": "", "uri": self.model_id
+                         if not is_local(self.model_id) else str(Path(self.model_id).resolve())},
+                        *records]
+        self.captioner = None
+        if self.use_text and self.captioner_id is not None:
+            question = (COLORIZATION_QUESTION if self.preset.question == "colorization"
+                        else RESTORATION_QUESTION)
+            self.captioner = Captioner(self.captioner_id, question, self.max_new_tokens)
+            self.captioner.load(device)
+        if self.use_text and self.prompts_file is not None:
+            self._prompts = read_prompts(self.prompts_file)
+
+    def attach(self, parts: SDComponents, device: torch.device, perceptual: torch.nn.Module | None,
+               taesd: torch.nn.Module | None = None) -> None:
+        """Build the sampler around given networks: the SD components, the VGG16 relu2_2 features
+        (None: no perceptual terms) and the TAESD decoder (for ``decoder=taesd``).
+
+        ``load`` calls it with the loaded weights; ``benchmarks/ldrps_flops.py`` with SD2.1-base
+        built on the ``meta`` device, so that the FLOP count runs this very code."""
         self.device = device
         dtype = self._torch_dtype(device)
-        parts = load_components(self.model_id)
         self.unet = parts.unet.to(device, dtype)
         self.vae = parts.vae.to(device, dtype)
         self.text_encoder = None if parts.text_encoder is None else parts.text_encoder.to(device)
@@ -347,40 +382,24 @@ class LDRPS(Restorer):
             raise ValueError(f"LD-RPS: size={self.size} is not a multiple of the VAE factor "
                              f"{self.vae_factor}")
         self.latent_channels = int(self.unet.config.in_channels)
-        self.weights = [{"file": self.model_id, "sha256": "", "uri": self.model_id
-                         if not is_local(self.model_id) else str(Path(self.model_id).resolve())}]
         self.final_decoder = VAEDecoder(self.vae)
         if self.decoder_kind == "taesd":
-            tiny, record = load_taesd(self.taesd_source, self.gradient_checkpointing)
-            self.guidance_decoder: torch.nn.Module = TAESDDecoder(tiny.to(device, dtype))
-            self.weights.append(record)
+            if taesd is None:
+                raise ValueError("LD-RPS: decoder=taesd needs the TAESD decoder")
             if self.vae_factor != 8:
                 raise ValueError(f"LD-RPS: TAESD decodes 8x latents; this VAE's factor is {self.vae_factor}")
+            self.guidance_decoder: torch.nn.Module = TAESDDecoder(taesd.to(device, dtype))
         else:
             if self.gradient_checkpointing:
                 self.vae.enable_gradient_checkpointing()
             self.guidance_decoder = self.final_decoder
-        self.perceptual = None
-        if self.perceptual_on:
-            path = self.vgg_weights or self._model_folder_vgg()
-            if path is not None and self.vgg_weights is None:
-                log.warning("LD-RPS: using the perceptual weights shipped in the model folder: %s", path)
-            features, record = load_vgg_features(path)
-            self.perceptual = VGGPerceptual(features).to(device)
-            self.weights.append(record)
+        self.perceptual = None if perceptual is None else VGGPerceptual(perceptual).to(device)
         preset = self.preset
         disc_lr = preset.fpam_disc_lr[0 if self.fpam_variant == "residual" else 1]
         self.fpam = FPAMTrainer(self.fpam_variant, preset.fpam_weights, disc_lr, self.perceptual,
                                 clip_below=self.t1, width=self.fpam_width).to(device)
         self.guidance_gan = AdversarialTerm(PatchDiscriminator(width=self.fpam_width).to(device),
                                             preset.guidance_disc_lr)
-        self.captioner = None
-        if self.use_text and self.captioner_id is not None:
-            question = COLORIZATION_QUESTION if preset.question == "colorization" else RESTORATION_QUESTION
-            self.captioner = Captioner(self.captioner_id, question, self.max_new_tokens)
-            self.captioner.load(device)
-        if self.use_text and self.prompts_file is not None:
-            self._prompts = read_prompts(self.prompts_file)
         self.schedule = DDIMSchedule.from_scheduler(self.scheduler, self.steps, self.spacing)
         # The '' embedding is needed in every case (the UNet's context); the text encoder is kept
         # only when prompts will be encoded.
@@ -630,12 +649,24 @@ class LDRPS(Restorer):
         if not active:
             return None, losses
         with timer("losses"), torch.enable_grad():
-            x_tilde = self.fpam(x)
+            x_tilde = self._fpam_guided(x)
             total = self._loss_terms(x, x_tilde, y, t, losses, adversarial=True)
             (grad,) = torch.autograd.grad(-preset.guidance_step * total, x_in)
         gradient = torch.zeros_like(x0)
         gradient[:1] = grad.float()
         return gradient, losses
+
+    def _fpam_guided(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x) for all samples, with a graph for the guided sample 0 only: the gradient w.r.t.
+        x̂₀ never reaches the companions, so their F-PAM backward (the reference runs it, 0.2
+        TFLOP per step at 512²) is skipped. F-PAM is per-sample (convolutions, no batch
+        statistics), so the values are those of one batch-2 call."""
+        guided = self.fpam(x[:1])
+        if x.shape[0] == 1:
+            return guided
+        with torch.no_grad():
+            rest = self.fpam(x[1:])
+        return torch.cat([guided, rest])
 
     def _loss_terms(self, x: torch.Tensor, x_tilde: torch.Tensor, y: torch.Tensor, t: int,
                     losses: dict[str, float], adversarial: bool) -> torch.Tensor:
