@@ -229,7 +229,7 @@ def _severity_study(restorers: list[tuple[str, dict[str, Any]]], data: str, degr
     summary = run_study(StudyConfig(
         kind="severity", entries=[StudyEntry(n, o) for n, o in restorers], tasks=tasks,
         levels=level_list, metrics=quality, primary_metric=spec.name, device=device, limit=limit,
-        output_dir=Path(output_dir) / "studies", name=name, tracking=not no_tracking,
+        output_dir=Path(output_dir), name=name, tracking=not no_tracking,
         show_progress=progress, argv=list(sys.argv), metric_specs=[spec],
         report_metrics=headline + quality), console=console)
     console.print(f"detection severity study: {summary.study_dir} "

@@ -210,6 +210,9 @@ def test_training_logs_its_mlflow_run_through_the_tracking_process(tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("train-test").experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name.startswith("train:test-tiny-trainable")
+    # named by restorer config and training set: two trainings on different sets differ
+    assert run.info.run_name.endswith(" on " + run.data.params["train_set"])
+    assert "degradation=gaussian_noise" in run.info.run_name
     assert run.data.tags["kind"] == "train" and run.data.params["recipe.iters"] == "4"
     assert run.data.metrics["val_psnr"] == pytest.approx(summary.last_validation["psnr"])
     assert [m.step for m in client.get_metric_history(run.info.run_id, "l1")] == [1, 2, 3, 4]

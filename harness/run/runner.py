@@ -44,7 +44,7 @@ from harness.run.executors import ExecutorFactory, local_executor
 from harness.run.plan import Plan, RestorerItem, make_plan, resolve_device
 from harness.run.reducer import Reducer
 from harness.run.units import Unit
-from harness.tracking.store import default_tracking_uri
+from harness.tracking.store import default_tracking_uri, describe_run
 from harness.tracking.worker import NoTracking, TrackingProcess, open_tracking
 
 __all__ = ["RunConfig", "RunSummary", "Runner", "resolve_device", "run_benchmark"]
@@ -223,8 +223,9 @@ class Runner:
         run_info = {"device": str(device), "git_hash": git_hash(), "argv": config.argv,
                     "versions": versions(), "limit": config.limit}
         tracker.start_parent(
-            run_dir.name,
+            describe_run([r.label for r in plan.restorers], [t.label for t in plan.tasks]),
             tags={"git_hash": run_info["git_hash"], "argv": " ".join(config.argv),
+                  "run_folder": run_dir.name,
                   "device": str(device), "gpu": _gpu_name(device),
                   "torch": torch.__version__, "run_dir": str(run_dir.resolve()),
                   **({"mlflow.parentRunId": config.parent_run_id} if config.parent_run_id else {})},

@@ -439,7 +439,8 @@ class Trainer:
         if config.val_task is None:
             return None
         return make_plan([config.restorer], [config.val_task], seed=config.seed,
-                         limit=config.val_limit, metrics=config.val_metrics, check_assets=False)
+                         limit=config.val_limit, metrics=config.val_metrics, check_assets=False,
+                         device=str(self.device))
 
     def _ema(self, modules: dict[str, torch.nn.Module]) -> dict[str, Any] | None:
         decay = self.config.recipe.ema_decay
@@ -470,19 +471,19 @@ class Trainer:
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             loaded = Loaded(plan.restorers[0], restorer, warmed=restorer.warmup == "none")
-            records = list(LocalExecutor(plan, self.device).stream(loaded, plan.units))
+            records = list(LocalExecutor(plan).stream(loaded, plan.units))  # on plan.device
         for module in modules.values():
             module.train()
         if saved is not None:
             for name, module in modules.items():
                 module.load_state_dict(saved[name])
-        failed = [r for r in records if r["status"] != "ok"]
+        failed = [r for r in records if r.status != "ok"]
         if failed:
-            raise ValidationFailed(f"validation on {failed[0]['task']} failed on "
-                               f"{failed[0]['sample_id']}: {failed[0]['error']}")
+            raise ValidationFailed(f"validation on {failed[0].task} failed on "
+                                   f"{failed[0].sample_id}: {failed[0].error}")
         totals: dict[str, list[float]] = {}
         for record in records:
-            for key, value in record["metrics"].items():
+            for key, value in record.metrics.items():
                 totals.setdefault(key, []).append(value)
         return {k: float(np.mean(v)) for k, v in totals.items()}
 
@@ -525,7 +526,7 @@ class Trainer:
 
     def _tracker(self, start: int) -> Any:
         """The training's MLflow run, logged by the tracking child process."""
-        from harness.tracking.store import default_tracking_uri
+        from harness.tracking.store import default_tracking_uri, training_run_name
         from harness.tracking.worker import open_tracking
 
         config = self.config
@@ -537,7 +538,7 @@ class Trainer:
                   "val_task": self.val_spec, "seed": config.seed, "device": str(self.device),
                   "out": str(config.out), "resumed_at": start,
                   **{f"recipe.{k}": v for k, v in asdict(config.recipe).items()}}
-        tracker.start_parent(f"train:{self.spec.label}", params=params,
+        tracker.start_parent(training_run_name(self.spec.label, self.train_spec), params=params,
                              tags={"kind": "train", "git_hash": git_hash(), "argv": " ".join(config.argv)})
         return tracker
 
