@@ -275,6 +275,23 @@ def test_bench_compare_is_paired_and_uses_direction(demo_runs, tmp_path):
     assert unknown.exit_code != 0 and "choose from" in unknown.output
 
 
+def test_compare_and_report_search_every_run_under_the_output_root(demo_runs, tmp_path):
+    """Finding 3: not only the latest run; each number says which run it came from."""
+    out, first, second = demo_runs
+    found = runner.invoke(app, ["compare", "nlm", "clahe", "--task", "demo", "--output-dir", str(out)])
+    assert found.exit_code == 0, found.output  # nlm is only in demo-a, clahe only in demo-b
+    assert f"A from {first}" in found.output and f"B from {second}" in found.output
+    absent = runner.invoke(app, ["compare", "nlm", "clahe", "--task", "lolv1", "--output-dir", str(out)])
+    assert absent.exit_code == 2
+    assert "no results for task 'lolv1' in the runs under" in absent.output
+    assert "bench compare A B RUN_DIR" in " ".join(absent.output.split())  # rich wraps lines
+    every = runner.invoke(app, ["report", "--all", "--output-dir", str(out), "--no-tracking",
+                                "--out", str(tmp_path / "all")])
+    assert every.exit_code == 0, every.output
+    frame = pd.read_csv(tmp_path / "all" / "leaderboard.csv")
+    assert {"demo-a", "demo-b"} <= set(frame["run"])
+
+
 def test_report_from_an_mlflow_experiment_is_logged_as_artifacts(tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
