@@ -469,3 +469,16 @@ def test_a_detection_spec_declares_its_group_in_results():
     assert suite.directions()["psnr"]["group"] == "quality"
     with pytest.raises(ValueError, match="group"):
         MetricSpec("x", "NR", False, "", lambda c, d: None, lambda c: {}, group="speed")
+
+
+def test_one_column_has_one_number_format():
+    """Finding 11: latency 13599.60 ±1189.12 next to 5.7207 ±4.4372 in one column; now the
+    column's largest value sets the decimals for all of its cells."""
+    from harness.report.leaderboard import Cell, Row, column_digits, value_text
+    from harness.report.load import Aggregate
+
+    slow, fast = Aggregate(13599.6, 12410.48, 14788.72, n=5), Aggregate(5.7207, 1.2835, 10.1579, n=5)
+    digits = column_digits([slow.mean, fast.mean])
+    texts = [value_text(Row("r", "x", "t", 5, 0, {}), Cell(agg, digits=digits)) for agg in (slow, fast)]
+    assert texts == ["13599.6 ±1189.1", "5.7 ±4.4"]
+    assert column_digits([28.64, 31.2]) == 2 and column_digits([0.8123, 0.61]) == 4

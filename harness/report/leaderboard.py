@@ -42,6 +42,8 @@ class Cell:
     agg: Aggregate | None
     missing: str | None = None
     best: bool = False
+    #: decimals, one per column (:func:`column_digits`), so a column reads as one scale
+    digits: int | None = None
 
 
 @dataclass
@@ -146,6 +148,10 @@ def build_leaderboard(runs: list[RunData], include: Callable[[str], bool] = lamb
             if line not in lines:
                 lines.append(line)
     _mark_best(board)
+    for metric in metrics:
+        digits = column_digits([r.cells[metric].agg.mean for r in board.rows if r.cells[metric].agg])
+        for row in board.rows:
+            row.cells[metric].digits = digits
     for row in board.rows:  # number the notes in reading order
         for metric in metrics:
             if row.cells[metric].missing:
@@ -171,10 +177,22 @@ def _mark_best(board: Leaderboard) -> None:
 
 
 # Formatting -------------------------------------------------------------------------------------
-def format_value(agg: Aggregate) -> str:
-    """``28.64 ±1.67``: mean and 95% CI half-width at a precision that suits the magnitude."""
+def column_digits(means: list[float | None]) -> int:
+    """Decimals for a whole column: about four significant digits of its largest |mean|, at
+    least one and at most four (PSNR 28.64, SSIM 0.8123, latency 13599.6 and 5.7 in one column,
+    not 13599.60 next to 5.7207)."""
+    finite = [abs(m) for m in means if m is not None and math.isfinite(m) and m != 0]
+    if not finite:
+        return 4
+    return min(4, max(1, 3 - math.floor(math.log10(max(finite)))))
+
+
+def format_value(agg: Aggregate, digits: int | None = None) -> str:
+    """``28.64 ±1.67``: mean and 95% CI half-width; ``digits`` is the column's (see
+    :func:`column_digits`), else the value's own magnitude decides."""
     mean = agg.mean if agg.mean is not None else math.nan
-    digits = 2 if abs(mean) >= 10 else 4
+    if digits is None:
+        digits = column_digits([mean])
     if agg.lo is None or agg.hi is None:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ±{(agg.hi - agg.lo) / 2:.{digits}f}"
@@ -182,7 +200,7 @@ def format_value(agg: Aggregate) -> str:
 
 def value_text(row: Row, cell: Cell) -> str:
     assert cell.agg is not None
-    text = format_value(cell.agg)
+    text = format_value(cell.agg, cell.digits)
     if cell.agg.n is not None and cell.agg.n != row.n_ok:
         text += f" (n={cell.agg.n})"
     return text
