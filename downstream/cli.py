@@ -83,6 +83,7 @@ def make_figures(run_dir: Path, spec_name: str, task_item: tuple[str, dict[str, 
     import torch
 
     from downstream.report import bar_chart, boxes_figure, detection_rows, write_table
+    from downstream.toy_detector import stand_in_note
     from harness.api.restorer import build_restorer
     from harness.api.task import build_task
     from harness.io.results import RESULTS_FILE, read_results
@@ -91,9 +92,10 @@ def make_figures(run_dir: Path, spec_name: str, task_item: tuple[str, dict[str, 
     out_dir = run_dir / "detection"
     results = read_results(run_dir / RESULTS_FILE)
     rows = detection_rows(results, spec_name)
-    written = write_table(rows, out_dir)
+    stand_in = stand_in_note(detector.model)
+    written = write_table(rows, out_dir, stand_in=stand_in)
     written.append(bar_chart(rows, spec_name, out_dir / "detection_bars.png",
-                             title=f"{spec_name} — {task_item[0]}"))
+                             title=f"{spec_name} — {task_item[0]}", stand_in=bool(stand_in)))
     console.print((out_dir / "detection.md").read_text(), markup=False, highlight=False)
     if n_images <= 0:
         return written

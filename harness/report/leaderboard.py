@@ -68,6 +68,8 @@ class Leaderboard:
     conventions: dict[str, list[str]]
     #: missing reasons in order of first use; cells refer to them by 1-based index.
     notes: list[str] = field(default_factory=list)
+    #: metrics measured with a stand-in (e.g. an untrained detector): headed "(stand-in)"
+    stand_in: set[str] = field(default_factory=set)
 
     def note_index(self, reason: str) -> int:
         if reason not in self.notes:
@@ -148,6 +150,7 @@ def build_leaderboard(runs: list[RunData], include: Callable[[str], bool] = lamb
             if line not in lines:
                 lines.append(line)
     _mark_best(board)
+    board.stand_in = {m for m in metrics if any(_stand_in(run, m) for run in runs)}
     for metric in metrics:
         digits = column_digits([r.cells[metric].agg.mean for r in board.rows if r.cells[metric].agg])
         for row in board.rows:
@@ -157,6 +160,14 @@ def build_leaderboard(runs: list[RunData], include: Callable[[str], bool] = lamb
             if row.cells[metric].missing:
                 board.note_index(row.cells[metric].missing)
     return board
+
+
+def _stand_in(run: RunData, metric: str) -> bool:
+    """Whether a run says ``metric`` came from a stand-in (its metric parameter ``stand_in``, as
+    ``downstream.toy_detector``'s detector declares itself)."""
+    tasks = run.payload.get("tasks") or {}
+    return any(isinstance(info, dict) and (info.get("metrics") or {}).get(f"{metric}.stand_in")
+               for info in tasks.values())
 
 
 def _mark_best(board: Leaderboard) -> None:
@@ -208,7 +219,8 @@ def value_text(row: Row, cell: Cell) -> str:
 
 def header(board: Leaderboard, metric: str, up: str = "↑", down: str = "↓", unknown: str = "?") -> str:
     direction = board.directions.get(metric)
-    return f"{metric} {unknown if direction is None else down if direction else up}"
+    marker = " (stand-in)" if metric in board.stand_in else ""
+    return f"{metric}{marker} {unknown if direction is None else down if direction else up}"
 
 
 def display_frame(board: Leaderboard, bold: Callable[[str], str] = lambda s: s,
