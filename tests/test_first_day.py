@@ -69,3 +69,27 @@ def test_train_on_one_test_on_others_with_checkpoints_named_by_path(tmp_path, mo
                             "synth:skimage:gaussian_noise@2, synth:skimage:gaussian_blur@2")
     assert sum(r[2] == study_run[3] for r in runs) == 6  # 3 restorers × 2 tasks
     assert "unfoldldm[checkpoint=gaussian_noise.pt] @ synth:skimage:gaussian_noise@2" in names
+
+
+def test_each_progress_bar_has_its_own_clock_and_rate():
+    """Finding 5: a bar's time was the run's (a 9-s pair looked like 1:32). A pair's clock now
+    starts with its first image; sleeps give the rates (bounds wide for a loaded machine)."""
+    import io
+    import time
+
+    from rich.console import Console
+
+    from harness.run.runner import _progress
+
+    with _progress(True, Console(file=io.StringIO(), width=150)) as progress:
+        slow, fast = progress.add_task("slow @ t", total=3), progress.add_task("fast @ t", total=3)
+        for _ in range(3):
+            time.sleep(0.3)
+            progress.advance(slow)
+        for _ in range(3):  # queued behind slow for ~0.9 s, then quick
+            time.sleep(0.02)
+            progress.advance(fast)
+        tasks = {name: progress._tasks[task_id] for name, task_id in (("slow", slow), ("fast", fast))}
+    assert tasks["fast"].elapsed < 0.4 < 0.55 < tasks["slow"].elapsed
+    assert tasks["fast"].fields["rate"].endswith(" img/s")
+    assert float(tasks["fast"].fields["rate"].split()[0]) > float(tasks["slow"].fields["rate"].split()[0])

@@ -297,7 +297,10 @@ class _NoProgress:
         pass
 
 
-def _progress(show: bool, console: Any):
+def _progress(show: bool, console: Any, unit: str = "img"):
+    """One bar per (restorer, task) pair with its own clock: a bar starts when its pair's first
+    image comes in (not when the run started, which made a 9-s pair look like 1:32), and shows
+    ``unit``/s over its recent steps (images; ``bench train`` passes iterations)."""
     if not show:
         return _NoProgress()
     from rich.progress import (
@@ -309,8 +312,20 @@ def _progress(show: bool, console: Any):
         TimeRemainingColumn,
     )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+    class PairProgress(Progress):
+        def add_task(self, *args: Any, **kwargs: Any) -> Any:
+            return super().add_task(*args, **{"rate": "", **kwargs, "start": False})
+
+        def advance(self, task_id: Any, advance: float = 1) -> None:
+            task = self._tasks[task_id]
+            if task.start_time is None:
+                self.start_task(task_id)
+            super().advance(task_id, advance)
+            task.fields["rate"] = f"{task.speed:.2f} {unit}/s" if task.speed else ""
+
+    return PairProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("{task.fields[rate]}"),
+                        TimeRemainingColumn(), console=console)
 
 
 def run_benchmark(config: RunConfig, console: Any = None) -> RunSummary:

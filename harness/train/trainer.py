@@ -372,16 +372,32 @@ class Trainer:
                 progress.advance(bar)
                 last = step == recipe.iters
                 if step % config.log_every == 0 or last:
+                    self._print_line(step, pending[-1][1], time.perf_counter() - begin, state.start)
                     tracker.log_steps(pending)
                     pending = []
                 if val_plan is not None and (step % config.val_every == 0 or last):
                     state.validation = self.validate(restorer, val_plan, state.ema)
+                    self._print_line(step, {f"val_{k}": v for k, v in state.validation.items()})
                     tracker.log_steps([(step, {f"val_{k}": v for k, v in state.validation.items()})])
                 if step % config.checkpoint_every == 0 or last:
                     seconds = state.elapsed_before + time.perf_counter() - begin
                     sha = self._save(out, restorer, state.optimizer, state.scheduler, state.scaler,
                                      state.ema, step, state.validation, seconds)
         return sha, state.elapsed_before + time.perf_counter() - begin
+
+    def _print_line(self, step: int, values: dict[str, float], seconds: float | None = None,
+                    start: int = 0) -> None:
+        """With the bars off (``--no-progress``, logs, CI), one line every ``log_every``
+        iterations and after each validation, so a long training is not silent until it ends."""
+        if self.config.show_progress:
+            return
+        text = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
+        rate = f"  {seconds / max(1, step - start):.2f} s/it" if seconds is not None else ""
+        line = f"iter {step}/{self.config.recipe.iters}  {text}{rate}"
+        if self.console is not None:
+            self.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, flush=True)
 
     def _step(self, restorer: Restorer, state: _State, lq: torch.Tensor, gt: torch.Tensor,
               step: int) -> dict[str, float]:
@@ -546,7 +562,7 @@ class Trainer:
 def _progress(show: bool, console: Any):
     from harness.run.runner import _progress as progress
 
-    return progress(show, console)
+    return progress(show, console, unit="it")
 
 
 def train(config: TrainConfig, console: Any = None) -> TrainSummary:
