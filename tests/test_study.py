@@ -80,6 +80,7 @@ def test_ood_two_restorers_three_tasks(tmp_path):
     assert table.loc["nlm", names[0]] > table.loc["identity", names[0]] + 2.0
     markdown = (study / "ood.md").read_text()
     assert "| identity |" in markdown and names[1] in markdown
+    assert "(n=1) |" in markdown and "±" in markdown  # finding 4: CI and n, as in the CSV
     with Image.open(study / "ood_psnr.png") as png:
         assert png.width >= 400 and png.height >= 250
         # a drawn heatmap, not a blank canvas

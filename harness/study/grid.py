@@ -253,6 +253,23 @@ def pivot(table: pd.DataFrame, metric: str, columns: str) -> pd.DataFrame:
     return frame
 
 
+def _with_ci(table: pd.DataFrame, metric: str, columns: str) -> pd.DataFrame:
+    """The pivot as text cells ``mean ±half-CI (n=k)``: the markdown carries what the CSV has."""
+    sub = table[table["metric"] == metric].copy()
+
+    def cell(row: Any) -> str:
+        if row["mean"] is None or row["mean"] != row["mean"]:
+            return "–"
+        digits = 2 if abs(row["mean"]) >= 10 else 3
+        half = ((row["ci95_hi"] - row["ci95_lo"]) / 2 if row["ci95_lo"] is not None
+                and row["ci95_hi"] is not None and row["ci95_lo"] == row["ci95_lo"] else None)
+        ci = f" ±{half:.{digits}f}" if half is not None else ""
+        return f"{row['mean']:.{digits}f}{ci} (n={row['n']})"
+
+    sub["mean"] = sub.apply(cell, axis=1)
+    return pivot(sub, metric, columns)
+
+
 def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
                   missing: dict[str, str]) -> dict[str, Path]:
     files: dict[str, Path] = {}
@@ -274,7 +291,8 @@ def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
         frame = pivot(table, metric, columns)
         frame.to_csv(study_dir / f"{config.kind}_{metric}.csv")
         files[f"csv_{metric}"] = study_dir / f"{config.kind}_{metric}.csv"
-        sections += [f"## {metric} {direction_arrow(metric)} (mean over images)", "", to_markdown(frame), ""]
+        sections += [f"## {metric} {direction_arrow(metric)} (mean ±95% CI half-width, n images)", "",
+                     to_markdown(_with_ci(table, metric, columns)), ""]
     for metric, reason in missing.items():
         sections += [f"- `{metric}` missing: {reason}"]
     files["markdown"] = study_dir / f"{config.kind}.md"
