@@ -108,6 +108,7 @@ def make_figures(run_dir: Path, spec_name: str, task_item: tuple[str, dict[str, 
     import torch
 
     from downstream.report import bar_chart, boxes_figure, detection_rows, write_table
+    from downstream.toy_detector import stand_in_note
     from harness.api.restorer import build_restorer
     from harness.api.task import build_task
     from harness.io.results import RESULTS_FILE, read_results
@@ -116,9 +117,10 @@ def make_figures(run_dir: Path, spec_name: str, task_item: tuple[str, dict[str, 
     out_dir = run_dir / "detection"
     results = read_results(run_dir / RESULTS_FILE)
     rows = detection_rows(results, spec_name)
-    written = write_table(rows, out_dir)
+    stand_in = stand_in_note(detector.model)
+    written = write_table(rows, out_dir, stand_in=stand_in)
     written.append(bar_chart(rows, spec_name, out_dir / "detection_bars.png",
-                             title=f"{spec_name} — {task_item[0]}"))
+                             title=f"{spec_name} — {task_item[0]}", stand_in=bool(stand_in)))
     console.print((out_dir / "detection.md").read_text(), markup=False, highlight=False)
     if n_images <= 0:
         return written
@@ -264,7 +266,7 @@ def _severity_study(restorers: list[tuple[str, dict[str, Any]]], data: str, degr
     summary = run_study(StudyConfig(
         kind="severity", entries=[StudyEntry(n, o) for n, o in restorers], tasks=tasks,
         levels=level_list, metrics=quality, primary_metric=spec.name, device=device, limit=limit,
-        output_dir=Path(output_dir) / "studies", name=name, tracking=not no_tracking,
+        output_dir=Path(output_dir), name=name, tracking=not no_tracking,
         show_progress=progress, argv=list(sys.argv), metric_specs=[spec],
         report_metrics=headline + quality), console=console)
     console.print(f"detection severity study: {summary.study_dir} "

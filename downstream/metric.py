@@ -301,6 +301,14 @@ class DetectionMetric(DatasetMetric):
         return out
 
 
+def _stand_in(weights: str | Path) -> str | None:
+    """The stand-in note when ``weights`` is :mod:`downstream.toy_detector`'s model (it marks
+    itself), so its numbers are never mistaken for a real detector's."""
+    from downstream.toy_detector import stand_in_note
+
+    return stand_in_note(load_detector(weights, "cpu")[0])
+
+
 def headline_name(protocol: str) -> str:
     return {"gt": "det_map50", "pseudo": "consistency_map50"}[protocol]
 
@@ -334,6 +342,7 @@ def detection_metric_spec(weights: str | Path, data_yaml_or_labels: str | Path |
     dataset = load_dataset(data_yaml_or_labels, split) if protocol == "gt" and not labels_folder \
         else None
     metric_name = name or headline_name(protocol)
+    stand_in = _stand_in(weights)
 
     def build(conventions: Any, runner_device: Any) -> DetectionMetric:
         chosen = device if device is not None else (runner_device or "cpu")
@@ -352,6 +361,8 @@ def detection_metric_spec(weights: str | Path, data_yaml_or_labels: str | Path |
             "evaluator": "ultralytics DetectionValidator._process_batch + DetMetrics "
                          "(101-point interpolated AP)",
             "ultralytics": ultralytics_version()}
+        if stand_in:
+            info["stand_in"] = stand_in
         if protocol == "pseudo":
             info["conf_label"] = conf_label
         if protocol == "gt":
@@ -363,6 +374,8 @@ def detection_metric_spec(weights: str | Path, data_yaml_or_labels: str | Path |
     what = ("mAP50 of a YOLO detector against real labels" if protocol == "gt" else
             f"detection consistency: mAP50 against the detector's own clean-image boxes "
             f"(conf ≥ {conf_label})")
+    if stand_in:
+        what = f"STAND-IN, not a real mAP: {what}; {stand_in}"
     return MetricSpec(name=metric_name, mode="meta" if protocol == "gt" else "FR",
                       lower_better=False, description=what, build=build, describe=describe,
                       kind="dataset", group="detection")

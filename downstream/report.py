@@ -96,27 +96,35 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+def markdown_table(rows: Sequence[dict[str, Any]], stand_in: str | None = None) -> str:
+    """The table; ``stand_in`` (the detector's note) heads it so the numbers are not taken for
+    a real detector's mAP."""
     columns = [c for c in _columns(rows) if c != "restorer"]
-    lines = ["| " + " | ".join(markdown_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines = [f"**STAND-IN DETECTOR, not a real mAP**: {markdown_cell(stand_in)}", ""] if stand_in else []
+    lines += ["| " + " | ".join(markdown_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(markdown_cell(_fmt(r.get(c))) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
-def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, stem: str = "detection") -> list[Path]:
-    """``<stem>.md`` and ``<stem>.csv`` in ``out_dir``."""
+def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, stem: str = "detection",
+                stand_in: str | None = None) -> list[Path]:
+    """``<stem>.md`` and ``<stem>.csv`` in ``out_dir``; a stand-in detector's rows carry
+    ``detector = stand-in`` in the CSV and a heading line in the markdown."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md, csv_path = out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
-    md.write_text(markdown_table(rows))
+    md.write_text(markdown_table(rows, stand_in))
+    rows = [{**r, "detector": "stand-in"} for r in rows] if stand_in else list(rows)
     with open(csv_path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=_columns(rows))
+        writer = csv.DictWriter(fh, fieldnames=_columns(rows) + (["detector"] if stand_in else []))
         writer.writeheader()
         writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
     return [md, csv_path]
 
 
-def bar_chart(rows: Sequence[dict[str, Any]], metric: str, path: Path, title: str = "") -> Path:
-    """Grouped bars: mAP50 and mAP50-95 per row (clean, degraded, restorers)."""
+def bar_chart(rows: Sequence[dict[str, Any]], metric: str, path: Path, title: str = "",
+              stand_in: bool = False) -> Path:
+    """Grouped bars: mAP50 and mAP50-95 per row (clean, degraded, restorers); a stand-in
+    detector's chart says so in its title and axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,8 +141,9 @@ def bar_chart(rows: Sequence[dict[str, Any]], metric: str, path: Path, title: st
         ax.bar_label(bars, fmt="%.3f", fontsize=7)
     ax.set_xticks(x, labels, rotation=20, ha="right")
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("consistency mAP" if metric.startswith("consistency") else "mAP (real labels)")
-    ax.set_title(title or metric)
+    ylabel = "consistency mAP" if metric.startswith("consistency") else "mAP (real labels)"
+    ax.set_ylabel(ylabel + (" — STAND-IN detector" if stand_in else ""))
+    ax.set_title((title or metric) + ("\nSTAND-IN detector (untrained): not a real mAP" if stand_in else ""))
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,10 @@ measured coco8 figures of ``docs/detection.md`` use this detector, built without
 The result predicts input-dependent boxes and classes; its boxes are not meaningful objects, so
 its real-label mAP is about 0, while detection consistency (pseudo labels) is meaningful: it
 measures how much a degradation changes what the network sees.
+
+The saved model carries :data:`STAND_IN_KEY` in its ``yaml`` dict (saved with the model), so
+whoever loads it can tell: ``bench detect`` then labels every table, figure, results file and
+MLflow record of its numbers as coming from a stand-in (:func:`stand_in_note`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,17 @@ import torch
 from PIL import Image
 
 from downstream.yolo_env import configure_ultralytics
+
+#: Key in the model's ``yaml`` dict that marks a stand-in; its value is the note shown to readers.
+STAND_IN_KEY = "restorebench_stand_in"
+STAND_IN_NOTE = ("stand-in detector (untrained YOLOv8n, recalibrated BatchNorm): its numbers "
+                 "exercise the pipeline and say nothing about restorers")
+
+
+def stand_in_note(model: object) -> str | None:
+    """The stand-in note of a loaded ultralytics model, or ``None`` for a real detector."""
+    yaml = getattr(getattr(model, "model", None), "yaml", None)
+    return yaml.get(STAND_IN_KEY) if isinstance(yaml, dict) else None
 
 
 def _letterbox_tensor(path: Path, size: int) -> torch.Tensor:
@@ -48,6 +63,7 @@ def build_toy_detector(target: Path, names: dict[int, str], calibration_images: 
     model = YOLO(cfg)
     net = model.model
     net.names = dict(names)
+    net.yaml[STAND_IN_KEY] = STAND_IN_NOTE
     batch = torch.stack([_letterbox_tensor(Path(p), imgsz) for p in calibration_images])
     norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for norm in norms:

@@ -28,7 +28,7 @@ def restorer_entry(name: str, target: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "target": target, "aliases": RESTORERS.aliases_of(name), "description": cls.description,
         "degradations": list(cls.degradations), "paper": cls.paper, "trainable": cls.trainable,
-        "warmup": cls.warmup, "needs_grad": cls.needs_grad,
+        "warmup": cls.warmup, "needs_grad": cls.needs_grad, "weights": cls.weights_summary(),
         "options": {k: v.describe() for k, v in declared_options(cls).items()}}
     extra = getattr(cls, "manifest_extra", None)
     if callable(extra):

@@ -329,6 +329,7 @@ def test_exdark_and_voc_converters(tmp_path):
 def test_bench_detect_end_to_end(coco8, toy_weights, tmp_path):
     """``bench detect`` on two coco8 images: states in samples.jsonl, mAP and the clean row in
     results.json, then the table, the bar chart and one boxes strip in ``<run>/detection``."""
+    import pandas as pd
     from typer.testing import CliRunner
 
     from downstream.cli import app
@@ -347,6 +348,17 @@ def test_bench_detect_end_to_end(coco8, toy_weights, tmp_path):
                for r in records)
     table = (run / "detection" / "detection.md").read_text()
     assert "| clean |" in table and "| degraded |" in table
+    # finding 9: the stand-in detector says so wherever its numbers appear
+    assert table.startswith("**STAND-IN DETECTOR, not a real mAP**")
+    assert "stand-in" in set(pd.read_csv(run / "detection" / "detection.csv")["detector"])
+    task_info = json.loads((run / "results.json").read_text())["tasks"]["synth:coco8:noise@2"]
+    assert task_info["metrics"]["det_map50.stand_in"].startswith("stand-in detector")
+    from harness.cli.main import app as bench
+
+    report = CliRunner().invoke(bench, ["report", str(run), "--no-tracking", "--markdown",
+                                        "--out", str(tmp_path / "rep")])
+    assert report.exit_code == 0, report.output
+    assert "det_map50 (stand-in) ↑" in (tmp_path / "rep" / "detection.md").read_text()
     assert (run / "detection" / "detection_bars.png").stat().st_size > 0
     assert len(list((run / "detection").glob("boxes_*.png"))) == 1
 

@@ -125,7 +125,7 @@ def test_best_marking_follows_each_metrics_direction_per_task(tmp_path):
     assert best[("good", "t2")] == {"niqe", "latency_ms"}  # niqe tie: both marked
     assert best[("fast", "t2")] == {"psnr", "niqe"}
     md = to_markdown(board)
-    assert "| good | t1 | **30.00 ±0.10** | **4.0000 ±0.1000** |" in md
+    assert "| good | t1 | **30.00 ±0.10** | **4.000 ±0.100** |" in md  # niqe column: 3 decimals
     assert "mystery_score ?" in md and "Direction unknown (no best marked): mystery_score" in md
     csv = numeric_frame(board)
     assert csv.loc[(csv.restorer == "good") & (csv.task == "t1"), "psnr_best"].item()
@@ -273,6 +273,23 @@ def test_bench_compare_is_paired_and_uses_direction(demo_runs, tmp_path):
     assert ambiguous.exit_code == 0, ambiguous.output  # identity only in demo-a, clahe in demo-b
     unknown = runner.invoke(app, ["compare", "nlm", "zzz", "--task", "demo", str(first)])
     assert unknown.exit_code != 0 and "choose from" in unknown.output
+
+
+def test_compare_and_report_search_every_run_under_the_output_root(demo_runs, tmp_path):
+    """Finding 3: not only the latest run; each number says which run it came from."""
+    out, first, second = demo_runs
+    found = runner.invoke(app, ["compare", "nlm", "clahe", "--task", "demo", "--output-dir", str(out)])
+    assert found.exit_code == 0, found.output  # nlm is only in demo-a, clahe only in demo-b
+    assert f"A from {first}" in found.output and f"B from {second}" in found.output
+    absent = runner.invoke(app, ["compare", "nlm", "clahe", "--task", "lolv1", "--output-dir", str(out)])
+    assert absent.exit_code == 2
+    assert "no results for task 'lolv1' in the runs under" in absent.output
+    assert "bench compare A B RUN_DIR" in " ".join(absent.output.split())  # rich wraps lines
+    every = runner.invoke(app, ["report", "--all", "--output-dir", str(out), "--no-tracking",
+                                "--out", str(tmp_path / "all")])
+    assert every.exit_code == 0, every.output
+    frame = pd.read_csv(tmp_path / "all" / "leaderboard.csv")
+    assert {"demo-a", "demo-b"} <= set(frame["run"])
 
 
 def test_report_from_an_mlflow_experiment_is_logged_as_artifacts(tmp_path, monkeypatch):
@@ -452,3 +469,16 @@ def test_a_detection_spec_declares_its_group_in_results():
     assert suite.directions()["psnr"]["group"] == "quality"
     with pytest.raises(ValueError, match="group"):
         MetricSpec("x", "NR", False, "", lambda c, d: None, lambda c: {}, group="speed")
+
+
+def test_one_column_has_one_number_format():
+    """Finding 11: latency 13599.60 ±1189.12 next to 5.7207 ±4.4372 in one column; now the
+    column's largest value sets the decimals for all of its cells."""
+    from harness.report.leaderboard import Cell, Row, column_digits, value_text
+    from harness.report.load import Aggregate
+
+    slow, fast = Aggregate(13599.6, 12410.48, 14788.72, n=5), Aggregate(5.7207, 1.2835, 10.1579, n=5)
+    digits = column_digits([slow.mean, fast.mean])
+    texts = [value_text(Row("r", "x", "t", 5, 0, {}), Cell(agg, digits=digits)) for agg in (slow, fast)]
+    assert texts == ["13599.6 ±1189.1", "5.7 ±4.4"]
+    assert column_digits([28.64, 31.2]) == 2 and column_digits([0.8123, 0.61]) == 4

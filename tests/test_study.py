@@ -70,7 +70,7 @@ def test_ood_two_restorers_three_tasks(tmp_path):
     invoke("ood", "-r", "identity", "-r", "nlm", *[a for t in TASKS for a in ("-t", t)],
            "--limit", "1", "--metrics", "psnr", "--output-dir", str(tmp_path), "--name", "grid",
            "--no-tracking")
-    study = tmp_path / "grid"
+    study = tmp_path / "studies" / "grid"
     table = pd.read_csv(study / "ood_psnr.csv", index_col="restorer")
     names = [t.split("[")[0] for t in TASKS]
     assert list(table.index) == ["identity", "nlm"] and list(table.columns) == names
@@ -80,6 +80,7 @@ def test_ood_two_restorers_three_tasks(tmp_path):
     assert table.loc["nlm", names[0]] > table.loc["identity", names[0]] + 2.0
     markdown = (study / "ood.md").read_text()
     assert "| identity |" in markdown and names[1] in markdown
+    assert "(n=1) |" in markdown and "±" in markdown  # finding 4: CI and n, as in the CSV
     with Image.open(study / "ood_psnr.png") as png:
         assert png.width >= 400 and png.height >= 250
         # a drawn heatmap, not a blank canvas
@@ -123,13 +124,13 @@ def test_ood_rows_are_train_on_by_checkpoint(tmp_path, checkpoints):
         args += ["-r", f"test-tiny-conv[checkpoint={path}]@{tag}"]
     invoke(*args, "-t", TASKS[0], "-t", TASKS[1], "--limit", "1", "--metrics", "psnr",
            "--output-dir", str(tmp_path / "out"), "--name", "ckpt", "--no-tracking")
-    table = pd.read_csv(tmp_path / "out" / "ckpt" / "ood_psnr.csv", index_col="restorer")
+    table = pd.read_csv(tmp_path / "out" / "studies" / "ckpt" / "ood_psnr.csv", index_col="restorer")
     assert list(table.index) == ["identity", "test-tiny-conv (trained on noise)",
                                  "test-tiny-conv (trained on blur)"]
     # two different checkpoints really were loaded: their scores differ
     assert table.iloc[1, 0] != pytest.approx(table.iloc[2, 0], abs=1e-6)
     # one run holds all three entries: two configs of one restorer are two units of one run
-    results = json.loads((tmp_path / "out" / "ckpt" / "run" / "results.json").read_text())
+    results = json.loads((tmp_path / "out" / "studies" / "ckpt" / "run" / "results.json").read_text())
     assert list(results["results"]) == ["identity", "test-tiny-conv (trained on noise)",
                                         "test-tiny-conv (trained on blur)"]
     assert len({u["restorer_id"] for u in results["units"]}) == 3
@@ -143,7 +144,7 @@ def test_severity_curves_and_mlflow_parent(tmp_path, weights_home):
                     "--levels", "1-3", "--clean", "skimage", "--task-option", "crop=96",
                     "--limit", "1", "--output-dir", str(tmp_path / "out"), "--name", "sev",
                     "--tracking-uri", uri)
-    study = tmp_path / "out" / "sev"
+    study = tmp_path / "out" / "studies" / "sev"
     psnr = pd.read_csv(study / "severity_psnr.csv", index_col="restorer")
     assert [int(c) for c in psnr.columns] == [1, 2, 3]
     identity = psnr.loc["identity"].tolist()
@@ -155,7 +156,10 @@ def test_severity_curves_and_mlflow_parent(tmp_path, weights_home):
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("restorebench")
     runs = client.search_runs([experiment.experiment_id])
-    parent = next(r for r in runs if r.info.run_name == "sev")
+    parent = next(r for r in runs if r.data.tags.get("study_name") == "sev")
+    # named by what ran (the folder name is the tag study_name)
+    assert parent.info.run_name.startswith(
+        "severity study: identity, nlm @ synth:skimage:noise+blur+lowlight@1, ")
     assert parent.data.tags["study"] == "severity" and parent.info.status == "FINISHED"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"severity.md", "severity_curves.png", "study.csv", "severity_psnr.csv"} <= artifacts

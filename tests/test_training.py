@@ -210,6 +210,9 @@ def test_training_logs_its_mlflow_run_through_the_tracking_process(tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("train-test").experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name.startswith("train:test-tiny-trainable")
+    # named by restorer config and training set: two trainings on different sets differ
+    assert run.info.run_name.endswith(" on " + run.data.params["train_set"])
+    assert "degradation=gaussian_noise" in run.info.run_name
     assert run.data.tags["kind"] == "train" and run.data.params["recipe.iters"] == "4"
     assert run.data.metrics["val_psnr"] == pytest.approx(summary.last_validation["psnr"])
     assert [m.step for m in client.get_metric_history(run.info.run_id, "l1")] == [1, 2, 3, 4]
@@ -227,3 +230,14 @@ def test_a_failed_training_ends_its_mlflow_run_failed(tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("e").experiment_id])
     assert run.info.status == "FAILED"
+
+
+def test_training_without_bars_prints_loss_and_validation_lines(tmp_path, capsys):
+    """Finding 5: ``bench train --no-progress`` used to print nothing until it ended."""
+    import tiny_trainable  # noqa: F401
+
+    config = replace(_tiny_training(tmp_path, "test-tiny-trainable", tracking=False), log_every=2)
+    train(config)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("iter ")]
+    assert [line.split()[1] for line in lines] == ["2/4", "4/4", "4/4"]  # losses, losses, validation
+    assert "loss " in lines[0] and lines[0].endswith("s/it") and "val_psnr " in lines[2]

@@ -22,6 +22,13 @@ Next to ``CKPT.pt`` the trainer writes ``CKPT.pt.json``: the provenance plus the
 sha256, for people and for tools that should not unpickle anything. ``bench run -r
 'NAME[checkpoint=CKPT.pt]'`` loads the weights and logs the file sha256, ``weights_sha256`` and
 the provenance as run params. :func:`export_weights` strips the training state (what ships).
+
+A checkpoint describes itself: ``checkpoint=PATH`` alone is enough to evaluate it, because
+:func:`checkpoint_options` reads the options that fix the networks' shapes (the class's
+``checkpoint_options``, e.g. UnfoldLDM's ``config``, ``prior``, ``stages``) from the file and the
+planner fills them in; an option the user gives that disagrees with the file is refused with both
+values. They are read from the checkpoint itself, never from the ``.json`` sidecar (a sidecar can
+be edited or belong to another file).
 """
 
 from __future__ import annotations
@@ -113,19 +120,48 @@ def write_checkpoint(path: Path, *, restorer: str, config: dict[str, Any],
     return sha
 
 
-def read_checkpoint(path: Path) -> Checkpoint:
-    """Read and verify a checkpoint; a clear error for a missing, foreign or damaged file."""
-    path = Path(path).expanduser()
+def _load_payload(path: Path, *, mmap: bool = False) -> dict[str, Any]:
+    """The checkpoint dict, read with ``weights_only=True`` (an untrusted file runs no code);
+    ``mmap`` leaves the tensors on disk (reading the header of a large file costs nothing)."""
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; train one with `bench train "
                                 f"... --out {path}` or give the path of an existing .pt file")
-    payload = load_torch_file(path, what="checkpoint")
+    payload = load_torch_file(path, what="checkpoint", mmap=mmap)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a restorebench checkpoint (no format={FORMAT!r}); "
                          f"checkpoints come from `bench train`")
     if payload.get("version") != VERSION:
         raise ValueError(f"{path}: checkpoint version {payload.get('version')} is not supported "
                          f"(this restorebench reads version {VERSION})")
+    return payload
+
+
+def checkpoint_options(path: str | Path, restorer: str, keys: tuple[str, ...],
+                       given: dict[str, Any]) -> dict[str, Any]:
+    """The options among ``keys`` that the checkpoint at ``path`` was trained with, to build
+    ``restorer`` so that its networks match the file (see the module docstring).
+
+    Raises ``ValueError`` when the file is of another restorer, or when an option in ``given``
+    (what the user wrote) disagrees with the file, naming both values."""
+    path = Path(path).expanduser()
+    payload = _load_payload(path, mmap=True)
+    if payload.get("restorer") != restorer:
+        raise ValueError(f"{path} is a checkpoint of {payload.get('restorer')!r}, not {restorer!r}; "
+                         f"use -r '{payload.get('restorer')}[checkpoint={path}]'")
+    trained = payload.get("config") or {}
+    conflicts = [f"{k}={given[k]!r} (checkpoint: {k}={trained[k]!r})" for k in keys
+                 if k in given and k in trained and given[k] != trained[k]]
+    if conflicts:
+        raise ValueError(f"restorer {restorer!r}: {', '.join(conflicts)} disagree(s) with "
+                         f"checkpoint {path}, which was trained with them; leave the option out "
+                         f"(the checkpoint sets it) or give a checkpoint trained that way")
+    return {k: trained[k] for k in keys if k in trained}
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Read and verify a checkpoint; a clear error for a missing, foreign or damaged file."""
+    path = Path(path).expanduser()
+    payload = _load_payload(path)
     weights = payload["ema"] if payload.get("ema") is not None else payload["model"]
     actual = weights_digest(weights)
     if actual != payload["weights_sha256"]:

@@ -100,6 +100,9 @@ class Restorer(ABC):
     #: Methods with a training procedure set this and implement the training hooks below
     #: (:meth:`setup_training`, :meth:`training_step`; ``bench train`` drives them).
     trainable: ClassVar[bool] = False
+    #: Options that fix the shapes of the networks a ``bench train`` checkpoint holds: with
+    #: ``checkpoint=PATH`` the planner takes them from the file, so the path alone is enough.
+    checkpoint_options: ClassVar[tuple[str, ...]] = ()
     #: What the runner does before timing the first image: ``"crop"`` restores a 64×64 crop
     #: (CUDA kernels, cuDNN autotune, lazy allocations); ``"none"`` skips it (test-time
     #: optimisation methods, whose restore is minutes of work); ``"custom"`` calls
@@ -247,6 +250,15 @@ class Restorer(ABC):
                             parameters=params, weights=list(self.weights), licence=self.licence,
                             degradations=tuple(self.degradations), config=self.config,
                             input_range=self.input_range)
+
+    @classmethod
+    def weights_summary(cls) -> str:
+        """One line for ``bench list restorers``: which weights come with the method and which
+        must be given. Trainable methods need a ``bench train`` checkpoint unless they ship one
+        (they override this); a method with declared weight assets says so in its override."""
+        if cls.trainable:
+            return "none shipped: give checkpoint=PATH (from bench train)"
+        return "none needed"
 
     def config_hash(self) -> str:
         blob = json.dumps({"name": self.name, "config": self.config,

@@ -44,7 +44,7 @@ def restorer_rows() -> list[dict[str, Any]]:
                 rows.append({"name": name, "error": str(exc)})
                 continue
             entry = {"aliases": RESTORERS.aliases_of(name), "degradations": list(cls.degradations),
-                     "description": cls.description,
+                     "description": cls.description, "weights": cls.weights_summary(),
                      "options": {k: v.describe() for k, v in declared_options(cls).items()}}
         rows.append({"name": name, **entry})
     return rows
@@ -54,11 +54,13 @@ def restorer_rows() -> list[dict[str, Any]]:
 def list_restorers(
     options: bool = typer.Option(True, help="Show each restorer's options (name=default (allowed))."),
 ) -> None:
-    """Restorers with what they are for and their options (read from declared metadata)."""
+    """Restorers with what they are for, which weights they ship (or need: ``checkpoint=PATH``)
+    and their options (read from declared metadata)."""
     from harness.api.registries import RESTORERS
 
     table = Table(title="restorers")
-    for column in ("name", "aliases", "degradations", "description", *(("options",) if options else ())):
+    for column in ("name", "aliases", "degradations", "description", "weights",
+                   *(("options",) if options else ())):
         table.add_column(column)
     for row in restorer_rows():
         if "error" in row:
@@ -67,7 +69,7 @@ def list_restorers(
         extra = row.get("extra") or {}
         description = row["description"] + (f" ({extra['summary']})" if extra.get("summary") else "")
         cells = [row["name"], ", ".join(row.get("aliases", ())), ", ".join(row.get("degradations", ())),
-                 escape(description)]
+                 escape(description), escape(row.get("weights", ""))]
         if options:
             cells.append(escape(_options_text(row.get("options", {}))))
         table.add_row(*cells)

@@ -38,7 +38,7 @@ def _check_max_samples(n: int | None) -> int | None:
 
 
 RunDirs = Annotated[list[Path] | None, typer.Argument(
-    help="Run folders, their results.json, or study folders (default: the latest run in --output-dir).",
+    help="Run folders, their results.json, study folders or output roots (every run below them).",
     show_default=False)]
 OutputDir = Annotated[Path, typer.Option(help="Where runs (and mlflow.db) are.")]
 
@@ -89,9 +89,11 @@ def runs_from_experiment(experiment: str, tracking_uri: str) -> list[Path]:
 
 
 def resolve_paths(paths: list[Path] | None, experiment: str | None, output_dir: Path,
-                  tracking_uri: str | None) -> list[Path]:
-    """The run folders a command reads: RUN_DIRS, an experiment's, or the latest in output_dir."""
+                  tracking_uri: str | None, every: bool = False) -> list[Path]:
+    """The run folders a command reads: RUN_DIRS, an experiment's, every run under output_dir
+    (``every``: studies included), or the latest in output_dir."""
     from harness.io.results import latest_run
+    from harness.report.load import find_runs
     from harness.tracking.store import default_tracking_uri
 
     if paths and experiment:
@@ -100,6 +102,12 @@ def resolve_paths(paths: list[Path] | None, experiment: str | None, output_dir: 
         return runs_from_experiment(experiment, tracking_uri or default_tracking_uri(output_dir))
     if paths:
         return list(paths)
+    if every:
+        found = find_runs(output_dir) if Path(output_dir).is_dir() else []
+        if not found:
+            raise FileNotFoundError(f"no finished run under {output_dir} (a folder with results.json); "
+                                    "run `bench run` first, or give RUN_DIRS or --output-dir ROOT")
+        return found
     latest = latest_run(output_dir)
     if latest is None:
         raise FileNotFoundError(f"no run in {output_dir} (a folder with samples.jsonl); run `bench run` "
@@ -204,6 +212,8 @@ def report(
         help="MLflow URI (default sqlite:///OUTPUT_DIR/mlflow.db).")] = None,
     log_experiment: Annotated[str | None, typer.Option(
         help="MLflow experiment the report run goes to (default: --experiment, else restorebench).")] = None,
+    every: Annotated[bool, typer.Option(
+        "--all", help="Every run under --output-dir (studies included), one row per run.")] = False,
 ) -> None:
     """Leaderboard across runs (rich, markdown, CSV, LaTeX) and a self-contained HTML report."""
     from harness.cli.common import console, fail, user_errors
@@ -211,7 +221,10 @@ def report(
     if embed not in ("auto", "yes", "no"):
         fail(f"--embed must be auto, yes or no, not {embed!r}")
     try:
-        run_paths = resolve_paths(paths, experiment, output_dir, tracking_uri)
+        if every and (paths or experiment):
+            raise ValueError("--all reads every run under --output-dir; give it without RUN_DIRS "
+                             "or --experiment")
+        run_paths = resolve_paths(paths, experiment, output_dir, tracking_uri, every=every)
         files = make_report(run_paths, out, output_dir=output_dir, html=html,
                             embed=None if embed == "auto" else embed == "yes", max_samples=max_samples,
                             tracking=not no_tracking, tracking_uri=tracking_uri,
@@ -227,22 +240,45 @@ def report(
         console.print(f"MLflow parent run: {files.parent_run_id}")
 
 
-def find_unit(runs: list[Any], name: str, task: str) -> Any:
-    """The unit of restorer ``name`` (or ``name@run_id``) on ``task``; errors list the choices."""
-    units = [u for r in runs for u in r.units if u.task == task]
-    if not units:
-        tasks = sorted({u.task for r in runs for u in r.units})
-        raise ValueError(f"no results for task {task!r}; the runs have: {', '.join(tasks)}")
-    exact = [u for u in units if u.restorer == name]
+def _where(run: Any) -> str:
+    """A run as a reader finds it: its folder, and its id when that differs from the name."""
+    return str(run.run_dir) + ("" if run.run_id == run.run_dir.name else f" (run {run.run_id})")
+
+
+def _candidates(runs: list[Any], name: str, task: str) -> list[tuple[Any, Any]]:
+    """(run, unit) of restorer ``name`` on ``task``; ``NAME@RUN`` picks the run by id or folder."""
+    pairs = [(r, u) for r in runs for u in r.units if u.task == task]
+    exact = [(r, u) for r, u in pairs if name in (u.restorer, r.label(u.restorer))]
     if not exact and "@" in name:
         restorer, _, run_id = name.rpartition("@")
-        exact = [u for u in units if u.restorer == restorer and u.run_id == run_id]
-    if len(exact) == 1:
-        return exact[0]
-    choices = ", ".join(f"{u.restorer}@{u.run_id}" for u in units)
-    if not exact:
-        raise ValueError(f"no restorer {name!r} on {task}; choose from: {choices}")
-    raise ValueError(f"{name!r} is on {task} in several runs; write RESTORER@RUN, one of: {choices}")
+        exact = [(r, u) for r, u in pairs if restorer in (u.restorer, r.label(u.restorer))
+                 and run_id in (r.run_id, r.run_dir.name, str(r.run_dir))]
+    return exact
+
+
+def find_pair(runs: list[Any], a: str, b: str, task: str, where: str) -> tuple[Any, Any, Any, Any]:
+    """(run A, unit A, run B, unit B) on ``task`` among ``runs`` (oldest first): the latest run
+    that holds both (a paired comparison wants the same images), else the latest of each. Errors
+    list the choices and say that run folders can be given."""
+    if not any(u.task == task for r in runs for u in r.units):
+        tasks = sorted({u.task for r in runs for u in r.units})
+        raise ValueError(f"no results for task {task!r} in {where} (tasks there: "
+                         f"{', '.join(tasks) or 'none'}); give the run folders that hold it: "
+                         f"bench compare A B RUN_DIR [RUN_DIR ...] --task {task}, or --output-dir ROOT")
+    found = {name: _candidates(runs, name, task) for name in (a, b)}
+    for name, candidates in found.items():
+        if not candidates:
+            choices = sorted({u.restorer for r in runs for u in r.units if u.task == task})
+            raise ValueError(f"no restorer {name!r} on {task} in {where}; choose from: "
+                             f"{', '.join(choices)} (NAME@RUN picks one run)")
+    shared = [r for r, _ in found[a] if any(rb is r for rb, _ in found[b])]
+    if shared:
+        run = shared[-1]
+        unit_a = next(u for r, u in found[a] if r is run)
+        unit_b = next(u for r, u in found[b] if r is run)
+        return run, unit_a, run, unit_b
+    (run_a, unit_a), (run_b, unit_b) = found[a][-1], found[b][-1]
+    return run_a, unit_a, run_b, unit_b
 
 
 def _directions(runs: list[Any], names: list[str]) -> dict[str, bool | None]:
@@ -281,13 +317,16 @@ def compare(
     from harness.report.paired import compare_records, metrics_of, result_frame, result_records
 
     try:
-        runs = read_runs(resolve_paths(paths, experiment, output_dir, tracking_uri))
+        where = (", ".join(str(p) for p in paths) if paths else f"experiment {experiment!r}"
+                 if experiment else f"the runs under {output_dir}")
+        runs = read_runs(list(paths) if paths else resolve_paths(None, experiment, output_dir,
+                                                                 tracking_uri, every=True))
         if task is None:
             tasks = sorted({u.task for r in runs for u in r.units})
             if len(tasks) != 1:
-                raise ValueError(f"--task is needed; the runs hold {', '.join(tasks)}")
+                raise ValueError(f"--task is needed; {where} hold {', '.join(tasks)}")
             task = tasks[0]
-        unit_a, unit_b = find_unit(runs, a, task), find_unit(runs, b, task)
+        run_a, unit_a, run_b, unit_b = find_pair(runs, a, b, task, where)
     except user_errors() as exc:  # RunReadError is a ValueError
         fail(str(exc))
     names = metric or [m for m in metrics_of(unit_a.records) if m in metrics_of(unit_b.records)]
@@ -297,13 +336,16 @@ def compare(
     if not results or all(r.n == 0 for r in results):
         fail(f"{a} and {b} share no scored image on {task} for {', '.join(names) or 'any metric'}")
     frame = result_frame(results, "A", "B")
-    table = Table(title=escape(f"A = {unit_a.restorer} ({unit_a.run_id}), B = {unit_b.restorer} "
-                               f"({unit_b.run_id}) on {task}: paired per image"))
+    table = Table(title=escape(f"A = {run_a.label(unit_a.restorer)}, B = "
+                               f"{run_b.label(unit_b.restorer)} on {task}: paired per image"))
     for column in frame.columns:
         table.add_column(str(column), justify="left" if column == "metric" else "right")
     for row in frame.itertuples(index=False):
         table.add_row(*[escape(str(v)) for v in row])
     console.print(table)
+    console.print(f"A from {_where(run_a)}\nB from {_where(run_b)}" + (
+        "" if run_a is run_b else "\n(different runs: only the images both scored are paired)"),
+        markup=False, highlight=False)
     console.print("Δ = A − B in the metric's units; CI: percentile bootstrap of the mean difference; "
                   "p: paired permutation (sign flips) and Wilcoxon signed-rank, two-sided.",
                   highlight=False)

@@ -58,7 +58,8 @@ def _run(config) -> None:
         console.print(f"MLflow parent run: {summary.parent_run_id}")
 
 
-OutputDir = Annotated[Path, typer.Option(help="Studies go to OUTPUT_DIR/NAME/; mlflow.db here too.")]
+OutputDir = Annotated[Path, typer.Option(help="Output root: the study goes to OUTPUT_DIR/studies/NAME/ and "
+                                              "logs to OUTPUT_DIR/mlflow.db (the store of bench run).")]
 Metrics = Annotated[str | None, typer.Option(help="Comma-separated metrics (default: the tasks').")]
 Name = Annotated[str | None, typer.Option(help="Study folder / MLflow run name (default: timestamp).")]
 Device = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
@@ -77,7 +78,7 @@ def ood(
                                                                  "'name[key=value]'); repeatable.")],
     metric: Annotated[str, typer.Option(help="Metric drawn in the heatmap.")] = "psnr",
     metrics: Metrics = None, limit: Limit = None, name: Name = None, device: Device = "auto",
-    seed: Seed = 0, output_dir: OutputDir = Path("results/studies"), no_tracking: NoTracking = False,
+    seed: Seed = 0, output_dir: OutputDir = Path("results"), no_tracking: NoTracking = False,
     tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench", progress: Progress = True,
     data_root: DataRoot = None, executor: ExecutorName = "local", ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
@@ -115,7 +116,7 @@ def severity(
     template: Annotated[str, typer.Option(help="How a level's task is named.")] = SEVERITY_TEMPLATE,
     metrics: Annotated[str, typer.Option(help="Comma-separated metrics.")] = "psnr,ssim,niqe",
     limit: Limit = None, name: Name = None, device: Device = "auto", seed: Seed = 0,
-    output_dir: OutputDir = Path("results/studies"), no_tracking: NoTracking = False,
+    output_dir: OutputDir = Path("results"), no_tracking: NoTracking = False,
     tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench", progress: Progress = True,
     data_root: DataRoot = None, executor: ExecutorName = "local", ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,

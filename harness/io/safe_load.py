@@ -115,7 +115,7 @@ def describe_globals(names: Iterable[tuple[str, str]], limit: int = 8) -> str:
 
 
 def load_torch_file(path: str | Path, *, what: str,
-                    allowed: Iterable[Any] = ()) -> Any:
+                    allowed: Iterable[Any] = (), mmap: bool = False) -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)``, with ``allowed`` objects (classes
     or functions) added to torch's weights-only allow-list for this call only.
 
@@ -123,6 +123,7 @@ def load_torch_file(path: str | Path, *, what: str,
         path: the file.
         what: what the file is for, in words (``"LD-RPS injected state"``), for messages.
         allowed: extra globals the call site needs (usually none).
+        mmap: leave the tensors on disk (reading the header of a large file costs nothing).
 
     Raises:
         FileNotFoundError: no such file.
@@ -140,7 +141,7 @@ def load_torch_file(path: str | Path, *, what: str,
         with torch.serialization.safe_globals(list(allowed)):
             # torch.serialization.load is torch.load; named so, it stays the real one while
             # harness.metrics.suite.weights_only_torch_load stands in for torch.load
-            return torch.serialization.load(path, map_location="cpu", weights_only=True)
+            return torch.serialization.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         try:
             names = describe_globals(pickle_globals(path))

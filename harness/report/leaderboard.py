@@ -43,6 +43,8 @@ class Cell:
     agg: Aggregate | None
     missing: str | None = None
     best: bool = False
+    #: decimals, one per column (:func:`column_digits`), so a column reads as one scale
+    digits: int | None = None
 
 
 @dataclass
@@ -67,6 +69,8 @@ class Leaderboard:
     conventions: dict[str, list[str]]
     #: missing reasons in order of first use; cells refer to them by 1-based index.
     notes: list[str] = field(default_factory=list)
+    #: metrics measured with a stand-in (e.g. an untrained detector): headed "(stand-in)"
+    stand_in: set[str] = field(default_factory=set)
 
     def note_index(self, reason: str) -> int:
         if reason not in self.notes:
@@ -147,11 +151,24 @@ def build_leaderboard(runs: list[RunData], include: Callable[[str], bool] = lamb
             if line not in lines:
                 lines.append(line)
     _mark_best(board)
+    board.stand_in = {m for m in metrics if any(_stand_in(run, m) for run in runs)}
+    for metric in metrics:
+        digits = column_digits([r.cells[metric].agg.mean for r in board.rows if r.cells[metric].agg])
+        for row in board.rows:
+            row.cells[metric].digits = digits
     for row in board.rows:  # number the notes in reading order
         for metric in metrics:
             if row.cells[metric].missing:
                 board.note_index(row.cells[metric].missing)
     return board
+
+
+def _stand_in(run: RunData, metric: str) -> bool:
+    """Whether a run says ``metric`` came from a stand-in (its metric parameter ``stand_in``, as
+    ``downstream.toy_detector``'s detector declares itself)."""
+    tasks = run.payload.get("tasks") or {}
+    return any(isinstance(info, dict) and (info.get("metrics") or {}).get(f"{metric}.stand_in")
+               for info in tasks.values())
 
 
 def _mark_best(board: Leaderboard) -> None:
@@ -172,10 +189,22 @@ def _mark_best(board: Leaderboard) -> None:
 
 
 # Formatting -------------------------------------------------------------------------------------
-def format_value(agg: Aggregate) -> str:
-    """``28.64 ±1.67``: mean and 95% CI half-width at a precision that suits the magnitude."""
+def column_digits(means: list[float | None]) -> int:
+    """Decimals for a whole column: about four significant digits of its largest |mean|, at
+    least one and at most four (PSNR 28.64, SSIM 0.8123, latency 13599.6 and 5.7 in one column,
+    not 13599.60 next to 5.7207)."""
+    finite = [abs(m) for m in means if m is not None and math.isfinite(m) and m != 0]
+    if not finite:
+        return 4
+    return min(4, max(1, 3 - math.floor(math.log10(max(finite)))))
+
+
+def format_value(agg: Aggregate, digits: int | None = None) -> str:
+    """``28.64 ±1.67``: mean and 95% CI half-width; ``digits`` is the column's (see
+    :func:`column_digits`), else the value's own magnitude decides."""
     mean = agg.mean if agg.mean is not None else math.nan
-    digits = 2 if abs(mean) >= 10 else 4
+    if digits is None:
+        digits = column_digits([mean])
     if agg.lo is None or agg.hi is None:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ±{(agg.hi - agg.lo) / 2:.{digits}f}"
@@ -183,7 +212,7 @@ def format_value(agg: Aggregate) -> str:
 
 def value_text(row: Row, cell: Cell) -> str:
     assert cell.agg is not None
-    text = format_value(cell.agg)
+    text = format_value(cell.agg, cell.digits)
     if cell.agg.n is not None and cell.agg.n != row.n_ok:
         text += f" (n={cell.agg.n})"
     return text
@@ -191,7 +220,8 @@ def value_text(row: Row, cell: Cell) -> str:
 
 def header(board: Leaderboard, metric: str, up: str = "↑", down: str = "↓", unknown: str = "?") -> str:
     direction = board.directions.get(metric)
-    return f"{metric} {unknown if direction is None else down if direction else up}"
+    marker = " (stand-in)" if metric in board.stand_in else ""
+    return f"{metric}{marker} {unknown if direction is None else down if direction else up}"
 
 
 def display_frame(board: Leaderboard, bold: Callable[[str], str] = lambda s: s,

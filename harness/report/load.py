@@ -189,12 +189,19 @@ def read_run(path: Path) -> RunData:
     names += [k for k in missing if k not in names]
     directions = {name: metric_direction(name, declared) for name in names}
     groups = {name: metric_group(name, declared) for name in names}
-    study_dir = run_dir.parent.parent if run_dir.parent.name == "runs" else None
-    if study_dir is not None and not (study_dir / "study.csv").exists():
-        study_dir = None
+    study_dir = _study_of(run_dir)
     labels = _study_labels(study_dir, run_dir) if study_dir is not None else {}
     return RunData(run_dir, run_id, schema, payload, records, units, missing, directions, groups,
                    study_dir, labels)
+
+
+def _study_of(run_dir: Path) -> Path | None:
+    """The study folder a run belongs to: ``<study>/run`` (one run per study), or the older
+    ``<study>/runs/<run>``; ``None`` for a run of ``bench run``."""
+    for candidate in (run_dir.parent, run_dir.parent.parent):
+        if (candidate / "study.csv").exists() and candidate != run_dir:
+            return candidate
+    return None
 
 
 def _study_labels(study_dir: Path, run_dir: Path) -> dict[str, str]:
@@ -211,13 +218,25 @@ def _study_labels(study_dir: Path, run_dir: Path) -> dict[str, str]:
     return labels
 
 
+def find_runs(root: Path) -> list[Path]:
+    """Every finished run folder (one with ``results.json``) under ``root``, at any depth (runs
+    of ``bench run``, of studies under ``studies/``, of ``bench detect``), oldest first."""
+    found = [p.parent for p in Path(root).rglob(RESULTS_FILE) if p.is_file()]
+    return sorted(found, key=lambda p: ((p / RESULTS_FILE).stat().st_mtime, str(p)))
+
+
 def expand_paths(paths: list[Path]) -> list[Path]:
-    """Run folders from the arguments: a study folder (``study.csv`` + ``runs/``) means its runs."""
+    """Run folders from the arguments: a run folder or its ``results.json`` is itself; any other
+    folder (a study, an output root) means every run under it."""
     expanded: list[Path] = []
     for path in paths:
         path = Path(path)
-        if path.is_dir() and (path / "study.csv").exists() and (path / "runs").is_dir():
-            expanded += sorted(p for p in (path / "runs").iterdir() if (p / RESULTS_FILE).exists())
+        if path.is_dir() and not (path / RESULTS_FILE).exists() and not (path / SAMPLES_FILE).exists():
+            runs = find_runs(path)
+            if not runs:
+                raise RunReadError(f"{path} holds no run (no {RESULTS_FILE} in it or below it); "
+                                   f"give a run folder, a study folder or an output root")
+            expanded += runs
         else:
             expanded.append(path)
     return expanded

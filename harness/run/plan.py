@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from harness.api.checkpoints import checkpoint_options
 from harness.api.items import check_device_syntax
 from harness.api.metric import MetricSpec
 from harness.api.options import accepts_extra, declared_options, validate_options
@@ -92,14 +93,18 @@ def restorer_spec(item: RestorerItem) -> RestorerSpec:
     declared = declared_options(cls)
     validate_options("restorer", name, declared, item.options, extra_ok=accepts_extra(cls))
     defaults = {k: s.default for k, s in declared.items() if not s.required}
-    config = {**defaults, **item.options}
+    options = dict(item.options)
+    if cls.checkpoint_options and options.get("checkpoint"):  # the file says how it was built
+        options = {**checkpoint_options(options["checkpoint"], name, cls.checkpoint_options,
+                                        options), **options}
+    config = {**defaults, **options}
     if item.label:
         label = item.label
     elif item.train_tag:
         label = f"{RestorerSpec.display(name, item.options, defaults)} (trained on {item.train_tag})"
     else:
         label = RestorerSpec.display(name, item.options, defaults)
-    return RestorerSpec(name, dict(item.options), config, label, item.train_tag)
+    return RestorerSpec(name, options, config, label, item.train_tag)
 
 
 def task_spec(name: str, options: dict[str, Any], seed: int | None,

@@ -44,7 +44,7 @@ from harness.run.executors import ExecutorFactory, local_executor
 from harness.run.plan import Plan, RestorerItem, make_plan, resolve_device
 from harness.run.reducer import Reducer
 from harness.run.units import Unit
-from harness.tracking.store import default_tracking_uri
+from harness.tracking.store import default_tracking_uri, describe_run
 from harness.tracking.worker import NoTracking, TrackingProcess, open_tracking
 
 __all__ = ["RunConfig", "RunSummary", "Runner", "resolve_device", "run_benchmark"]
@@ -223,8 +223,9 @@ class Runner:
         run_info = {"device": str(device), "git_hash": git_hash(), "argv": config.argv,
                     "versions": versions(), "limit": config.limit}
         tracker.start_parent(
-            run_dir.name,
+            describe_run([r.label for r in plan.restorers], [t.label for t in plan.tasks]),
             tags={"git_hash": run_info["git_hash"], "argv": " ".join(config.argv),
+                  "run_folder": run_dir.name,
                   "device": str(device), "gpu": _gpu_name(device),
                   "torch": torch.__version__, "run_dir": str(run_dir.resolve()),
                   **({"mlflow.parentRunId": config.parent_run_id} if config.parent_run_id else {})},
@@ -296,7 +297,10 @@ class _NoProgress:
         pass
 
 
-def _progress(show: bool, console: Any):
+def _progress(show: bool, console: Any, unit: str = "img"):
+    """One bar per (restorer, task) pair with its own clock: a bar starts when its pair's first
+    image comes in (not when the run started, which made a 9-s pair look like 1:32), and shows
+    ``unit``/s over its recent steps (images; ``bench train`` passes iterations)."""
     if not show:
         return _NoProgress()
     from rich.progress import (
@@ -308,8 +312,20 @@ def _progress(show: bool, console: Any):
         TimeRemainingColumn,
     )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+    class PairProgress(Progress):
+        def add_task(self, *args: Any, **kwargs: Any) -> Any:
+            return super().add_task(*args, **{"rate": "", **kwargs, "start": False})
+
+        def advance(self, task_id: Any, advance: float = 1) -> None:
+            task = self._tasks[task_id]
+            if task.start_time is None:
+                self.start_task(task_id)
+            super().advance(task_id, advance)
+            task.fields["rate"] = f"{task.speed:.2f} {unit}/s" if task.speed else ""
+
+    return PairProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("{task.fields[rate]}"),
+                        TimeRemainingColumn(), console=console)
 
 
 def run_benchmark(config: RunConfig, console: Any = None) -> RunSummary:

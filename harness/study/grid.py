@@ -11,6 +11,9 @@ Restorer entries are ``NAME[key=value,...]@TAG``: the bracket is the restorer's 
 ``bench run``), the optional ``@TAG`` says what that checkpoint was trained on and the row is
 labelled ``NAME (trained on TAG)``.
 
+Studies live under an output root: ``<root>/studies/<name>/``, logged to the root's MLflow store
+(``<root>/mlflow.db``, the same store as ``bench run`` and ``bench train``).
+
 The whole grid is one runner call (``<study>/run/``: one ``results.json``/``samples.jsonl``):
 run units are keyed by restorer configuration, so two checkpoints of one restorer are two rows
 of one run, labelled by their entries. With tracking, the study opens one MLflow parent run
@@ -38,7 +41,7 @@ from harness.run.plan import RestorerItem
 from harness.run.runner import RunConfig, run_benchmark
 from harness.study.figures import plot_curves, plot_heatmap
 from harness.tracking.factory import open_tracker
-from harness.tracking.store import default_tracking_uri
+from harness.tracking.store import default_tracking_uri, describe_run
 
 # Restorer entries -------------------------------------------------------------------------------
 
@@ -113,7 +116,9 @@ class StudyConfig:
     device: str = "auto"
     limit: int | None = None
     seed: int = 0
-    output_dir: Path = Path("results/studies")
+    #: the output root: the study goes to ``<root>/studies/<name>/`` and logs to the root's
+    #: MLflow store (``<root>/mlflow.db``), the one ``bench run`` and ``bench train`` use
+    output_dir: Path = Path("results")
     name: str | None = None
     tracking: bool = True
     tracking_uri: str | None = None
@@ -146,23 +151,14 @@ def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
         raise ValueError("a study needs at least one --restorer and one task")
     entries = label_entries(list(config.entries))
     name = config.name or f"{config.kind}-{new_run_name()}"
-    study_dir = Path(config.output_dir) / name
+    study_dir = Path(config.output_dir) / "studies" / name
     if (study_dir / "study.csv").exists():
         raise FileExistsError(f"{study_dir} already holds a study; choose another --name")
     study_dir.mkdir(parents=True, exist_ok=True)
     uri = config.tracking_uri or default_tracking_uri(Path(config.output_dir))
     tracker = (open_tracker(uri, config.experiment, Path(config.output_dir) / "mlartifacts")
                if config.tracking else None)
-    parent = ""
-    if tracker is not None:
-        parent = tracker.start_parent(name, tags={"study": config.kind, "git_hash": git_hash(),
-                                                  "argv": " ".join(config.argv),
-                                                  "study_dir": str(study_dir.resolve())},
-                                      params={"study": config.kind,
-                                              "restorers": " | ".join(e.label for e in entries),
-                                              "tasks": ",".join(t for t, _ in config.tasks),
-                                              "metric": config.primary_metric,
-                                              "limit": config.limit, "seed": config.seed})
+    parent = _start_parent(tracker, config, name, entries, study_dir) if tracker is not None else ""
     status = "FAILED"
     try:
         run = RunConfig(restorers=[RestorerItem(e.name, dict(e.options), label=e.label,
@@ -188,6 +184,19 @@ def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
         if tracker is not None:
             tracker.end(parent, status)
     return StudySummary(study_dir, table, files, parent, missing, summary.n_failed)
+
+
+def _start_parent(tracker: Any, config: StudyConfig, name: str, entries: list[StudyEntry],
+                  study_dir: Path) -> str:
+    """The study's MLflow parent run, named by what it runs (``ood study: a, b @ t1, t2``); the
+    study's folder name is the tag ``study_name``."""
+    what = describe_run([e.label for e in entries], [t for t, _ in config.tasks])
+    tags = {"study": config.kind, "study_name": name, "git_hash": git_hash(),
+            "argv": " ".join(config.argv), "study_dir": str(study_dir.resolve())}
+    params = {"study": config.kind, "restorers": " | ".join(e.label for e in entries),
+              "tasks": ",".join(t for t, _ in config.tasks), "metric": config.primary_metric,
+              "limit": config.limit, "seed": config.seed}
+    return tracker.start_parent(f"{config.kind} study: {what}", tags=tags, params=params)
 
 
 def _rows(entries: list[StudyEntry], run_dir: Path, levels: list[int] | None) -> list[dict[str, Any]]:
@@ -247,6 +256,23 @@ def pivot(table: pd.DataFrame, metric: str, columns: str) -> pd.DataFrame:
     return frame
 
 
+def _with_ci(table: pd.DataFrame, metric: str, columns: str) -> pd.DataFrame:
+    """The pivot as text cells ``mean ±half-CI (n=k)``: the markdown carries what the CSV has."""
+    sub = table[table["metric"] == metric].copy()
+
+    def cell(row: Any) -> str:
+        if row["mean"] is None or row["mean"] != row["mean"]:
+            return "–"
+        digits = 2 if abs(row["mean"]) >= 10 else 3
+        half = ((row["ci95_hi"] - row["ci95_lo"]) / 2 if row["ci95_lo"] is not None
+                and row["ci95_hi"] is not None and row["ci95_lo"] == row["ci95_lo"] else None)
+        ci = f" ±{half:.{digits}f}" if half is not None else ""
+        return f"{row['mean']:.{digits}f}{ci} (n={row['n']})"
+
+    sub["mean"] = sub.apply(cell, axis=1)
+    return pivot(sub, metric, columns)
+
+
 def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
                   missing: dict[str, str]) -> dict[str, Path]:
     files: dict[str, Path] = {}
@@ -268,7 +294,8 @@ def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
         frame = pivot(table, metric, columns)
         write_csv(frame, study_dir / f"{config.kind}_{metric}.csv")
         files[f"csv_{metric}"] = study_dir / f"{config.kind}_{metric}.csv"
-        sections += [f"## {metric} {direction_arrow(metric)} (mean over images)", "", to_markdown(frame), ""]
+        sections += [f"## {metric} {direction_arrow(metric)} (mean ±95% CI half-width, n images)", "",
+                     to_markdown(_with_ci(table, metric, columns)), ""]
     for metric, reason in missing.items():
         sections += [f"- `{metric}` missing: {reason}"]
     files["markdown"] = study_dir / f"{config.kind}.md"

@@ -31,7 +31,33 @@ def sanitize_key(key: str) -> str:
 
 
 def default_tracking_uri(output_dir: Path) -> str:
+    """The store of an output root: ``bench run``, ``bench study`` (its runs under
+    ``<root>/studies/``) and ``bench train`` given one ``--output-dir`` log to this one file."""
     return f"sqlite:///{Path(output_dir).resolve() / 'mlflow.db'}"
+
+
+#: MLflow keeps run names to 250 characters; ours stay readable well below that.
+_NAME_MAX = 160
+
+
+def describe_run(restorers: list[str], tasks: list[str]) -> str:
+    """A parent run's name: what ran, ``unfoldldm, lime, zero-dce @ lolv1-tao256`` (a long list
+    is cut with ``+N more``), so that the MLflow run list reads without opening each run."""
+    def listing(labels: list[str]) -> str:
+        text = ", ".join(labels)
+        for keep in range(len(labels) - 1, 0, -1):
+            if len(text) <= _NAME_MAX // 2:
+                break
+            text = ", ".join(labels[:keep]) + f" +{len(labels) - keep} more"
+        return text
+
+    return f"{listing(list(restorers))} @ {listing(list(tasks))}"
+
+
+def training_run_name(restorer_label: str, train_set: str) -> str:
+    """A training run's name: the restorer configuration and the training set it learns from,
+    so that two trainings of one configuration on different sets are told apart."""
+    return f"train:{restorer_label} on {train_set}"
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:

@@ -396,16 +396,32 @@ class Trainer:
                 progress.advance(bar)
                 last = step == recipe.iters
                 if step % config.log_every == 0 or last:
+                    self._print_line(step, pending[-1][1], time.perf_counter() - begin, state.start)
                     tracker.log_steps(pending)
                     pending = []
                 if val_plan is not None and (step % config.val_every == 0 or last):
                     state.validation = self.validate(restorer, val_plan, state.ema)
+                    self._print_line(step, {f"val_{k}": v for k, v in state.validation.items()})
                     tracker.log_steps([(step, {f"val_{k}": v for k, v in state.validation.items()})])
                 if step % config.checkpoint_every == 0 or last:
                     seconds = state.elapsed_before + time.perf_counter() - begin
                     sha = self._save(out, restorer, state.optimizer, state.scheduler, state.scaler,
                                      state.ema, step, state.validation, seconds)
         return sha, state.elapsed_before + time.perf_counter() - begin
+
+    def _print_line(self, step: int, values: dict[str, float], seconds: float | None = None,
+                    start: int = 0) -> None:
+        """With the bars off (``--no-progress``, logs, CI), one line every ``log_every``
+        iterations and after each validation, so a long training is not silent until it ends."""
+        if self.config.show_progress:
+            return
+        text = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
+        rate = f"  {seconds / max(1, step - start):.2f} s/it" if seconds is not None else ""
+        line = f"iter {step}/{self.config.recipe.iters}  {text}{rate}"
+        if self.console is not None:
+            self.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, flush=True)
 
     def _step(self, restorer: Restorer, state: _State, lq: torch.Tensor, gt: torch.Tensor,
               step: int) -> dict[str, float]:
@@ -495,7 +511,7 @@ class Trainer:
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             loaded = Loaded(plan.restorers[0], restorer, warmed=restorer.warmup == "none")
-            records = list(LocalExecutor(plan).stream(loaded, plan.units))
+            records = list(LocalExecutor(plan).stream(loaded, plan.units))  # on plan.device
         for module in modules.values():
             module.train()
         if saved is not None:
@@ -550,7 +566,7 @@ class Trainer:
 
     def _tracker(self, start: int) -> Any:
         """The training's MLflow run, logged by the tracking child process."""
-        from harness.tracking.store import default_tracking_uri
+        from harness.tracking.store import default_tracking_uri, training_run_name
         from harness.tracking.worker import open_tracking
 
         config = self.config
@@ -562,7 +578,7 @@ class Trainer:
                   "val_task": self.val_spec, "seed": config.seed, "device": str(self.device),
                   "out": str(config.out), "resumed_at": start,
                   **{f"recipe.{k}": v for k, v in asdict(config.recipe).items()}}
-        tracker.start_parent(f"train:{self.spec.label}", params=params,
+        tracker.start_parent(training_run_name(self.spec.label, self.train_spec), params=params,
                              tags={"kind": "train", "git_hash": git_hash(), "argv": " ".join(config.argv)})
         return tracker
 
@@ -570,7 +586,7 @@ class Trainer:
 def _progress(show: bool, console: Any):
     from harness.run.runner import _progress as progress
 
-    return progress(show, console)
+    return progress(show, console, unit="it")
 
 
 def train(config: TrainConfig, console: Any = None) -> TrainSummary:

@@ -66,6 +66,10 @@ class PretrainedNetwork(Restorer):
     def build_network(self) -> nn.Module:
         """The architecture for the configured variant, randomly initialised."""
 
+    @classmethod
+    def weights_summary(cls) -> str:
+        return f"ships the published weights (asset {cls.asset.name}; downloaded or imported)"
+
     def weights_file(self) -> str:
         """Name of the asset file for the configured variant (default: the asset's only file)."""
         return self.asset.file().name

@@ -308,6 +308,10 @@ class LDRPS(Restorer):
         self._y_features: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # Loading ------------------------------------------------------------------------------------
+    @classmethod
+    def weights_summary(cls) -> str:
+        return "pretrained, zero-shot: Stable Diffusion 2.1 (hub or model=DIR), TAESD, VGG16 assets"
+
     def check_assets(self) -> None:
         check_model(self.model_id)
         if self.perceptual_on and self.vgg_weights is None and self._model_folder_vgg() is None:

@@ -100,6 +100,8 @@ class DGUNetPnP(UnfoldingRestorer):
         "(host); UnfoldLDM arXiv 2511.18152 (the parts swapped in)"
     )
     licence = "our implementation; weights: whatever you train"
+    #: what a checkpoint fixes (networks and their shapes); ``checkpoint=PATH`` restores these
+    checkpoint_options = ("config", "gradient", "prior", "proximal", "stages")
 
     def __init__(
         self,

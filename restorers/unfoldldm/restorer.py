@@ -89,6 +89,18 @@ class UnfoldingRestorer(Restorer):
     #: The checkpoint used when none is given (``None``: this restorer ships none).
     shipped_checkpoint: Path | None = None
 
+    @classmethod
+    def weights_summary(cls) -> str:
+        shipped = cls.shipped_checkpoint
+        if shipped is None or not shipped.is_file():
+            return "none shipped: give checkpoint=PATH (from bench train)"
+        card = json.loads(shipped.with_name(shipped.name + ".json").read_text(encoding="utf-8"))
+        trained = {k: card["config"][k] for k in cls.checkpoint_options if k in card["config"]}
+        shown = ",".join(f"{k}={json.dumps(v).strip(chr(34))}" for k, v in trained.items()
+                         if k in ("config", "prior", "stages"))
+        return (f"ships {shipped.name} ({shown}; the default); any other configuration: "
+                f"checkpoint=PATH (from bench train)")
+
     def _checkpoint_path(self) -> Path | None:
         """The given checkpoint, else the shipped one for the configuration it was trained with."""
         if self.checkpoint:
@@ -99,7 +111,7 @@ class UnfoldingRestorer(Restorer):
         card = json.loads(shipped.with_name(shipped.name + ".json").read_text(encoding="utf-8"))
         trained = card.get("config", {})
         differs = {k: (v, trained.get(k)) for k, v in self.config.items()
-                   if k in ("config", "stages", "prior", "mgda", "vss") and trained.get(k) != v}
+                   if k in self.checkpoint_options and trained.get(k) != v}
         return None if differs else shipped
 
     def check_assets(self) -> None:
@@ -238,6 +250,8 @@ class UnfoldingRestorer(Restorer):
 class UnfoldLDM(UnfoldingRestorer):
     #: trained here with ``restorers/unfoldldm/recipes/train-small-cpu.sh`` (model card beside it)
     shipped_checkpoint = Path(__file__).with_name("weights") / "unfoldldm-small-mixed.pt"
+    #: what a checkpoint fixes (networks and their shapes); ``checkpoint=PATH`` restores these
+    checkpoint_options = ("config", "stages", "prior", "mgda", "vss", "share_steps", "n_tokens")
     description = "UnfoldLDM (arXiv 2025): deep unfolding (MGDA) + latent-diffusion prior + OCFormer; trained"
     degradations = ("noise", "blur", "rain", "lowlight", "underwater", "backlit")
     paper = PAPER
