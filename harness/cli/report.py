@@ -292,6 +292,21 @@ def _directions(runs: list[Any], names: list[str]) -> dict[str, bool | None]:
     return {**{name: metric_direction(name) for name in names if name not in directions}, **directions}
 
 
+def _paired_table(results: list[Any], title: str) -> Any:
+    """The rich table of a paired comparison (one row per metric)."""
+    from rich.table import Table
+
+    from harness.report.paired import result_frame
+
+    frame = result_frame(results, "A", "B")
+    table = Table(title=escape(title))
+    for column in frame.columns:
+        table.add_column(str(column), justify="left" if column == "metric" else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[escape(str(v)) for v in row])
+    return table
+
+
 def compare(
     a: Annotated[str, typer.Argument(help="Restorer A (name, or NAME@RUN when in several runs).")],
     b: Annotated[str, typer.Argument(help="Restorer B.")],
@@ -309,12 +324,10 @@ def compare(
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
 ) -> None:
     """Paired per-image comparison of A and B on one task: Δ with bootstrap CI, p-values, win rate."""
-    from rich.table import Table
-
     from harness.cli.common import console, fail, user_errors
     from harness.io.tables import write_csv
     from harness.report.load import read_runs
-    from harness.report.paired import compare_records, metrics_of, result_frame, result_records
+    from harness.report.paired import compare_records, metrics_of, result_records
 
     try:
         where = (", ".join(str(p) for p in paths) if paths else f"experiment {experiment!r}"
@@ -335,14 +348,8 @@ def compare(
                               resamples=resamples, seed=seed)
     if not results or all(r.n == 0 for r in results):
         fail(f"{a} and {b} share no scored image on {task} for {', '.join(names) or 'any metric'}")
-    frame = result_frame(results, "A", "B")
-    table = Table(title=escape(f"A = {run_a.label(unit_a.restorer)}, B = "
-                               f"{run_b.label(unit_b.restorer)} on {task}: paired per image"))
-    for column in frame.columns:
-        table.add_column(str(column), justify="left" if column == "metric" else "right")
-    for row in frame.itertuples(index=False):
-        table.add_row(*[escape(str(v)) for v in row])
-    console.print(table)
+    console.print(_paired_table(results, f"A = {run_a.label(unit_a.restorer)}, B = "
+                                         f"{run_b.label(unit_b.restorer)} on {task}: paired per image"))
     console.print(f"A from {_where(run_a)}\nB from {_where(run_b)}" + (
         "" if run_a is run_b else "\n(different runs: only the images both scored are paired)"),
         markup=False, highlight=False)
