@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from harness.api.extras import require
 from harness.api.items import parse_item
 from harness.cli.executor_options import (
     ExecutorName,
@@ -166,6 +167,7 @@ def detect(
     errors = user_errors(KeyError)
 
     try:
+        require("ultralytics", "bench detect")  # the detect extra: one line, before anything loads
         task_item, source = plan_task(data, degradation, split)
         if labels == "gt" and source is None:
             source = labels_from

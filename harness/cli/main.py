@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -180,9 +181,26 @@ def _attach_commands() -> None:
     for entry in entry_points(group=COMMANDS_GROUP):
         try:
             command = entry.load()
-        except ModuleNotFoundError:  # its optional stack (ultralytics for detect) is not installed
+        except ModuleNotFoundError as exc:  # its optional stack is not installed: say which extra
+            command = _needs_extra(entry.name, exc.name or entry.value, entry.dist.name if entry.dist else "")
+            app.command(entry.name, context_settings={"allow_extra_args": True,
+                                                      "ignore_unknown_options": True})(command)
             continue
         app.command(entry.name)(command)
+
+
+def _needs_extra(name: str, module: str, dist: str) -> Callable[[], None]:
+    """A stand-in for a contributed command whose module needs a stack that is not installed:
+    ``bench NAME`` then names the extra instead of answering "No such command"."""
+    from harness.api.extras import install_hint
+
+    hint = install_hint(module, dist or "restorebench")
+
+    def command() -> None:
+        fail(f"bench {name} {hint}")
+
+    command.__doc__ = f"(not installed: {hint})"
+    return command
 
 
 _attach_commands()
