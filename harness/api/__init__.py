@@ -31,6 +31,7 @@ _EXPORTS = {
     "OptionError": "options", "Range": "options",
     "register_training_set": "training_sets", "build_training_set": "training_sets",
     "require": "extras", "install_hint": "extras",
+    "Check": "checks", "CHECKS": "checks", "register_check": "checks",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -54,3 +54,19 @@ def require(module: str, what: str, dist: str = "restorebench") -> None:
         present = False
     if not present:
         raise ImportError(f"{what} {install_hint(module, dist)}", name=module)
+
+
+def extras_of(dist: str = "restorebench") -> dict[str, list[str]]:
+    """``{extra: [distribution names]}`` of ``dist``'s own optional stacks (extras that only
+    gather other extras, like ``all``, are left out), for ``bench doctor``."""
+    try:
+        requires = distribution(dist).requires or []
+    except PackageNotFoundError:
+        return {}
+    own = _normalise(dist)
+    extras: dict[str, list[str]] = {}
+    for line in requires:
+        match = _REQUIREMENT.match(line)
+        if match and _normalise(match.group(1)) != own:
+            extras.setdefault(match.group(2), []).append(match.group(1))
+    return extras

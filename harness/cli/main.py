@@ -161,7 +161,8 @@ _BUILTIN = (("report", "harness.cli.report", "report", "command"),
             ("list", "harness.cli.listing", "app", "group"),
             ("assets", "harness.cli.assets", "app", "group"),
             ("data", "harness.cli.data", "app", "group"),
-            ("study", "harness.cli.study", "app", "group"))
+            ("study", "harness.cli.study", "app", "group"),
+            ("doctor", "harness.cli.doctor", "doctor", "command"))
 
 #: commands contributed by packages above the harness (``bench detect`` from ``downstream``) or by
 #: plugins: ``[project.entry-points."restorebench.commands"] NAME = "module:function"``
