@@ -38,9 +38,11 @@ def doctor() -> None:
     """What is present and missing on this machine (data, weights, GPU, stacks, tools), each
     missing thing with the command that fixes it."""
     checks = collect()
-    table = Table(title="bench doctor", show_lines=False, pad_edge=False)
-    for column in ("", "what", "state", "fix"):
-        table.add_column(column, overflow="fold")
+    table = Table(title="bench doctor", show_lines=False, pad_edge=False, expand=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("what", overflow="fold", ratio=3)
+    table.add_column("state", overflow="fold", ratio=5)
+    table.add_column("fix", overflow="fold", ratio=4)
     group = None
     for check in checks:
         if check.group != group:

@@ -81,7 +81,12 @@ def run(restorer: Restorers = None, task: Tasks = None, device: Device = "auto",
         tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench",
         no_tracking: NoTracking = False, progress: Progress = True,
         verify_assets: VerifyAssets = False, data_root: DataRoot = None) -> None:
-    """Evaluate restorers on tasks; write results/<run>/ and log to MLflow."""
+    """Evaluate restorers on tasks; write results/<run>/ and log to MLflow.
+
+    A bare `bench run` (no -r, no -t) evaluates the declared defaults (built-in: identity and
+    nlm on the embedded `demo` task: 5 scikit-image photos + noise; no data, no weights, about
+    10 s on a CPU). `bench list restorers|tasks` shows what else there is; `bench doctor` what is missing.
+    """
     if data_root is not None:
         os.environ["BENCH_DATA_ROOT"] = str(data_root)
     try:

@@ -111,7 +111,7 @@ class StudyConfig:
     primary_metric: str = "psnr"
     device: str = "auto"
     limit: int | None = None
-    seed: int = 0
+    seed: int | None = None  # None: each task keeps its own seed (as bench run)
     output_dir: Path = Path("results/studies")
     name: str | None = None
     tracking: bool = True
