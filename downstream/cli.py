@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from harness.api.extras import require
 from harness.api.items import parse_item
 from harness.cli.executor_options import (
     ExecutorName,
@@ -200,6 +201,7 @@ def detect(
     errors = user_errors(KeyError)
 
     try:
+        require("ultralytics", "bench detect")  # the detect extra: one line, before anything loads
         check_options(conf_label=conf_label, imgsz=imgsz, limit=limit, n_images=n_images,
                       class_map=class_map, labels=labels)
         task_item, source = plan_task(data, degradation, split)

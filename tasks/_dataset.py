@@ -101,15 +101,35 @@ class DatasetTask(Task):
             return
         layout = self.match().layout.name
         if self.gt_dir() is None:
+            lq_dir = self.match().paths.get("lq")
             raise DataMissingError(
-                f"{self.name}: found {len(index)} LQ image(s) ({layout} layout, "
-                f"{self.match().paths.get('lq')}) but no ground truth, so full-reference metrics "
-                f"cannot run.\n{self.dataset.how_to_get(data_root())}")
+                f"{self.name}: found {len(index)} LQ image(s) ({layout} layout, {lq_dir}) but no "
+                f"ground truth, so full-reference metrics cannot run.\n"
+                f"{self._what_works_now(lq_dir)}{self.dataset.how_to_get(data_root())}")
         unpaired = [i for i, (_, gt) in index.items() if gt is None]
         if unpaired:
             raise DataMissingError(
                 f"{self.name}: {len(unpaired)} of {len(index)} LQ image(s) have no GT partner in "
                 f"{self.gt_dir()} (e.g. {unpaired[:3]}); run `bench data validate {self.name}`.")
+
+    def _what_works_now(self, lq_dir: Path | None) -> str:
+        """What the user can run today instead: related presets whose data are present (the
+        ``lolv1-*`` variants for ``lolv1``), and the LQ images alone with no-reference metrics."""
+        from harness.api.registries import TASKS
+        from harness.api.task import build_task
+
+        present = []
+        for name in TASKS.names():
+            if not name.startswith(f"{self.name}-"):
+                continue
+            try:
+                present.append(f"{name} ({len(build_task(name).sample_ids())} images)")
+            except Exception:  # absent or broken: not a suggestion
+                continue
+        lines = [f"Present now: -t {', -t '.join(present)}"] if present else []
+        lines.append(f"Score the {len(self.index())} LQ image(s) without GT (NIQE only): "
+                     f"-t 'folder[lq={lq_dir}]' --metrics niqe")
+        return "".join(line + "\n" for line in lines)
 
     # Validation and loading -------------------------------------------------------------------------
     def probe(self, sample_id: str) -> dict[str, Any]:

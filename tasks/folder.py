@@ -107,6 +107,8 @@ class _UnconfiguredFolder(Task):
     name = "folder"
     description = "Your own images: -t 'folder[lq=DIR,gt=DIR]' (GT optional, paired by stem)"
     degradation = "any"
+    #: what ``bench list tasks`` shows in the data column: the folders come with each run
+    data_note = "yours: -t 'folder[lq=DIR]'"
 
     def sample_ids(self) -> list[str]:
         raise DataMissingError("the folder task needs its folders: -t 'folder[lq=DIR,gt=DIR]'")

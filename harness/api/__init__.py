@@ -5,6 +5,12 @@ A plugin imports everything it needs from here::
 
     from harness.api import Restorer, register_restorer, Task, Sample, register_task
 
+``docs/plugins.md`` is the guide (a complete package in ``examples/restorebench-plugin-example``):
+entry-point groups ``restorebench.restorers`` / ``.tasks`` / ``.metrics`` / ``.commands``, value
+``"module:attribute"``. Only the names in ``__all__`` are the public API; the submodules'
+other names may change. ``require(module, what, dist)`` gives a command of an optional stack the
+one-line "needs the X extra" error.
+
 The names are imported on first access (PEP 562): ``import harness.api.registries`` (what the
 fast CLI does) loads no torch.
 """
@@ -24,6 +30,8 @@ _EXPORTS = {
     "MetricSpec": "metric", "DatasetMetric": "metric", "MetricUnavailable": "metric",
     "OptionError": "options", "Range": "options",
     "register_training_set": "training_sets", "build_training_set": "training_sets",
+    "require": "extras", "install_hint": "extras",
+    "Check": "checks", "CHECKS": "checks", "register_check": "checks",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -137,9 +137,10 @@ class Registry(Generic[T]):
                 try:
                     obj = _import_target(spec)
                 except ImportError as exc:
-                    raise ImportError(f"{self.kind} {canonical!r} needs a package that is not "
-                                      f"installed: {exc}. Install the matching extra, "
-                                      f"e.g. `pip install -e .[cuda]`.") from exc
+                    from harness.api.extras import install_hint
+
+                    hint = install_hint(exc.name) if exc.name else f"needs a package: {exc}"
+                    raise ImportError(f"{self.kind} {canonical!r} {hint}", name=exc.name) from exc
                 self._check_type(canonical, obj)
                 self._objects[canonical] = obj
                 self._placeholders.pop(canonical, None)

@@ -111,7 +111,10 @@ def list_tasks() -> None:
 
 
 def data_status(task: Any) -> str:
-    """'present', 'partial (10 of 100)', or raises DataMissingError."""
+    """'present', 'partial (10 of 100)', the task's own ``data_note`` (the folder task: data
+    given per run, never "missing"), or raises DataMissingError."""
+    if getattr(task, "data_note", ""):
+        return task.data_note
     n = len(task.sample_ids())
     expected = task.expected_count
     if expected and n < expected:

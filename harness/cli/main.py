@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -80,7 +81,12 @@ def run(restorer: Restorers = None, task: Tasks = None, device: Device = "auto",
         tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench",
         no_tracking: NoTracking = False, progress: Progress = True,
         verify_assets: VerifyAssets = False, data_root: DataRoot = None) -> None:
-    """Evaluate restorers on tasks; write results/<run>/ and log to MLflow."""
+    """Evaluate restorers on tasks; write results/<run>/ and log to MLflow.
+
+    A bare `bench run` (no -r, no -t) evaluates the declared defaults (built-in: identity and
+    nlm on the embedded `demo` task: 5 scikit-image photos + noise; no data, no weights, about
+    10 s on a CPU). `bench list restorers|tasks` shows what else there is; `bench doctor` what is missing.
+    """
     if data_root is not None:
         os.environ["BENCH_DATA_ROOT"] = str(data_root)
     try:
@@ -160,7 +166,8 @@ _BUILTIN = (("report", "harness.cli.report", "report", "command"),
             ("list", "harness.cli.listing", "app", "group"),
             ("assets", "harness.cli.assets", "app", "group"),
             ("data", "harness.cli.data", "app", "group"),
-            ("study", "harness.cli.study", "app", "group"))
+            ("study", "harness.cli.study", "app", "group"),
+            ("doctor", "harness.cli.doctor", "doctor", "command"))
 
 #: commands contributed by packages above the harness (``bench detect`` from ``downstream``) or by
 #: plugins: ``[project.entry-points."restorebench.commands"] NAME = "module:function"``
@@ -180,9 +187,26 @@ def _attach_commands() -> None:
     for entry in entry_points(group=COMMANDS_GROUP):
         try:
             command = entry.load()
-        except ModuleNotFoundError:  # its optional stack (ultralytics for detect) is not installed
+        except ModuleNotFoundError as exc:  # its optional stack is not installed: say which extra
+            command = _needs_extra(entry.name, exc.name or entry.value, entry.dist.name if entry.dist else "")
+            app.command(entry.name, context_settings={"allow_extra_args": True,
+                                                      "ignore_unknown_options": True})(command)
             continue
         app.command(entry.name)(command)
+
+
+def _needs_extra(name: str, module: str, dist: str) -> Callable[[], None]:
+    """A stand-in for a contributed command whose module needs a stack that is not installed:
+    ``bench NAME`` then names the extra instead of answering "No such command"."""
+    from harness.api.extras import install_hint
+
+    hint = install_hint(module, dist or "restorebench")
+
+    def command() -> None:
+        fail(f"bench {name} {hint}")
+
+    command.__doc__ = f"(not installed: {hint})"
+    return command
 
 
 _attach_commands()

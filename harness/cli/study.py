@@ -63,7 +63,9 @@ OutputDir = Annotated[Path, typer.Option(help="Output root: the study goes to OU
 Metrics = Annotated[str | None, typer.Option(help="Comma-separated metrics (default: the tasks').")]
 Name = Annotated[str | None, typer.Option(help="Study folder / MLflow run name (default: timestamp).")]
 Device = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
-Seed = Annotated[int, typer.Option(help="Base seed of the synthetic degradations.")]
+Seed = Annotated[int | None, typer.Option(
+    help="Base seed: overrides each task's degradation seed (0 included), as bench run --seed "
+         "does (default: the tasks' own seeds, so a study's rows equal bench run's).")]
 NoTracking = Annotated[bool, typer.Option("--no-tracking", help="Skip MLflow.")]
 TrackingUri = Annotated[str | None, typer.Option(help="MLflow URI (default sqlite:///OUTPUT_DIR/mlflow.db).")]
 Experiment = Annotated[str, typer.Option(help="MLflow experiment name.")]
@@ -78,7 +80,7 @@ def ood(
                                                                  "'name[key=value]'); repeatable.")],
     metric: Annotated[str, typer.Option(help="Metric drawn in the heatmap.")] = "psnr",
     metrics: Metrics = None, limit: Limit = None, name: Name = None, device: Device = "auto",
-    seed: Seed = 0, output_dir: OutputDir = Path("results"), no_tracking: NoTracking = False,
+    seed: Seed = None, output_dir: OutputDir = Path("results"), no_tracking: NoTracking = False,
     tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench", progress: Progress = True,
     data_root: DataRoot = None, executor: ExecutorName = "local", ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
@@ -115,7 +117,7 @@ def severity(
         "--task-option", help="key=value added to every task (e.g. crop=256); repeatable.")] = None,
     template: Annotated[str, typer.Option(help="How a level's task is named.")] = SEVERITY_TEMPLATE,
     metrics: Annotated[str, typer.Option(help="Comma-separated metrics.")] = "psnr,ssim,niqe",
-    limit: Limit = None, name: Name = None, device: Device = "auto", seed: Seed = 0,
+    limit: Limit = None, name: Name = None, device: Device = "auto", seed: Seed = None,
     output_dir: OutputDir = Path("results"), no_tracking: NoTracking = False,
     tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench", progress: Progress = True,
     data_root: DataRoot = None, executor: ExecutorName = "local", ray_address: RayAddress = None,

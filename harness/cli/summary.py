@@ -78,7 +78,11 @@ def print_summary(results: dict[str, dict[str, dict[str, Any]]], missing: dict[s
                                  f"image(s) of {restorer} @ {task}: {entry.get('not_computed', '')}")
     console.print(table)
     for name, reason in missing.items():
-        console.print(f"[yellow]* {escape(name)} missing:[/] {escape(reason)}")
+        if _told_before(name, reason):  # the full how-to-fix once per BENCH_HOME, then one line
+            console.print(f"[yellow]* {escape(name)} missing[/] (why and the fix: results.json "
+                          "missing_metrics, or bench doctor)")
+        else:
+            console.print(f"[yellow]* {escape(name)} missing:[/] {escape(reason)}")
     for note in notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     if "peak_mem_mb" in ordered:
@@ -100,3 +104,21 @@ def print_failures(units: list[dict[str, Any]], n_failed: int) -> None:
         err_console.print(f"  {escape(restorer)} @ {escape(task)} / {escape(str(failure['sample_id']))}: "
                           f"{escape(line[:300])}")
     err_console.print("  (every failure: units[].failed in results.json; tracebacks in samples.jsonl)")
+
+
+def _told_before(name: str, reason: str) -> bool:
+    """Whether this exact note was already printed in full on this ``BENCH_HOME`` (a marker file
+    per note under ``BENCH_HOME/notes/``); the first call for a note records it."""
+    import hashlib
+
+    from harness.assets.cache import bench_home
+
+    marker = bench_home() / "notes" / hashlib.sha256(f"{name}\n{reason}".encode()).hexdigest()[:16]
+    if marker.exists():
+        return True
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:  # a read-only home: keep printing the full note
+        pass
+    return False

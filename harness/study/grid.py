@@ -115,7 +115,7 @@ class StudyConfig:
     primary_metric: str = "psnr"
     device: str = "auto"
     limit: int | None = None
-    seed: int = 0
+    seed: int | None = None  # None: each task keeps its own seed (as bench run)
     #: the output root: the study goes to ``<root>/studies/<name>/`` and logs to the root's
     #: MLflow store (``<root>/mlflow.db``), the one ``bench run`` and ``bench train`` use
     output_dir: Path = Path("results")
