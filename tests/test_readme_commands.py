@@ -18,12 +18,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 #: README commands that fail on this branch's code, found by this test (reported to the lead)
-KNOWN_BROKEN = {
-    "report": "bench report of a run whose rows have n=1 (--limit 1): scipy's bootstrap raises "
-              "'each sample in data must contain two or more observations'",
-    "train": "bench train --val-task: Trainer.validate passes the device as ExecutorHooks "
-             "(LocalExecutor(plan, self.device)) and indexes typed Records as dicts",
-}
+#: README commands known to fail, with why (strict xfail: the day one is fixed it fails here)
+KNOWN_BROKEN: dict[str, str] = {}
 
 
 def using_it_commands() -> list[str]:

@@ -482,3 +482,14 @@ def test_one_column_has_one_number_format():
     texts = [value_text(Row("r", "x", "t", 5, 0, {}), Cell(agg, digits=digits)) for agg in (slow, fast)]
     assert texts == ["13599.6 ±1189.1", "5.7 ±4.4"]
     assert column_digits([28.64, 31.2]) == 2 and column_digits([0.8123, 0.61]) == 4
+
+
+def test_one_pair_gives_its_difference_and_no_p_value():
+    """A run of ``--limit 1`` has one image per row: the difference is that image's, and no test
+    is defined (scipy refuses a one-observation permutation test; the report must not fail)."""
+    import math
+
+    result = paired_stats([30.0], [28.5], lower_better=False, metric="psnr")
+    assert result.n == 1 and result.diff == 1.5 and result.ci_lo == result.ci_hi == 1.5
+    assert math.isnan(result.p_permutation) and math.isnan(result.p_wilcoxon)
+    assert (result.wins, result.ties, result.losses) == (1, 0, 0)

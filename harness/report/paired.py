@@ -77,6 +77,8 @@ def paired_stats(a: Any, b: Any, lower_better: bool | None, *, resamples: int = 
         lo, hi = float(ci.low), float(ci.high)
     if np.all(d == 0):
         p_perm = p_wil = 1.0  # no difference at all: no evidence against equality
+    elif n == 1:
+        p_perm = p_wil = math.nan  # one pair: no test is defined (scipy refuses one observation)
     else:
         p_perm = float(stats.permutation_test(
             (x, y), _mean_diff, permutation_type="samples", vectorized=True, n_resamples=resamples,
