@@ -16,6 +16,12 @@ How it works, and why:
   own ``load``/``stream``/``evaluate``, so seeding, warm-up, timing (on the worker's device,
   CUDA-synchronised) and scoring are the local code, and a record carries its worker's
   ``device`` and ``host``.
+* **Threads and denormals**: each worker runs with the run's thread count (``--threads``, resolved
+  on the driver) and denormal mode, set first thing in the actor (before torch's thread pool
+  starts, :mod:`harness.io.threads`), and asks Ray for as many CPUs; metrics are computed by
+  thread-independent code on the CPU. So a worker's records are the records a local run makes
+  (``tests/test_ray_executor.py`` checks them bit for bit), whatever Ray's own
+  ``OMP_NUM_THREADS`` for the actor says.
 * **Shards** stream their records back one by one (a Ray streaming generator per shard, drained
   with ``ray.wait``). A worker keeps its restorer loaded while shards of that configuration
   remain (:class:`ShardQueue`: it takes the next shard of its current restorer; a free worker
@@ -93,7 +99,8 @@ class RayOptions:
         workers: number of actors; ``None`` = as many as the cluster's GPUs (or CPUs) allow.
         gpus_per_worker: GPUs per actor; ``None`` = 1 when the cluster has GPUs and ``--device``
             is not ``cpu``, else 0.
-        cpus_per_worker: CPUs per actor (also its torch thread count under Ray).
+        cpus_per_worker: CPUs Ray reserves per actor; ``None`` = the run's thread count (each
+            worker runs torch with the run's ``threads``, as a local run does).
         shard_size: images per shard sent to a worker; ``None`` = about four shards per worker
             over the run (small shards balance the end of a run; a shard costs one round trip,
             the restorer stays loaded).
@@ -108,7 +115,7 @@ class RayOptions:
     address: str | None = None
     workers: int | None = None
     gpus_per_worker: float | None = None
-    cpus_per_worker: float = 1.0
+    cpus_per_worker: float | None = None
     shard_size: int | None = None
     max_image_deaths: int = 2
     max_worker_deaths: int | None = None
@@ -199,7 +206,11 @@ class ShardWorker:
     """
 
     def __init__(self, parts: dict[str, Any], device_spec: str, n_keep: int, want_images: bool,
-                 want_previews: bool):
+                 want_previews: bool, threads: int | None = None, flush_denormal: bool = True):
+        from harness.io.threads import configure_timing
+
+        # before anything runs torch in this process: its thread pool inherits the denormal mode
+        self.environment = configure_timing(threads, flush_denormal)
         self.plan = rebuild_plan(parts, worker_device(device_spec))
         self.n_keep = n_keep
         self.messages: list[tuple[Any, ...]] = []
@@ -339,6 +350,8 @@ class RayExecutor:
         self.device_spec = str(getattr(config, "device", None) or plan.device)
         self.hooks = hooks or ExecutorHooks()
         self.n_keep = int(getattr(config, "n_comparisons", 3)) if self.hooks.keep_outputs else 0
+        self.threads: int | None = getattr(config, "threads", None)
+        self.flush_denormal = bool(getattr(config, "flush_denormal", True))
         self.options = options
         self._announced: set[str] = set()
         self.workers: list[_Worker] = []
@@ -369,19 +382,23 @@ class RayExecutor:
                              f"{resources.get('GPU', 0):g} GPU(s)")
         workers = self.options.workers
         if workers is None:
-            cpus = resources.get("CPU", 1) / max(self.options.cpus_per_worker, 1e-9)
+            cpus = resources.get("CPU", 1) / max(self._cpus_per_worker(), 1e-9)
             workers = int(resources.get("GPU", 0) // gpus) if gpus > 0 else int(cpus)
         return max(1, min(workers, n_images)), gpus
+
+    def _cpus_per_worker(self) -> float:
+        return float(self.options.cpus_per_worker or self.threads or 1)
 
     def _start_workers(self, ray: Any, remote: Any, parts_ref: Any, gpus: float, n: int) -> list[_Worker]:
         """``n`` actors, started together (each imports torch and builds its plan) and waited
         for: a worker that cannot start (an import error) fails the run here, not mid-way."""
         runtime_env = dict(self.options.runtime_env or {})
         runtime_env["env_vars"] = {**worker_env(), **runtime_env.get("env_vars", {})}
-        actors = [remote.options(num_cpus=self.options.cpus_per_worker, num_gpus=gpus, max_restarts=0,
+        actors = [remote.options(num_cpus=self._cpus_per_worker(), num_gpus=gpus, max_restarts=0,
                                  runtime_env=runtime_env).remote(
             parts_ref, self.device_spec, self.n_keep, self.hooks.save_image is not None,
-            self.hooks.save_previews is not None) for _ in range(n)]
+            self.hooks.save_previews is not None, self.threads, self.flush_denormal)
+            for _ in range(n)]
         try:
             pids = ray.get([actor.pid.remote() for actor in actors])
         except ray.exceptions.RayActorError as exc:
