@@ -18,8 +18,10 @@ How it works, and why:
   ``device`` and ``host``.
 * **Threads and denormals**: each worker runs with the run's thread count (``--threads``, resolved
   on the driver) and denormal mode, set first thing in the actor (before torch's thread pool
-  starts, :mod:`harness.io.threads`), and asks Ray for as many CPUs; metrics are computed by
-  thread-independent code on the CPU. So a worker's records are the records a local run makes
+  starts, :mod:`harness.io.threads`); metrics are computed by thread-independent code on the
+  CPU. Ray reserves ``cpus_per_worker`` (1) CPUs per worker whatever the thread count; a run
+  whose workers × threads exceed the cluster's CPUs gets a warning (oversubscribed cores make
+  latency meaningless: give ``--threads``). So a worker's records are the records a local run makes
   (``tests/test_ray_executor.py`` checks them bit for bit), whatever Ray's own
   ``OMP_NUM_THREADS`` for the actor says.
 * **Shards** stream their records back one by one (a Ray streaming generator per shard, drained
@@ -99,8 +101,8 @@ class RayOptions:
         workers: number of actors; ``None`` = as many as the cluster's GPUs (or CPUs) allow.
         gpus_per_worker: GPUs per actor; ``None`` = 1 when the cluster has GPUs and ``--device``
             is not ``cpu``, else 0.
-        cpus_per_worker: CPUs Ray reserves per actor; ``None`` = the run's thread count (each
-            worker runs torch with the run's ``threads``, as a local run does).
+        cpus_per_worker: CPUs Ray reserves per actor (each worker runs torch with the run's
+            ``threads``, as a local run does, whatever this says).
         shard_size: images per shard sent to a worker; ``None`` = about four shards per worker
             over the run (small shards balance the end of a run; a shard costs one round trip,
             the restorer stays loaded).
@@ -115,7 +117,7 @@ class RayOptions:
     address: str | None = None
     workers: int | None = None
     gpus_per_worker: float | None = None
-    cpus_per_worker: float | None = None
+    cpus_per_worker: float = 1.0
     shard_size: int | None = None
     max_image_deaths: int = 2
     max_worker_deaths: int | None = None
@@ -382,19 +384,16 @@ class RayExecutor:
                              f"{resources.get('GPU', 0):g} GPU(s)")
         workers = self.options.workers
         if workers is None:
-            cpus = resources.get("CPU", 1) / max(self._cpus_per_worker(), 1e-9)
+            cpus = resources.get("CPU", 1) / max(self.options.cpus_per_worker, 1e-9)
             workers = int(resources.get("GPU", 0) // gpus) if gpus > 0 else int(cpus)
         return max(1, min(workers, n_images)), gpus
-
-    def _cpus_per_worker(self) -> float:
-        return float(self.options.cpus_per_worker or self.threads or 1)
 
     def _start_workers(self, ray: Any, remote: Any, parts_ref: Any, gpus: float, n: int) -> list[_Worker]:
         """``n`` actors, started together (each imports torch and builds its plan) and waited
         for: a worker that cannot start (an import error) fails the run here, not mid-way."""
         runtime_env = dict(self.options.runtime_env or {})
         runtime_env["env_vars"] = {**worker_env(), **runtime_env.get("env_vars", {})}
-        actors = [remote.options(num_cpus=self._cpus_per_worker(), num_gpus=gpus, max_restarts=0,
+        actors = [remote.options(num_cpus=self.options.cpus_per_worker, num_gpus=gpus, max_restarts=0,
                                  runtime_env=runtime_env).remote(
             parts_ref, self.device_spec, self.n_keep, self.hooks.save_image is not None,
             self.hooks.save_previews is not None, self.threads, self.flush_denormal)
@@ -415,6 +414,11 @@ class RayExecutor:
         size = self.options.shard_size or max(1, math.ceil(total / (4 * n_workers)))
         queue = ShardQueue(split_units(units, size))
         n_workers = min(n_workers, len(queue))
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if self.threads and gpus == 0 and n_workers * self.threads > cpus:
+            self.hooks.on_warning(f"{n_workers} Ray workers × {self.threads} threads exceed the "
+                                  f"cluster's {cpus:g} CPUs: their latencies are inflated "
+                                  "(pass --threads or fewer --workers)")
         max_deaths = self.options.max_worker_deaths
         state = _Dispatch(ray, ray.remote(ShardWorker), ray.put(plan_parts(self.plan)), gpus, queue,
                           3 * n_workers if max_deaths is None else max_deaths)
