@@ -160,11 +160,12 @@ def load_average() -> float | None:
 
 
 def load_warning(threads: int, load: float | None = None, cores: int | None = None) -> str | None:
-    """A warning when the host's load leaves fewer idle cores than ``threads`` (the calling
-    process counts itself as 1 of the load): its latencies would include waiting for the CPU."""
+    """A warning when the host's load leaves fewer idle cores than ``threads``: its latencies
+    would include waiting for the CPU. The calling process counts itself as 1 of the load, and
+    half a core of other load is tolerated (a shell, a tracking process)."""
     load = load_average() if load is None else load
     cores = (os.cpu_count() or 1) if cores is None else cores
-    if load is None or load - 1 <= cores - threads:
+    if load is None or load - 1 <= cores - threads + 0.5:
         return None
     return (f"the host's load average is {load:.1f} on {cores} core(s) and this run uses "
             f"{threads} thread(s): other processes compete for the CPU, so latencies are "
