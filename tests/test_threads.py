@@ -124,3 +124,28 @@ def test_cpu_peak_memory_does_not_depend_on_what_the_allocator_kept():
     with PeakMemory(torch.device("cpu")) as memory:
         kept = torch.zeros(256 * 1024)  # 1 MB returned to the caller: it counts
     assert 1 <= memory.peak_mb < 1.05 and kept.numel()
+
+
+def test_leaderboard_ranks_runtime_figures_only_when_clearly_apart():
+    """Peak memory 0.77 vs 0.80 MB (reruns move it more) and overlapping latency CIs get no
+    'best'; a 10x gap does."""
+    from harness.report.leaderboard import Cell, Leaderboard, Row, _mark_best
+    from harness.report.load import Aggregate
+
+    def board(mem: tuple[float, float], lat: tuple[tuple[float, float, float], ...]) -> Leaderboard:
+        rows = [Row("r", name, "t", 3, 0, {"peak_mem_mb": Cell(Aggregate(m)),
+                                          "latency_ms": Cell(Aggregate(lm, lo, hi)),
+                                          "psnr": Cell(Aggregate(30.0 + i))})
+                for i, (name, m, (lm, lo, hi)) in enumerate(zip("ab", mem, lat, strict=True))]
+        result = Leaderboard(rows, ["psnr", "latency_ms", "peak_mem_mb"],
+                             {"psnr": False, "latency_ms": True, "peak_mem_mb": True}, False, {})
+        _mark_best(result)
+        return result
+
+    close = board((0.77, 0.80), ((100, 80, 120), (110, 90, 130)))
+    assert [r.cells["peak_mem_mb"].best for r in close.rows] == [False, False]
+    assert [r.cells["latency_ms"].best for r in close.rows] == [False, False]
+    assert [r.cells["psnr"].best for r in close.rows] == [False, True]  # quality still ranked
+    apart = board((8.0, 88.0), ((10, 9, 11), (100, 80, 120)))
+    assert [r.cells["peak_mem_mb"].best for r in apart.rows] == [True, False]
+    assert [r.cells["latency_ms"].best for r in apart.rows] == [True, False]
