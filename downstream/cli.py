@@ -27,6 +27,7 @@ from rich.markup import escape
 
 from harness.api.extras import require
 from harness.api.items import parse_item
+from harness.cli.common import Threads
 from harness.cli.executor_options import (
     ExecutorName,
     GpusPerWorker,
@@ -193,6 +194,7 @@ def detect(
                                  "you made or fully trust; docs/detection.md).")] = False,
     executor: ExecutorName = "local", ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
+    threads: Threads = None,
 ) -> None:
     """Detection mAP after restoration: clean / degraded / restored, beside PSNR/SSIM."""
     from downstream.metric import detection_metric_spec
@@ -216,17 +218,17 @@ def detect(
         _fail(str(exc))
     if levels:
         _severity_study(restorers, data, degradation, split, levels, spec, metrics, device, limit,
-                        output_dir, run_name, no_tracking, progress)
+                        output_dir, run_name, no_tracking, progress, threads)
         return
     _single_run(task_item, restorers, spec, labels, metrics, device, limit, output_dir, run_name,
-                no_tracking, progress, run_executor, shard_size, n_images, errors)
+                no_tracking, progress, run_executor, shard_size, n_images, errors, threads)
 
 
 def _single_run(task_item: tuple[str, dict[str, Any]], restorers: list[tuple[str, dict[str, Any]]],
                 spec: Any, labels: str, metrics: str | None, device: str, limit: int | None,
                 output_dir: Path, run_name: str | None, no_tracking: bool, progress: bool,
                 run_executor: Any, shard_size: int | None, n_images: int,
-                errors: tuple[type[BaseException], ...]) -> None:
+                errors: tuple[type[BaseException], ...], threads: int | None = None) -> None:
     """``bench detect`` without ``--levels``: one run, then its table and figures."""
     from harness.run.runner import RunConfig, resolve_device
 
@@ -238,7 +240,7 @@ def _single_run(task_item: tuple[str, dict[str, Any]], restorers: list[tuple[str
     config = RunConfig(restorers=restorers, tasks=[task_item], device=device, limit=limit,
                        metrics=quality, output_dir=output_dir, run_name=run_name,
                        tracking=not no_tracking, argv=list(sys.argv), show_progress=progress,
-                       executor=run_executor, shard_size=shard_size)
+                       executor=run_executor, shard_size=shard_size, threads=threads)
     try:
         summary = run_detection(config, spec, console=console)
     except errors as exc:
@@ -252,7 +254,7 @@ def _single_run(task_item: tuple[str, dict[str, Any]], restorers: list[tuple[str
 def _severity_study(restorers: list[tuple[str, dict[str, Any]]], data: str, degradation: str | None,
                     split: str, levels: str, spec: Any, metrics: str | None, device: str,
                     limit: int | None, output_dir: Path, name: str | None, no_tracking: bool,
-                    progress: bool) -> None:
+                    progress: bool, threads: int | None = None) -> None:
     """``bench detect --levels 1-5``: the study engine with the detection metric as an axis."""
     from harness.study.grid import StudyConfig, StudyEntry, parse_levels, run_study
 
@@ -270,7 +272,7 @@ def _severity_study(restorers: list[tuple[str, dict[str, Any]]], data: str, degr
         levels=level_list, metrics=quality, primary_metric=spec.name, device=device, limit=limit,
         output_dir=Path(output_dir), name=name, tracking=not no_tracking,
         show_progress=progress, argv=list(sys.argv), metric_specs=[spec],
-        report_metrics=headline + quality), console=console)
+        report_metrics=headline + quality, threads=threads), console=console)
     console.print(f"detection severity study: {summary.study_dir} "
                   f"(curves: {summary.files.get('figure')})")
 

@@ -64,6 +64,7 @@ from downstream.yolo_env import (
 )
 from harness.api.metric import DatasetMetric, MetricSpec
 from harness.io.hashing import file_sha256
+from harness.io.threads import kept_threads
 
 PROTOCOLS = ("gt", "pseudo")
 N_IOU = 10
@@ -115,8 +116,9 @@ class Detector:
 
     def __call__(self, image: torch.Tensor | np.ndarray) -> Detections:
         array = image if isinstance(image, np.ndarray) else to_bgr_uint8(image)
-        result = self.model.predict(array, imgsz=self.imgsz, conf=self.conf, iou=self.iou,
-                                    max_det=self.max_det, device=self.device, verbose=False)[0]
+        with kept_threads():  # ultralytics' select_device sets torch's threads and keeps them
+            result = self.model.predict(array, imgsz=self.imgsz, conf=self.conf, iou=self.iou,
+                                        max_det=self.max_det, device=self.device, verbose=False)[0]
         boxes = result.boxes
         conf = boxes.conf.cpu().numpy().astype(np.float32)
         order = np.argsort(-conf, kind="stable")

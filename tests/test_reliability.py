@@ -370,7 +370,7 @@ def test_cpu_peak_memory_is_the_restorers_own_increment_without_ci(tmp_path):
     identity, hungry = results["identity"]["demo"]["peak_mem_mb"], results["t-hungry"]["demo"]["peak_mem_mb"]
     assert identity["mean"] < 50  # not the ~1 GB process RSS
     assert 150 < hungry["mean"] < 400
-    assert identity["ci95"] == [None, None] and identity["kind"].startswith("cpu RSS increment")
+    assert identity["ci95"] == [None, None] and identity["kind"].startswith("cpu heap in use")
     from harness.cli.summary import format_aggregate as _fmt
 
     assert "±" not in _fmt(hungry, 2, ci=False)

@@ -170,7 +170,7 @@ def test_warm_up_is_excluded_from_latency(tmp_path):
                                     metrics=["psnr"]))
     records = read_samples(summary.run_dir / "samples.jsonl")
     assert all(r["latency_ms"] < 400 for r in records)
-    assert all(r["peak_mem_mb"] >= 0 and r["peak_mem_kind"].startswith("cpu RSS increment")
+    assert all(r["peak_mem_mb"] >= 0 and r["peak_mem_kind"].startswith("cpu heap in use")
                for r in records)
 
 

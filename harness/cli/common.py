@@ -56,3 +56,17 @@ def check_limit(limit: int | None) -> int | None:
 
 Limit = Annotated[int | None, typer.Option(
     callback=check_limit, help="Evaluate only the first N samples of each task (N >= 1).")]
+
+
+def check_threads(threads: int | None) -> int | None:
+    """``--threads N`` counts torch's intra-op threads, so N >= 1 (checked while parsing)."""
+    if threads is not None and threads < 1:
+        fail(f"--threads {threads}: give 1 or more, or leave --threads out to use the CPUs this "
+             "process may use")
+    return threads
+
+
+Threads = Annotated[int | None, typer.Option(
+    callback=check_threads, help="torch CPU threads (default: OMP_NUM_THREADS if set, else the CPUs "
+    "this process may use: its affinity and cgroup quota). Recorded with every result; latency "
+    "is only comparable at the same thread count.")]

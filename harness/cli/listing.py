@@ -135,7 +135,7 @@ def list_metrics() -> None:
         table.add_row(name, spec.mode, "yes" if spec.lower_better else "no", escape(spec.description))
     table.add_row("latency_ms", "-", "yes", "wall time of restore() alone, warm-up excluded")
     table.add_row("peak_mem_mb", "-", "yes",
-                  "CUDA max allocated; CPU: RSS increment over the pre-call baseline")
+                  "CUDA max allocated; CPU: peak heap in use during the call (glibc)")
     console.print(table)
 
 

@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 
 from harness.api.items import check_device_syntax, parse_item, parse_labelled_restorer
-from harness.cli.common import Limit, console, err_console, fail, user_errors
+from harness.cli.common import Limit, Threads, console, err_console, fail, user_errors
 from harness.cli.executor_options import (
     ExecutorName,
     GpusPerWorker,
@@ -80,7 +80,8 @@ def run(restorer: Restorers = None, task: Tasks = None, device: Device = "auto",
         save_images: SaveImages = False, previews: Previews = True,
         tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench",
         no_tracking: NoTracking = False, progress: Progress = True,
-        verify_assets: VerifyAssets = False, data_root: DataRoot = None) -> None:
+        verify_assets: VerifyAssets = False, data_root: DataRoot = None,
+        threads: Threads = None) -> None:
     """Evaluate restorers on tasks; write results/<run>/ and log to MLflow.
 
     A bare `bench run` (no -r, no -t) evaluates the declared defaults (built-in: identity and
@@ -101,7 +102,8 @@ def run(restorer: Restorers = None, task: Tasks = None, device: Device = "auto",
             shard_size=shard_size, save_images=save_images, save_previews=previews,
             executor=make_executor(executor, ray_address, gpus_per_worker, workers, shard_size),
             tracking=not no_tracking, tracking_uri=tracking_uri, experiment=experiment,
-            argv=list(sys.argv), show_progress=progress, verify_assets=verify_assets)
+            argv=list(sys.argv), show_progress=progress, verify_assets=verify_assets,
+            threads=threads)
         summary = run_benchmark(config, console=console)
     except user_errors() as exc:
         fail(str(exc))

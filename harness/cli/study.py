@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from harness.cli.common import Limit
+from harness.cli.common import Limit, Threads
 from harness.cli.executor_options import (
     ExecutorName,
     GpusPerWorker,
@@ -84,6 +84,7 @@ def ood(
     tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench", progress: Progress = True,
     data_root: DataRoot = None, executor: ExecutorName = "local", ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
+    threads: Threads = None,
 ) -> None:
     """Run every restorer on every task; write a table (CSV + markdown), a heatmap and an MLflow run."""
     from harness.api.items import parse_item
@@ -104,7 +105,8 @@ def ood(
                      primary_metric=metric, device=device, limit=limit, seed=seed,
                      output_dir=output_dir, name=name, tracking=not no_tracking,
                      tracking_uri=tracking_uri, experiment=experiment, show_progress=progress,
-                     argv=list(sys.argv), executor=run_executor, shard_size=shard_size))
+                     argv=list(sys.argv), executor=run_executor, shard_size=shard_size,
+                     threads=threads))
 
 
 @app.command()
@@ -122,6 +124,7 @@ def severity(
     tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench", progress: Progress = True,
     data_root: DataRoot = None, executor: ExecutorName = "local", ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
+    threads: Threads = None,
 ) -> None:
     """Metrics against severity, one curve per restorer; PNG + table + MLflow run."""
     from harness.api.items import parse_value
@@ -148,4 +151,5 @@ def severity(
                      primary_metric=metrics.split(",")[0].strip(), device=device, limit=limit,
                      seed=seed, output_dir=output_dir, name=name, tracking=not no_tracking,
                      tracking_uri=tracking_uri, experiment=experiment, show_progress=progress,
-                     argv=list(sys.argv), executor=run_executor, shard_size=shard_size))
+                     argv=list(sys.argv), executor=run_executor, shard_size=shard_size,
+                     threads=threads))

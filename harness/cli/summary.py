@@ -86,8 +86,8 @@ def print_summary(results: dict[str, dict[str, dict[str, Any]]], missing: dict[s
     for note in notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     if "peak_mem_mb" in ordered:
-        console.print("peak_mem_mb: the restorer's own peak (CPU: RSS increment over the pre-call "
-                      "baseline; CUDA: max allocated), mean over images, no CI")
+        console.print("peak_mem_mb: the restorer's own peak (CPU: heap in use during the call "
+                      "minus before it; CUDA: max allocated), mean over images, no CI")
 
 
 FAILURES_SHOWN = 3

@@ -26,6 +26,7 @@ from typing import Annotated, Any
 import typer
 
 from harness.api.items import parse_item, parse_restorer
+from harness.cli.common import Threads
 from harness.io.names import safe_name
 
 
@@ -136,6 +137,7 @@ def train_command(
     checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint every N iterations.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of data order, crops and init.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    threads: Threads = None,
     output_dir: Annotated[Path, typer.Option(help="Where mlflow.db goes.")] = Path("results"),
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "restorebench-train",
@@ -163,7 +165,7 @@ def train_command(
         fail(f"--recipe {recipe}: {exc}" if recipe else str(exc))
     _train_all(options, check, device=device, resume=resume, tracking=not no_tracking,
                tracking_uri=tracking_uri, experiment=experiment, output_dir=output_dir,
-               show_progress=progress, argv=list(sys.argv))
+               show_progress=progress, argv=list(sys.argv), threads=threads)
 
 
 def _train_all(options: dict[str, Any], check: bool, **common: Any) -> None:

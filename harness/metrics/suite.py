@@ -93,7 +93,7 @@ def ssim_color_space(conventions: MetricConventions) -> str:
 # Built-in metrics --------------------------------------------------------------------------------
 def _build_psnr(conventions: MetricConventions, device: torch.device) -> Scorer:
     opts = _color_opts(conventions.color_space)
-    if device.type == "cpu":  # pyiqa's numbers to 1e-6 without its per-call overhead (psnr_cpu.py)
+    if device.type == "cpu":  # pyiqa's formula in float64: thread- and CPU-independent (psnr_cpu.py)
         from harness.metrics.psnr_cpu import psnr_cpu
 
         return lambda out, gt, meta: psnr_cpu(out, gt, opts["test_y_channel"],
@@ -152,7 +152,7 @@ def _fr_description(impl: str) -> Callable[[MetricConventions], dict[str, Any]]:
 
 METRICS.register("psnr", target=MetricSpec(
     "psnr", "FR", False, "PSNR (dB), pyiqa psnr, data range 1", _build_psnr,
-    _fr_description("pyiqa psnr")))
+    _fr_description("pyiqa psnr (its formula in float64 on CPU)")))
 METRICS.register("ssim", target=MetricSpec(
     "ssim", "FR", False, "SSIM, pyiqa (Wang: Gaussian 11/1.5, valid, channel mean)", _build_ssim,
     lambda c: {"impl": "pyiqa ssim (wang, no downsample; separable float64 on CPU)",

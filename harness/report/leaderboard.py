@@ -9,7 +9,8 @@ Choices a reader of the table should know:
 * **Best is per task and per column**, using each metric's direction
   (:func:`harness.metrics.directions.metric_direction`);
   a column whose direction is unknown gets no mark rather than a guessed one. Ties on the mean
-  are all marked.
+  are all marked. Latency and peak memory are marked only when the best is clearly apart
+  (:func:`_clearly_best`): their spread across reruns is often larger than their differences.
 * **A missing metric keeps its column** and its cell says ``missing`` with a numbered note
   holding the reason (weights absent, FR metric on a task without GT, no finite value); the note
   survives into every format. The old ``--markdown`` dropped such columns silently.
@@ -184,8 +185,28 @@ def _mark_best(board: Leaderboard) -> None:
                 continue
             values = [c.agg.mean for c in cells if c.agg and c.agg.mean is not None]
             target = min(values) if lower else max(values)
-            for cell in cells:
-                cell.best = cell.agg is not None and cell.agg.mean == target
+            best = [c for c in cells if c.agg is not None and c.agg.mean == target]
+            if metric in RUNTIME_METRICS and not _clearly_best(best, cells, metric):
+                continue
+            for cell in best:
+                cell.best = True
+
+
+#: peak memory agrees to this fraction between reruns (docs/latency.md); smaller gaps are noise
+MEMORY_RERUN_SPREAD = 0.10
+
+
+def _clearly_best(best: list[Cell], cells: list[Cell], metric: str) -> bool:
+    """A runtime figure is ranked only when its spread is smaller than the differences: the best
+    latency's 95% CI below every other's, the best peak memory 10% below every other's (both
+    lower-is-better). Latency and CPU memory move between reruns far more than quality does."""
+    others = [c.agg for c in cells if c not in best and c.agg is not None]
+    top = best[0].agg
+    if len(best) > 1 or top is None or top.mean is None or not others:
+        return False
+    if metric == "peak_mem_mb":
+        return all(o.mean is not None and top.mean * (1 + MEMORY_RERUN_SPREAD) < o.mean for o in others)
+    return top.hi is not None and all(o.lo is not None and top.hi < o.lo for o in others)
 
 
 # Formatting -------------------------------------------------------------------------------------

@@ -11,10 +11,16 @@ The local executor, per restorer configuration (units arrive grouped by restorer
 1. takes the restorer the plan built (``Plan.take_restorer``), loads it once, then warms it up as
    the restorer declares (``Restorer.warmup``: a 64×64 crop, nothing, or its own cheap
    ``warm_up``), untimed;
-2. streams each unit's samples with a one-ahead prefetch thread (decode and synthetic
-   degradation overlap the model);
-3. times ``restore`` alone (CUDA-synchronised) and measures its peak memory;
+2. streams each unit's samples with a one-ahead prefetch thread (:class:`Prefetcher`: the next
+   image's decode and synthetic degradation overlap the scoring of this one);
+3. times ``restore`` alone (CUDA-synchronised) and measures its peak memory, with its own other
+   threads quiet: on the CPU the next image starts loading only after the call, and the run's
+   previews written so far are waited for (``ExecutorHooks.settle``), so neither competes with
+   the timed call for cores nor shows up in its heap;
 4. scores the output with the task's :class:`~harness.metrics.suite.MetricSuite` and yields the record.
+
+Every record carries the thread count and the denormal mode its ``restore`` ran under
+(``threads``, ``flush_denormal``; see :mod:`harness.io.threads`).
 
 Randomness: every image gets its own CPU ``torch.Generator`` (``meta["generator"]``) seeded from
 (run seed, task id, sample id), and the global torch RNG is seeded with the same number, so a
@@ -36,6 +42,7 @@ import torch
 from harness.api.restorer import Restorer, check_output
 from harness.api.task import Sample, Task
 from harness.io.images import thumbnail
+from harness.io.threads import denormals_flushed
 from harness.metrics.suite import MetricSuite
 from harness.run.plan import Plan
 from harness.run.record import Record, new_record
@@ -72,6 +79,8 @@ class ExecutorHooks:
         on_metrics_missing: ``(task_id, {metric: reason})`` for the metrics an executor could
             not build for a task (weights missing, no ground truth).
         on_warning: a line for the run's summary (a warm-up that failed, a worker that died).
+        settle: called on the CPU before each timed ``restore``; returns when the run's own
+            background work (preview writing) is done, so that it is not timed or measured.
     """
 
     save_image: Callable[[Unit, str, torch.Tensor], None] | None = None
@@ -80,6 +89,7 @@ class ExecutorHooks:
     on_restorer: Callable[[RestorerSpec, dict[str, Any]], None] = field(default=_ignore)
     on_metrics_missing: Callable[[str, dict[str, str]], None] = field(default=_ignore)
     on_warning: Callable[[str], None] = field(default=_ignore)
+    settle: Callable[[], None] = field(default=_ignore)
 
 
 def restorer_info(restorer: Restorer) -> dict[str, Any]:
@@ -147,11 +157,13 @@ class LocalExecutor:
         for unit in units:
             task = self.plan.task_objects[unit.task.id]
             suite = self.suite(unit.task.id)
-            for sample_id, sample, error in prefetch(task, list(unit.sample_ids)):
+            fetcher = Prefetcher(task, list(unit.sample_ids))
+            for sample_id, sample, error in fetcher:
                 if not loaded.warmed and sample is not None:
                     self._warm_up(loaded.restorer, sample)
                     loaded.warmed = True
-                yield self.evaluate(loaded.restorer, unit, task, suite, sample_id, sample, error)
+                yield self.evaluate(loaded.restorer, unit, task, suite, sample_id, sample, error,
+                                    after_restore=fetcher.start_next)
 
     def _warm_up(self, restorer: Restorer, sample: Sample) -> None:
         crop = sample.lq[:, :WARMUP_SIDE, :WARMUP_SIDE].unsqueeze(0).to(self.device)
@@ -165,9 +177,11 @@ class LocalExecutor:
                                   f"{exc}); the first image is timed cold")
 
     def evaluate(self, restorer: Restorer, unit: Unit, task: Task, suite: MetricSuite,
-                 sample_id: str, sample: Sample | None, error: BaseException | None) -> Record:
+                 sample_id: str, sample: Sample | None, error: BaseException | None,
+                 after_restore: Callable[[], None] = _ignore) -> Record:
         """The record of one sample: restored, timed, checked, scored; failed on any error
-        (one bad image never ends a run)."""
+        (one bad image never ends a run). ``after_restore`` runs right after the timed call
+        (the prefetcher starts the next image there)."""
         record = new_record(unit, sample_id, run_seed=self.plan.seed,
                             degradation_seed=task.image_seed(sample_id), device=str(self.device),
                             host=platform.node())
@@ -175,14 +189,14 @@ class LocalExecutor:
             if error is not None:
                 raise error
             assert sample is not None
-            self._restore_and_score(restorer, unit, suite, sample, record)
+            self._restore_and_score(restorer, unit, suite, sample, record, after_restore)
         except Exception as exc:
             record.fail(f"{type(exc).__name__}: {exc}",
                         "".join(traceback.format_exception(exc))[-2000:])
         return record
 
     def _restore_and_score(self, restorer: Restorer, unit: Unit, suite: MetricSuite,
-                           sample: Sample, record: Record) -> None:
+                           sample: Sample, record: Record, after_restore: Callable[[], None]) -> None:
         record.degradation = sample.meta.get("degradation")
         record.input_conversion = sample.meta.get("input_conversion") or None
         lq = sample.lq.unsqueeze(0).to(self.device)
@@ -190,12 +204,21 @@ class LocalExecutor:
         meta = {**sample.meta, "generator": torch.Generator().manual_seed(record.seed),
                 "seed": record.seed}
         torch.manual_seed(record.seed)
+        if self.device.type == "cpu":
+            self.hooks.settle()
+        else:  # the GPU's time is not shared with the decoding thread: let it overlap
+            after_restore()
+            after_restore = _ignore
+        record.threads, record.flush_denormal = torch.get_num_threads(), denormals_flushed()
         sync(self.device)
-        with PeakMemory(self.device) as memory:
-            start = time.perf_counter()
-            out = restorer.restore(lq, meta)
-            sync(self.device)
-            elapsed = time.perf_counter() - start
+        try:
+            with PeakMemory(self.device) as memory:
+                start = time.perf_counter()
+                out = restorer.restore(lq, meta)
+                sync(self.device)
+                elapsed = time.perf_counter() - start
+        finally:
+            after_restore()
         check_output(restorer.name, out, tuple(lq.shape))
         values, metric_errors, states = suite.score(out, gt, {**sample.meta, "sample_id": record.sample_id})
         record.succeed(values, elapsed * 1000.0, memory.peak_mb, memory.kind, lq.shape[-2], lq.shape[-1])
@@ -217,17 +240,37 @@ class LocalExecutor:
             record.comparison = comparison(lq, out, gt)
 
 
-def prefetch(task: Task, ids: list[str]) -> Iterator[tuple[str, Sample | None, BaseException | None]]:
-    """Yield ``(id, sample or None, error or None)`` while the next sample loads in a thread."""
-    if not ids:
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
-        pending: Future = pool.submit(task.load, ids[0])
-        for index, sample_id in enumerate(ids):
-            current = pending
-            if index + 1 < len(ids):
-                pending = pool.submit(task.load, ids[index + 1])
-            try:
-                yield sample_id, current.result(), None
-            except Exception as exc:
-                yield sample_id, None, exc
+class Prefetcher:
+    """Yields ``(id, sample or None, error or None)`` for ``ids``, loading one image ahead on a
+    thread. The next image starts loading when :meth:`start_next` is called (the executor calls it
+    right after the timed ``restore``, so decoding overlaps scoring, not the timing), or at the
+    latest when it is asked for."""
+
+    def __init__(self, task: Task, ids: list[str]):
+        self.task, self.ids = task, ids
+        self._submitted = 0
+        self._pending: Future | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def start_next(self) -> None:
+        if self._pending is None and self._submitted < len(self.ids):
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+            self._pending = self._pool.submit(self.task.load, self.ids[self._submitted])
+            self._submitted += 1
+
+    def __iter__(self) -> Iterator[tuple[str, Sample | None, BaseException | None]]:
+        try:
+            for sample_id in self.ids:
+                self.start_next()
+                assert self._pending is not None
+                current, self._pending = self._pending, None
+                try:
+                    sample, error = current.result(), None
+                except Exception as exc:
+                    sample, error = None, exc
+                yield sample_id, sample, error
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+

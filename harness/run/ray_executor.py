@@ -16,6 +16,14 @@ How it works, and why:
   own ``load``/``stream``/``evaluate``, so seeding, warm-up, timing (on the worker's device,
   CUDA-synchronised) and scoring are the local code, and a record carries its worker's
   ``device`` and ``host``.
+* **Threads and denormals**: each worker runs with the run's thread count (``--threads``, resolved
+  on the driver) and denormal mode, set first thing in the actor (before torch's thread pool
+  starts, :mod:`harness.io.threads`); metrics are computed by thread-independent code on the
+  CPU. Ray reserves ``cpus_per_worker`` (1) CPUs per worker whatever the thread count; a run
+  whose workers × threads exceed the cluster's CPUs gets a warning (oversubscribed cores make
+  latency meaningless: give ``--threads``). So a worker's records are the records a local run makes
+  (``tests/test_ray_executor.py`` checks them bit for bit), whatever Ray's own
+  ``OMP_NUM_THREADS`` for the actor says.
 * **Shards** stream their records back one by one (a Ray streaming generator per shard, drained
   with ``ray.wait``). A worker keeps its restorer loaded while shards of that configuration
   remain (:class:`ShardQueue`: it takes the next shard of its current restorer; a free worker
@@ -93,7 +101,8 @@ class RayOptions:
         workers: number of actors; ``None`` = as many as the cluster's GPUs (or CPUs) allow.
         gpus_per_worker: GPUs per actor; ``None`` = 1 when the cluster has GPUs and ``--device``
             is not ``cpu``, else 0.
-        cpus_per_worker: CPUs per actor (also its torch thread count under Ray).
+        cpus_per_worker: CPUs Ray reserves per actor (each worker runs torch with the run's
+            ``threads``, as a local run does, whatever this says).
         shard_size: images per shard sent to a worker; ``None`` = about four shards per worker
             over the run (small shards balance the end of a run; a shard costs one round trip,
             the restorer stays loaded).
@@ -199,7 +208,11 @@ class ShardWorker:
     """
 
     def __init__(self, parts: dict[str, Any], device_spec: str, n_keep: int, want_images: bool,
-                 want_previews: bool):
+                 want_previews: bool, threads: int | None = None, flush_denormal: bool = True):
+        from harness.io.threads import configure_timing
+
+        # before anything runs torch in this process: its thread pool inherits the denormal mode
+        self.environment = configure_timing(threads, flush_denormal)
         self.plan = rebuild_plan(parts, worker_device(device_spec))
         self.n_keep = n_keep
         self.messages: list[tuple[Any, ...]] = []
@@ -339,6 +352,8 @@ class RayExecutor:
         self.device_spec = str(getattr(config, "device", None) or plan.device)
         self.hooks = hooks or ExecutorHooks()
         self.n_keep = int(getattr(config, "n_comparisons", 3)) if self.hooks.keep_outputs else 0
+        self.threads: int | None = getattr(config, "threads", None)
+        self.flush_denormal = bool(getattr(config, "flush_denormal", True))
         self.options = options
         self._announced: set[str] = set()
         self.workers: list[_Worker] = []
@@ -381,7 +396,8 @@ class RayExecutor:
         actors = [remote.options(num_cpus=self.options.cpus_per_worker, num_gpus=gpus, max_restarts=0,
                                  runtime_env=runtime_env).remote(
             parts_ref, self.device_spec, self.n_keep, self.hooks.save_image is not None,
-            self.hooks.save_previews is not None) for _ in range(n)]
+            self.hooks.save_previews is not None, self.threads, self.flush_denormal)
+            for _ in range(n)]
         try:
             pids = ray.get([actor.pid.remote() for actor in actors])
         except ray.exceptions.RayActorError as exc:
@@ -398,6 +414,11 @@ class RayExecutor:
         size = self.options.shard_size or max(1, math.ceil(total / (4 * n_workers)))
         queue = ShardQueue(split_units(units, size))
         n_workers = min(n_workers, len(queue))
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if self.threads and gpus == 0 and n_workers * self.threads > cpus:
+            self.hooks.on_warning(f"{n_workers} Ray workers × {self.threads} threads exceed the "
+                                  f"cluster's {cpus:g} CPUs: their latencies are inflated "
+                                  "(pass --threads or fewer --workers)")
         max_deaths = self.options.max_worker_deaths
         state = _Dispatch(ray, ray.remote(ShardWorker), ray.put(plan_parts(self.plan)), gpus, queue,
                           3 * n_workers if max_deaths is None else max_deaths)

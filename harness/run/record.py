@@ -53,6 +53,9 @@ class Record:
     latency_ms: float | None = None
     peak_mem_mb: float | None = None
     peak_mem_kind: str | None = None
+    #: torch's intra-op thread count and whether subnormals were flushed during ``restore``
+    threads: int | None = None
+    flush_denormal: bool | None = None
     height: int | None = None
     width: int | None = None
     degradation: Any = None
@@ -69,7 +72,7 @@ class Record:
         """The (restorer_id, task_id) pair the record belongs to."""
         return (self.restorer_id, self.task_id)
 
-    def succeed(self, metrics: dict[str, float], latency_ms: float, peak_mem_mb: float,
+    def succeed(self, metrics: dict[str, float], latency_ms: float, peak_mem_mb: float | None,
                 peak_mem_kind: str, height: int, width: int) -> None:
         self.status, self.metrics, self.latency_ms = "ok", metrics, latency_ms
         self.peak_mem_mb, self.peak_mem_kind, self.height, self.width = (

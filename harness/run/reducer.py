@@ -203,6 +203,8 @@ class Reducer:
                   "task.version": task_obj.version, "task.options": task.options,
                   "task.seed": task.seed, "seed": self.plan.seed,
                   "device": self.run_info["device"], **suite.params()}
+        measurement = self.run_info.get("measurement") or {}
+        params.update({k: measurement[k] for k in ("threads", "flush_denormal") if k in measurement})
         for index, weight in enumerate(weights):
             if weight.get("provenance"):
                 params[f"restorer.checkpoint{index or ''}.provenance"] = weight["provenance"]
@@ -243,6 +245,9 @@ class Reducer:
                 "restorers": self.restorer_infos, "tasks": self._tasks_payload(), "units": units,
                 "metrics": metrics_declared, "results": results, "missing_metrics": self.missing,
                 "asset_checks": self._asset_checks(),
+                # threads, denormal mode, load, how latency and peak memory were measured
+                **({"measurement": self.run_info["measurement"]}
+                   if "measurement" in self.run_info else {}),
                 **({"reduce_errors": self.reduce_errors} if self.reduce_errors else {})}
 
     def _asset_checks(self) -> dict[str, str]:

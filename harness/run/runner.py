@@ -18,9 +18,10 @@ of one restorer are two rows.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,13 @@ from harness.io.results import (
     latest_run,
     new_run_name,
     versions,
+)
+from harness.io.threads import (
+    TimingEnvironment,
+    configure_timing,
+    denormals_flushed,
+    load_warning,
+    set_flush_denormal,
 )
 from harness.run.executor import ExecutorHooks
 from harness.run.executors import ExecutorFactory, local_executor
@@ -86,6 +94,11 @@ class RunConfig:
     parent_run_id: str | None = None
     #: re-hash every weight file on use instead of trusting its size+mtime stamp
     verify_assets: bool = False
+    #: torch intra-op threads; None = ``OMP_NUM_THREADS`` if set, else the CPUs this process may
+    #: use (affinity and cgroup quota: :func:`harness.io.threads.choose_threads`)
+    threads: int | None = None
+    #: flush subnormal floats to zero while running (FTZ/DAZ; see :mod:`harness.io.threads`)
+    flush_denormal: bool = True
 
 
 @dataclass
@@ -127,7 +140,12 @@ class RunFiles:
                              keep_outputs=self.keep if config.tracking else None,
                              on_restorer=reducer.note_restorer,
                              on_metrics_missing=reducer.note_missing,
-                             on_warning=self.warnings.append)
+                             on_warning=self.warnings.append, settle=self.settle)
+
+    def settle(self) -> None:
+        """Wait for the previews submitted so far (the executor times the next image after)."""
+        for job in self._jobs:
+            job.exception()
 
     def keep(self, unit: Unit, sample_id: str) -> bool:
         count = self._kept.get(unit.key, 0)
@@ -144,9 +162,11 @@ class RunFiles:
                       gt: torch.Tensor | None) -> None:
         from harness.io.previews import save_previews
 
-        cpu = [None if t is None else t.detach().cpu() for t in (lq, out, gt)]
-        self._jobs.append(self._pool.submit(save_previews, self.run_dir, unit.restorer.label,
-                                            unit.task.label, sample_id, *cpu))
+        # the images travel in a box the job empties: they are freed before the job reports done,
+        # not later by the pool thread, when they would show up in the next timed call's heap
+        box = [[None if t is None else t.detach().cpu() for t in (lq, out, gt)]]
+        self._jobs.append(self._pool.submit(_write_previews, save_previews, self.run_dir,
+                                            unit.restorer.label, unit.task.label, sample_id, box))
 
     def close(self) -> None:
         """Wait for the previews; the first one that failed becomes a warning."""
@@ -200,9 +220,11 @@ class Runner:
     def run(self) -> RunSummary:
         from harness.assets.cache import verification_log
 
-        # results.json lists how this run's files were checked, and nothing of an earlier run's
-        with verification_log(rehash=self.config.verify_assets) as checks:
-            return self._locked_run(checks)
+        # threads and denormal mode first: before torch's thread pool starts (harness.io.threads)
+        with timing_environment(self.config) as self.environment:
+            # results.json lists how this run's files were checked, and nothing of an earlier run's
+            with verification_log(rehash=self.config.verify_assets) as checks:
+                return self._locked_run(checks)
 
     def _locked_run(self, checks: Any) -> RunSummary:
         tracker = self._tracker()  # starts MLflow's set-up now; no run is created unless planned
@@ -220,8 +242,9 @@ class Runner:
     def _start_parent(self, plan: Plan, run_dir: Path, tracker: Any) -> dict[str, Any]:
         """The MLflow parent run; returns the run info ``results.json`` repeats."""
         config, device = self.config, plan.device
+        measurement = self.measurement(device)
         run_info = {"device": str(device), "git_hash": git_hash(), "argv": config.argv,
-                    "versions": versions(), "limit": config.limit}
+                    "versions": versions(), "limit": config.limit, "measurement": measurement}
         tracker.start_parent(
             describe_run([r.label for r in plan.restorers], [t.label for t in plan.tasks]),
             tags={"git_hash": run_info["git_hash"], "argv": " ".join(config.argv),
@@ -231,22 +254,36 @@ class Runner:
                   **({"mlflow.parentRunId": config.parent_run_id} if config.parent_run_id else {})},
             params={"restorers": ",".join(r.label for r in plan.restorers),
                     "tasks": ",".join(t.label for t in plan.tasks), "seed": plan.seed,
-                    "limit": config.limit, "device": str(device), "versions": run_info["versions"]},
+                    "limit": config.limit, "device": str(device), "versions": run_info["versions"],
+                    "threads": measurement["threads"],
+                    "flush_denormal": measurement["flush_denormal"]},
             run_dir=run_dir)
         return run_info
+
+    def measurement(self, device: torch.device) -> dict[str, Any]:
+        """How latency and memory were measured (``results.json`` → ``measurement``)."""
+        from harness.run.timing import CUDA_METHOD, cpu_method
+
+        return {**self.environment.params(),
+                "peak_mem_method": CUDA_METHOD if device.type == "cuda" else cpu_method(),
+                "latency": "wall time of restore() alone, CUDA-synchronised, warm-up excluded"}
 
     def _run(self, plan: Plan, run_dir: Path, tracker: Any, checks: Any) -> RunSummary:
         config = self.config
         run_dir.mkdir(parents=True, exist_ok=True)
         run_info = {**self._start_parent(plan, run_dir, tracker), "asset_checks": checks}
         warnings: list[str] = []
+        if plan.device.type == "cpu":
+            busy = load_warning(self.environment.threads, self.environment.load_average)
+            warnings += [busy] if busy else []
         files = RunFiles(run_dir, config, warnings)
         status = "KILLED"
         with _progress(config.show_progress, self.console) as progress:
             reducer = Reducer(plan, run_dir, tracker, run_info, n_comparisons=config.n_comparisons,
                               progress=progress if config.show_progress else None)
             try:
-                executor = (config.executor or local_executor)(plan, config, files.hooks(reducer))
+                executor = (config.executor or local_executor)(
+                    plan, replace(config, threads=self.environment.threads), files.hooks(reducer))
                 reducer.start()
                 units = reducer.todo()
                 for record in executor.run(config.order(units) if config.order else units):
@@ -259,6 +296,23 @@ class Runner:
         return RunSummary(run_dir, payload["results"], payload["missing_metrics"],
                           tracker.parent_id, n_failed, reducer.n_skipped, tracker.errors,
                           warnings, payload)
+
+
+def _write_previews(write: Callable[..., None], run_dir: Path, restorer: str, task: str,
+                    sample_id: str, box: list[list[Any]]) -> None:
+    write(run_dir, restorer, task, sample_id, *box.pop())
+
+
+@contextmanager
+def timing_environment(config: RunConfig) -> Iterator[TimingEnvironment]:
+    """The run's threads and denormal mode (:func:`harness.io.threads.configure_timing`), and
+    the caller's restored afterwards (a library user's process goes on as it was)."""
+    threads, flushed = torch.get_num_threads(), denormals_flushed()
+    try:
+        yield configure_timing(config.threads, config.flush_denormal)
+    finally:
+        torch.set_num_threads(threads)
+        set_flush_denormal(flushed)
 
 
 def _free_run_dir(output: Path) -> tuple[Path, RunLock]:

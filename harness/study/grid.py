@@ -133,6 +133,8 @@ class StudyConfig:
     #: ``RunConfig.executor`` (None = local; ``harness.cli.executor_options.make_executor`` for Ray)
     executor: Any = None
     shard_size: int | None = None
+    #: ``RunConfig.threads`` (None = the CPUs this process may use)
+    threads: int | None = None
 
 
 @dataclass
@@ -169,7 +171,8 @@ def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
                         seed=config.seed, tracking=config.tracking, tracking_uri=uri,
                         experiment=config.experiment, argv=config.argv,
                         show_progress=config.show_progress, parent_run_id=parent or None,
-                        executor=config.executor, shard_size=config.shard_size)
+                        executor=config.executor, shard_size=config.shard_size,
+                        threads=config.threads)
         summary = run_benchmark(run, console)
         missing = dict(summary.missing_metrics)
         table = pd.DataFrame(_rows(entries, summary.run_dir, config.levels))

@@ -182,6 +182,9 @@ class TrainConfig:
     output_dir: Path = Path("results")
     show_progress: bool = True
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    #: torch intra-op threads; None = ``OMP_NUM_THREADS`` if set, else the CPUs this process may
+    #: use (:func:`harness.io.threads.choose_threads`; the host's core count oversubscribes)
+    threads: int | None = None
 
 
 @dataclass
@@ -342,6 +345,9 @@ class Trainer:
         if out.exists() and not config.resume:
             raise FileExistsError(f"{out} exists; pass --resume to continue that training or "
                                   f"choose another --out")
+        from harness.io.threads import configure_timing
+
+        self.environment = configure_timing(config.threads)  # before torch's thread pool starts
         dataset, val_plan, restorer = self._prepare()
         state = self._start(restorer, out)
         tracker = self._tracker(state.start)
@@ -577,6 +583,7 @@ class Trainer:
                   "restorer.config": self.spec.config, "train_set": self.train_spec,
                   "val_task": self.val_spec, "seed": config.seed, "device": str(self.device),
                   "out": str(config.out), "resumed_at": start,
+                  **{f"measurement.{k}": v for k, v in self.environment.params().items()},
                   **{f"recipe.{k}": v for k, v in asdict(config.recipe).items()}}
         tracker.start_parent(training_run_name(self.spec.label, self.train_spec), params=params,
                              tags={"kind": "train", "git_hash": git_hash(), "argv": " ".join(config.argv)})

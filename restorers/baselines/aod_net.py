@@ -11,6 +11,11 @@ checkpoint keys.
 Weights: **not the authors' Caffe model** but an unofficial PyTorch re-training (MIT), the only
 PyTorch AOD-Net weights with a stable source; no published numbers belong to them, and they have
 not been evaluated on SOTS/HSTS here. Fully convolutional: any size.
+
+**Subnormal weights.** The shipped weights hold 801 of its 1,761 parameters as subnormal floats
+(below 1.2e-38). On x86 CPUs each operation on one takes a slow microcode path, so ``bench run``
+flushes denormals (``torch.set_flush_denormal``, recorded as ``flush_denormal``) while it times;
+see ``docs/latency.md``.
 """
 
 from __future__ import annotations

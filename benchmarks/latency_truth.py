@@ -1,0 +1,160 @@
+"""Does ``bench run`` measure the method? Its recorded latency against a bare loop of ``restore``.
+
+For every built-in restorer (or ``--restorers``), in one process with one thread count
+(``--threads``, default: what ``bench run`` would choose) and denormals flushed as ``bench run``
+flushes them:
+
+* **bare**: build, load, one untimed call on the full image, then ``--repeats`` calls of
+  ``restore`` on the same image in a tight loop; the median wall time.
+* **bench**: ``run_benchmark`` on a task holding that same image ``--repeats`` times (no
+  tracking, no previews); the median of the records' ``latency_ms``, and their ``peak_mem_mb``.
+
+The ratio bench / bare should be 1 (± the machine's noise); the benchmark also prints the host's
+load average, since a loaded machine moves both. The input is scikit-image's astronaut, darkened
+and noised a little (σ = 10/255, given to the restorers as the task's sigma).
+
+Restorers that cannot run here are listed with the reason: LD-RPS needs Stable Diffusion 2.1
+(``--restorers ldrps[model=FOLDER]`` measures it where the weights are). UnfoldLDM is measured
+with its shipped small checkpoint, DGUNet-PnP with random weights (``random_init``: it ships
+none). Usage::
+
+    PYTHONPATH=. BENCH_HOME=... python benchmarks/latency_truth.py [--threads 1] [--size 256]
+        [--repeats 5] [--restorers zero-dce,nlm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+#: options a restorer needs here (weights it ships, or none at all)
+OPTIONS: dict[str, dict[str, Any]] = {
+    "unfoldldm": {"checkpoint": str(REPO / "restorers/unfoldldm/weights/unfoldldm-small-mixed.pt")},
+    "dgunet-pnp": {"random_init": True},
+}
+NOT_MEASURED = {"ldrps": "needs Stable Diffusion 2.1 weights (offline here); pass "
+                         "--restorers 'ldrps[model=FOLDER]' where they are"}
+SIGMA = 10.0
+
+
+def test_image(size: int) -> tuple[Any, Any]:
+    """(degraded, clean) 1×3×size×size tensors."""
+    import torch
+    import torch.nn.functional as F
+    from skimage import data
+
+    image = torch.from_numpy(data.astronaut().copy()).permute(2, 0, 1)[None].float() / 255.0
+    clean = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False)
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)) * (SIGMA / 255)
+    return (0.6 * clean + noise).clamp(0, 1), clean
+
+
+def register_task(lq: Any, gt: Any, repeats: int) -> str:
+    """A task of ``repeats`` copies of one image, under the name ``latency-truth``."""
+    from harness.api.registries import TASKS
+    from harness.api.task import Sample, Task
+    from harness.api.task import register_task as register
+
+    class SameImage(Task):
+        name = "latency-truth"
+        description = "benchmarks/latency_truth.py: one image, repeated"
+
+        def sample_ids(self) -> list[str]:
+            return [f"copy{i}" for i in range(repeats)]
+
+        def load(self, sample_id: str) -> Sample:
+            return Sample(sample_id, lq[0].clone(), gt[0].clone(), {"sigma": SIGMA / 255})
+
+    if "latency-truth" not in TASKS:
+        register("latency-truth")(SameImage)
+    return "latency-truth"
+
+
+def bare_loop(name: str, options: dict[str, Any], lq: Any, repeats: int) -> float:
+    """Median ms of ``restore`` on ``lq`` after one untimed call."""
+    import torch
+
+    from harness.api.restorer import build_restorer
+
+    restorer = build_restorer(name, **options)
+    restorer.load(torch.device("cpu"))
+
+    def meta() -> dict[str, Any]:
+        return {"sigma": SIGMA / 255, "generator": torch.Generator().manual_seed(0), "seed": 0}
+
+    restorer.restore(lq, meta())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        restorer.restore(lq, meta())
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def bench_run(name: str, options: dict[str, Any], task: str, threads: int, out: Path
+              ) -> tuple[float, list[float | None]]:
+    """Median recorded ``latency_ms`` and the records' ``peak_mem_mb`` of a ``bench run``."""
+    from harness.io.results import read_samples
+    from harness.run.runner import RunConfig, run_benchmark
+
+    config = RunConfig(restorers=[(name, options)], tasks=[(task, {})], device="cpu",
+                       metrics=["psnr"], output_dir=out, run_name=name, tracking=False,
+                       save_previews=False, show_progress=False, threads=threads,
+                       argv=["latency_truth"])
+    summary = run_benchmark(config)
+    records = [r for r in read_samples(summary.run_dir / "samples.jsonl") if r["status"] == "ok"]
+    if not records:
+        raise RuntimeError(f"{name}: every image failed")
+    return statistics.median(r["latency_ms"] for r in records), [r["peak_mem_mb"] for r in records]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="default: bench run's choice")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--restorers", default=None, help="comma-separated (default: all built-ins)")
+    args = parser.parse_args()
+
+    from harness.io.threads import configure_timing  # before torch's thread pool starts
+
+    env = configure_timing(args.threads)
+    import restorers  # noqa: F401  (registers the built-ins)
+    from harness.api.registries import RESTORERS
+
+    names = args.restorers.split(",") if args.restorers else list(RESTORERS.names())
+    lq, gt = test_image(args.size)
+    task = register_task(lq, gt, args.repeats)
+    print(f"threads {env.threads} ({env.threads_source}), flush_denormal {env.flush_denormal}, "
+          f"load average {env.load_average}, input 1x3x{args.size}x{args.size}, "
+          f"{args.repeats} repeats\n")
+    print("| restorer | bare median ms | bench run median ms | ratio | bench peak MB (min–max) |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as folder:
+        for name in names:
+            if name in NOT_MEASURED:
+                print(f"| {name} | not measured: {NOT_MEASURED[name]} | | | |", flush=True)
+                continue
+            options = OPTIONS.get(name, {})
+            try:
+                bare = bare_loop(name, options, lq, args.repeats)
+                bench, peaks = bench_run(name, options, task, env.threads, Path(folder))
+            except Exception as exc:  # a benchmark row, not a crash: say why
+                print(f"| {name} | failed: {type(exc).__name__}: {str(exc)[:80]} | | | |", flush=True)
+                continue
+            known = [p for p in peaks if p is not None]
+            memory = f"{min(known):.2f}–{max(known):.2f}" if known else "unavailable"
+            print(f"| {name} | {bare:.1f} | {bench:.1f} | {bench / bare:.3f} | {memory} |", flush=True)
+    from harness.io.threads import load_average
+
+    print(f"\nload average at the end: {load_average()}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
