@@ -14,6 +14,7 @@ from harness.api.restorer import Restorer, register_restorer
 class Identity(Restorer):
     description = "Returns the degraded input unchanged (scores of the input itself)"
     degradations = ("any",)
+    is_input_passthrough = True  # the study figures' default baseline
 
     def _restore(self, lq: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
         return lq.clone()

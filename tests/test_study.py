@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from harness.api.restorer import RESTORERS, Restorer, register_restorer
 from harness.api.task import build_task
 from harness.cli.main import app
-from harness.study.grid import parse_entry, parse_levels, to_markdown
+from harness.study.figures import curves_title, heatmap_data, plot_heatmap
+from harness.study.grid import baseline_label, parse_entry, parse_levels, to_markdown
 from harness.tracking.store import sanitize_key
 
 TASKS = ["synth:skimage:gaussian_noise@3[crop=48]", "synth:skimage:motion_blur@3[crop=48]",
@@ -81,6 +82,10 @@ def test_ood_two_restorers_three_tasks(tmp_path):
     markdown = (study / "ood.md").read_text()
     assert "| identity |" in markdown and names[1] in markdown
     assert "(n=1) |" in markdown and "±" in markdown  # finding 4: CI and n, as in the CSV
+    # finding 4: the gains over the input, signed so that better is positive, next to the figure
+    gain = pd.read_csv(study / "ood_psnr_gain.csv", index_col="restorer")
+    pd.testing.assert_frame_equal(gain, table - table.loc["identity"], check_names=False)
+    assert "Baseline: `identity`" in markdown and "Gain over `identity`" in markdown
     with Image.open(study / "ood_psnr.png") as png:
         assert png.width >= 400 and png.height >= 250
         # a drawn heatmap, not a blank canvas
@@ -151,6 +156,12 @@ def test_severity_curves_and_mlflow_parent(tmp_path, weights_home):
     assert identity[0] > identity[1] > identity[2]  # the input gets worse with the level
     assert (study / "severity_ssim.csv").exists() and (study / "severity_niqe.csv").exists()
     assert (study / "severity_curves.png").stat().st_size > 10_000
+    gain = pd.read_csv(study / "severity_psnr_gain.csv", index_col="restorer")
+    assert gain.loc["nlm"].tolist() == pytest.approx((psnr.loc["nlm"] - psnr.loc["identity"]).tolist())
+    # NIQE: lower is better, so its gain is identity − nlm (better is positive in every figure)
+    niqe = pd.read_csv(study / "severity_niqe.csv", index_col="restorer")
+    niqe_gain = pd.read_csv(study / "severity_niqe_gain.csv", index_col="restorer")
+    assert niqe_gain.loc["nlm"].tolist() == pytest.approx((niqe.loc["identity"] - niqe.loc["nlm"]).tolist())
     assert "MLflow parent run" in result.output
 
     client = MlflowClient(tracking_uri=uri)
@@ -170,3 +181,57 @@ def test_severity_curves_and_mlflow_parent(tmp_path, weights_home):
     assert len(cells) == 6 and all("psnr" in c.data.metrics for c in cells)
     key = sanitize_key("psnr.identity.synth:skimage:noise+blur+lowlight@1")
     assert parent.data.metrics[key] == pytest.approx(identity[0])
+
+
+class TestFigures:
+    """Finding 4: the figures colour the gain over the input and say n and what data they show."""
+
+    FRAME = pd.DataFrame({"kodak24-noise-s3": [20.0, 24.5, 19.0], "kodak24-blur-s3": [25.0, 25.5, 23.0]},
+                         index=pd.Index(["identity", "nlm", "gamma"], name="restorer"))
+    N = pd.DataFrame({"kodak24-noise-s3": [24, 24, 24], "kodak24-blur-s3": [24, 22, 24]},
+                     index=FRAME.index)
+
+    def test_heatmap_colours_the_gain_over_the_baseline(self, tmp_path):
+        data = heatmap_data(self.FRAME, self.N, "psnr", False, "identity", "ood study 'g'")
+        expected = (self.FRAME - self.FRAME.loc["identity"]).to_numpy()
+        # float64 arithmetic on the same numbers: exact
+        assert data.colour.tolist() == expected.tolist()
+        assert data.values.tolist() == self.FRAME.to_numpy().tolist()
+        assert data.columns == ["kodak24-noise-s3\n(n=24)", "kodak24-blur-s3\n(n=22–24)"]
+        assert data.cells[1][0] == "24.50\n+4.50" and data.cells[2][1] == "23.00\n-2.00"
+        assert data.cells[0][0] == "20.00\n(baseline)"  # the baseline row is shown, gain 0
+        assert "psnr" in data.title and "'identity'" in data.title and "ood study 'g'" in data.title
+        path = plot_heatmap(data, tmp_path / "h.png")
+        with Image.open(path) as png:
+            assert png.width >= 600 and len(png.convert("RGB").getcolors(maxcolors=1 << 20)) > 50
+
+    def test_lower_is_better_gains_are_flipped(self):
+        data = heatmap_data(self.FRAME, self.N, "niqe", True, "identity", "s")
+        assert data.colour.tolist() == (self.FRAME.loc["identity"] - self.FRAME).to_numpy().tolist()
+        assert "identity − niqe" in data.title
+
+    def test_without_a_baseline_the_figure_says_it_shows_absolute_values(self):
+        data = heatmap_data(self.FRAME, self.N, "psnr", False, None, "s")
+        assert data.colour.tolist() == self.FRAME.to_numpy().tolist()
+        assert "absolute values" in data.title and "no baseline" in data.title
+
+    def test_severity_title_names_the_data_and_n(self):
+        title = curves_title("severity study 'x'", "kodak24", "noise+blur", pd.Series([24, 24, 23]))
+        assert "noise+blur on kodak24" in title and "n = 23–24" in title
+
+
+class TestBaseline:
+    def test_detected_by_the_restorer_class_not_its_name(self):
+        # "input" is an alias of the pass-through restorer: found by its class attribute
+        entries = [parse_entry("nlm"), parse_entry("input")]
+        assert baseline_label(entries, None) == "input"
+        assert baseline_label([parse_entry("nlm")], None) is None
+        assert baseline_label(entries, "nlm") == "nlm"
+
+    def test_unknown_baseline_is_a_user_error_before_anything_runs(self, tmp_path):
+        result = CliRunner().invoke(app, ["study", "ood", "-r", "identity", "-r", "nlm", "-t", TASKS[0],
+                                          "--baseline", "idnetity", "--output-dir", str(tmp_path),
+                                          "--no-tracking", "--no-progress"])
+        assert result.exit_code == 2
+        assert "--baseline 'idnetity' is not a row" in result.output and "'identity'" in result.output
+        assert not (tmp_path / "studies").exists()

@@ -108,6 +108,10 @@ class Restorer(ABC):
     #: optimisation methods, whose restore is minutes of work); ``"custom"`` calls
     #: :meth:`warm_up`, which the class overrides with something cheap (e.g. one sampler step).
     warmup: ClassVar[str] = "crop"
+    #: The restorer returns its input unchanged: its scores are the degraded input's, the
+    #: baseline ``bench study`` draws gains over (declared by the class, so no harness code has
+    #: to know a restorer's name).
+    is_input_passthrough: ClassVar[bool] = False
     #: The registered name (set by the registry decorator).
     name: ClassVar[str] = ""
 

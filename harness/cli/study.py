@@ -70,6 +70,9 @@ NoTracking = Annotated[bool, typer.Option("--no-tracking", help="Skip MLflow.")]
 TrackingUri = Annotated[str | None, typer.Option(help="MLflow URI (default sqlite:///OUTPUT_DIR/mlflow.db).")]
 Experiment = Annotated[str, typer.Option(help="MLflow experiment name.")]
 Progress = Annotated[bool, typer.Option(help="Show progress bars.")]
+Baseline = Annotated[str | None, typer.Option(
+    help="Row label the figures and gain tables measure gains over (default: the entry whose "
+         "restorer passes its input through, e.g. -r identity; none: absolute values only).")]
 DataRoot = Annotated[Path | None, typer.Option(help="Datasets folder (sets BENCH_DATA_ROOT).")]
 
 
@@ -84,7 +87,7 @@ def ood(
     tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench", progress: Progress = True,
     data_root: DataRoot = None, executor: ExecutorName = "local", ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
-    threads: Threads = None,
+    threads: Threads = None, baseline: Baseline = None,
 ) -> None:
     """Run every restorer on every task; write a table (CSV + markdown), a heatmap and an MLflow run."""
     from harness.api.items import parse_item
@@ -106,7 +109,7 @@ def ood(
                      output_dir=output_dir, name=name, tracking=not no_tracking,
                      tracking_uri=tracking_uri, experiment=experiment, show_progress=progress,
                      argv=list(sys.argv), executor=run_executor, shard_size=shard_size,
-                     threads=threads))
+                     threads=threads, baseline=baseline))
 
 
 @app.command()
@@ -124,7 +127,7 @@ def severity(
     tracking_uri: TrackingUri = None, experiment: Experiment = "restorebench", progress: Progress = True,
     data_root: DataRoot = None, executor: ExecutorName = "local", ray_address: RayAddress = None,
     gpus_per_worker: GpusPerWorker = None, workers: Workers = None, shard_size: ShardSize = None,
-    threads: Threads = None,
+    threads: Threads = None, baseline: Baseline = None,
 ) -> None:
     """Metrics against severity, one curve per restorer; PNG + table + MLflow run."""
     from harness.api.items import parse_value
@@ -152,4 +155,5 @@ def severity(
                      seed=seed, output_dir=output_dir, name=name, tracking=not no_tracking,
                      tracking_uri=tracking_uri, experiment=experiment, show_progress=progress,
                      argv=list(sys.argv), executor=run_executor, shard_size=shard_size,
-                     threads=threads))
+                     threads=threads,
+                     baseline=baseline, clean=clean, degradation=degradation))

@@ -7,6 +7,10 @@ Two studies share one engine (:func:`run_study`):
   train-on × test-on. Output: long and pivoted tables (CSV + markdown) and a heatmap.
 * **severity** — the same degradation at several levels; one curve per restorer and metric.
 
+Both figures show what each restorer gains over a **baseline** row (``--baseline LABEL``; by
+default the entry whose restorer class declares ``is_input_passthrough``, i.e. the degraded
+input's own scores), with n on every figure; the gains also go to ``<kind>_<metric>_gain.csv``.
+
 Restorer entries are ``NAME[key=value,...]@TAG``: the bracket is the restorer's options (as in
 ``bench run``), the optional ``@TAG`` says what that checkpoint was trained on and the row is
 labelled ``NAME (trained on TAG)``.
@@ -39,7 +43,14 @@ from harness.io.tables import markdown_cell, write_csv
 from harness.metrics.directions import direction_arrow, metric_direction
 from harness.run.plan import RestorerItem
 from harness.run.runner import RunConfig, run_benchmark
-from harness.study.figures import plot_curves, plot_heatmap
+from harness.study.figures import (
+    curves_title,
+    gain_meaning,
+    gain_over,
+    heatmap_data,
+    plot_curves,
+    plot_heatmap,
+)
 from harness.tracking.factory import open_tracker
 from harness.tracking.store import default_tracking_uri, describe_run
 
@@ -135,6 +146,12 @@ class StudyConfig:
     shard_size: int | None = None
     #: ``RunConfig.threads`` (None = the CPUs this process may use)
     threads: int | None = None
+    #: the row label gains are drawn over; None = the entry that passes its input through
+    #: (see :func:`baseline_label`), or absolute values when there is none
+    baseline: str | None = None
+    #: severity studies: the clean set and the degradation, for the figure's title
+    clean: str | None = None
+    degradation: str | None = None
 
 
 @dataclass
@@ -152,6 +169,7 @@ def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
     if not config.entries or not config.tasks:
         raise ValueError("a study needs at least one --restorer and one task")
     entries = label_entries(list(config.entries))
+    baseline = baseline_label(entries, config.baseline)
     name = config.name or f"{config.kind}-{new_run_name()}"
     study_dir = Path(config.output_dir) / "studies" / name
     if (study_dir / "study.csv").exists():
@@ -176,7 +194,7 @@ def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
         summary = run_benchmark(run, console)
         missing = dict(summary.missing_metrics)
         table = pd.DataFrame(_rows(entries, summary.run_dir, config.levels))
-        files = write_outputs(config, table, study_dir, missing)
+        files = write_outputs(config, table, study_dir, missing, baseline)
         if tracker is not None:
             for path in files.values():
                 tracker.log_artifact(parent, path)
@@ -187,6 +205,28 @@ def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
         if tracker is not None:
             tracker.end(parent, status)
     return StudySummary(study_dir, table, files, parent, missing, summary.n_failed)
+
+
+def baseline_label(entries: list[StudyEntry], requested: str | None) -> str | None:
+    """The row gains are measured against: ``requested`` (a row label, checked before anything
+    runs), else the first entry whose restorer class declares ``is_input_passthrough`` (the
+    scores of the degraded input itself), else None (the figures then show absolute values)."""
+    labels = [e.label for e in entries]
+    if requested is not None:
+        if requested not in labels:
+            raise ValueError(f"--baseline {requested!r} is not a row of this study; the rows are "
+                             f"{labels}: pass one of them (quoted if it has spaces)")
+        return requested
+    from harness.api.registries import RESTORERS
+
+    for entry in entries:
+        try:
+            cls = RESTORERS.get(entry.name)
+        except (KeyError, ImportError):  # the runner reports an unknown restorer itself
+            continue
+        if getattr(cls, "is_input_passthrough", False) is True:
+            return entry.label
+    return None
 
 
 def _start_parent(tracker: Any, config: StudyConfig, name: str, entries: list[StudyEntry],
@@ -248,10 +288,11 @@ def to_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
-def pivot(table: pd.DataFrame, metric: str, columns: str) -> pd.DataFrame:
-    """Rows = restorer labels (study order), columns = tasks or levels (run order), means."""
+def pivot(table: pd.DataFrame, metric: str, columns: str, values: str = "mean") -> pd.DataFrame:
+    """Rows = restorer labels (study order), columns = tasks or levels (run order), ``values``
+    (the means, or ``"n"``: the images behind each)."""
     sub = table[table["metric"] == metric]
-    frame = sub.pivot_table(index="restorer", columns=columns, values="mean", aggfunc="first",
+    frame = sub.pivot_table(index="restorer", columns=columns, values=values, aggfunc="first",
                             sort=False)
     frame = frame.reindex(index=list(dict.fromkeys(sub["restorer"])),
                           columns=list(dict.fromkeys(sub[columns])))
@@ -276,8 +317,19 @@ def _with_ci(table: pd.DataFrame, metric: str, columns: str) -> pd.DataFrame:
     return pivot(sub, metric, columns)
 
 
+def _gains(table: pd.DataFrame, metric: str, columns: str,
+           baseline: str | None) -> pd.DataFrame | None:
+    """The gain of every row over ``baseline`` on ``metric`` (better > 0), or None when there is
+    no baseline or it has no score here (e.g. every image of it failed)."""
+    frame = pivot(table, metric, columns)
+    if baseline is None or baseline not in frame.index or frame.loc[baseline].isna().all():
+        return None
+    return gain_over(frame, baseline, metric_direction(metric))
+
+
 def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
-                  missing: dict[str, str]) -> dict[str, Path]:
+                  missing: dict[str, str], baseline: str | None = None) -> dict[str, Path]:
+    """``study.csv``, a pivot CSV (and a gain CSV) per metric, the markdown and the figure."""
     files: dict[str, Path] = {}
     files["csv"] = study_dir / "study.csv"
     write_csv(table, files["csv"], index=False)
@@ -293,20 +345,42 @@ def write_outputs(config: StudyConfig, table: pd.DataFrame, study_dir: Path,
     sections = [f"# {config.kind} study `{study_dir.name}`", ""]
     if config.kind == "severity":
         sections += [f"Tasks: {', '.join(t for t, _ in config.tasks)}", ""]
+    sections += [f"Baseline: `{baseline}` (gains are over its row; > 0 is better)" if baseline
+                 else "Baseline: none (no row passes its input through; --baseline LABEL names one)", ""]
     for metric in metrics:
         frame = pivot(table, metric, columns)
         write_csv(frame, study_dir / f"{config.kind}_{metric}.csv")
         files[f"csv_{metric}"] = study_dir / f"{config.kind}_{metric}.csv"
         sections += [f"## {metric} {direction_arrow(metric)} (mean ±95% CI half-width, n images)", "",
                      to_markdown(_with_ci(table, metric, columns)), ""]
+        gain = _gains(table, metric, columns, baseline)
+        if gain is not None:
+            files[f"gain_{metric}"] = study_dir / f"{config.kind}_{metric}_gain.csv"
+            write_csv(gain, files[f"gain_{metric}"])
+            meaning = gain_meaning(metric, str(baseline), metric_direction(metric))
+            sections += [f"Gain over `{baseline}`: {meaning}", "", to_markdown(gain), ""]
     for metric, reason in missing.items():
         sections += [f"- `{metric}` missing: {reason}"]
     files["markdown"] = study_dir / f"{config.kind}.md"
     files["markdown"].write_text("\n".join(sections) + "\n", encoding="utf-8")
-    if config.kind == "severity":
-        files["figure"] = plot_curves(table, study_dir / "severity_curves.png", metrics)
-    else:
-        metric = config.primary_metric if config.primary_metric in metrics else metrics[0]
-        files["figure"] = plot_heatmap(pivot(table, metric, "task"), metric,
-                                       bool(metric_direction(metric)), study_dir / f"ood_{metric}.png")
+    files["figure"] = _figure(config, table, study_dir, metrics, baseline)
     return files
+
+
+def _figure(config: StudyConfig, table: pd.DataFrame, study_dir: Path, metrics: list[str],
+            baseline: str | None) -> Path:
+    """The severity curves (with gain panels) or the OOD heatmap of the primary metric."""
+    study = f"{config.kind} study '{study_dir.name}'"
+    if config.kind == "severity":
+        gains = {m: _gains(table, m, "level", baseline) for m in metrics}
+        usable = None if any(g is None for g in gains.values()) else gains
+        title = curves_title(study, config.clean, config.degradation,
+                             table[table["metric"].isin(metrics)]["n"])
+        return plot_curves(table, study_dir / "severity_curves.png", metrics, title,
+                           usable, baseline if usable else None)
+    metric = config.primary_metric if config.primary_metric in metrics else metrics[0]
+    frame = pivot(table, metric, "task")
+    drawn = baseline if _gains(table, metric, "task", baseline) is not None else None
+    data = heatmap_data(frame, pivot(table, metric, "task", "n"), metric, metric_direction(metric),
+                        drawn, study)
+    return plot_heatmap(data, study_dir / f"ood_{metric}.png")
