@@ -110,7 +110,7 @@ def heatmap_data(frame: pd.DataFrame, n: pd.DataFrame, metric: str, lower_better
         title = (f"{study}: {metric} {arrow}, absolute values per task\n"
                  f"no baseline row, so no gains (--baseline LABEL names one)")
         return HeatmapData(values, values, [str(i) for i in frame.index], columns, cells, title,
-                           metric, None, lower_better)
+                           f"{metric} {arrow}", None, lower_better)
     gain = gain_over(frame, baseline, lower_better).to_numpy(dtype=float)
     cells = [[_cell_text(v, g, label == baseline) for v, g in zip(row, grow, strict=True)]
              for label, row, grow in zip(frame.index, values, gain, strict=True)]
