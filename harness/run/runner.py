@@ -28,10 +28,11 @@ import torch
 
 from harness.api.metric import MetricSpec
 from harness.io.images import save_image
-from harness.io.names import safe_name
+from harness.io.names import check_folder_name, safe_name
 from harness.io.results import (
     LOCK_FILE,
     SAMPLES_FILE,
+    STUDY_MARKER,
     RunLock,
     RunLockedError,
     git_hash,
@@ -39,12 +40,13 @@ from harness.io.results import (
     new_run_name,
     versions,
 )
+from harness.io.safefiles import check_not_link
 from harness.run.executor import ExecutorHooks
 from harness.run.executors import ExecutorFactory, local_executor
-from harness.run.plan import Plan, RestorerItem, make_plan, resolve_device
+from harness.run.plan import Plan, RestorerItem, check_shard_size, make_plan, resolve_device
 from harness.run.reducer import Reducer
 from harness.run.units import Unit
-from harness.tracking.store import default_tracking_uri
+from harness.tracking.store import check_reachable, default_tracking_uri
 from harness.tracking.worker import NoTracking, TrackingProcess, open_tracking
 
 __all__ = ["RunConfig", "RunSummary", "Runner", "resolve_device", "run_benchmark"]
@@ -172,9 +174,14 @@ class Runner:
             found = latest_run(output)
             if found is None:
                 raise FileNotFoundError(f"--resume: no earlier run with {SAMPLES_FILE} in {output}")
+            check_not_link(found)
             return found, RunLock(found).acquire()
         if self.config.run_name:
             run_dir = output / self.config.run_name
+            check_not_link(run_dir)
+            if (run_dir / STUDY_MARKER).exists():
+                raise FileExistsError(f"{run_dir} is a study folder (bench study --name "
+                                      f"{run_dir.name}); choose another --run-name")
             lock = RunLock(run_dir).acquire()
             if (run_dir / SAMPLES_FILE).exists() and not self.config.resume:
                 lock.release()
@@ -184,8 +191,11 @@ class Runner:
         return _free_run_dir(output)
 
     def _tracker(self) -> TrackingProcess | NoTracking:
-        """MLflow in a child process (its import and store set-up overlap the run)."""
+        """MLflow in a child process (its import and store set-up overlap the run); a tracking
+        server that does not answer fails here, in seconds, before any work."""
         uri = self.config.tracking_uri or default_tracking_uri(self.config.output_dir)
+        if self.config.tracking:
+            check_reachable(uri)
         return open_tracking(self.config.tracking, uri, self.config.experiment,
                              Path(self.config.output_dir) / "mlartifacts")
 
@@ -197,9 +207,20 @@ class Runner:
                          metric_specs=config.metric_specs, shard_size=config.shard_size,
                          device=config.device)
 
+    def check(self) -> None:
+        """The options that name files: checked before anything is created or loaded."""
+        config = self.config
+        if config.run_name is not None:
+            check_folder_name(config.run_name)
+        check_shard_size(config.shard_size)
+        output = Path(config.output_dir)
+        if output.exists() and not output.is_dir():
+            raise FileExistsError(f"--output-dir {output} is a file; give a folder")
+
     def run(self) -> RunSummary:
         from harness.assets.cache import verification_log
 
+        self.check()
         # results.json lists how this run's files were checked, and nothing of an earlier run's
         with verification_log(rehash=self.config.verify_assets) as checks:
             return self._locked_run(checks)
@@ -240,10 +261,16 @@ class Runner:
         run_info = {**self._start_parent(plan, run_dir, tracker), "asset_checks": checks}
         warnings: list[str] = []
         files = RunFiles(run_dir, config, warnings)
-        status = "KILLED"
+        status, reason = "KILLED", None  # KILLED unless it ends or fails (Ctrl-C)
         with _progress(config.show_progress, self.console) as progress:
-            reducer = Reducer(plan, run_dir, tracker, run_info, n_comparisons=config.n_comparisons,
-                              progress=progress if config.show_progress else None)
+            try:
+                reducer = Reducer(plan, run_dir, tracker, run_info,
+                                  n_comparisons=config.n_comparisons,
+                                  progress=progress if config.show_progress else None)
+            except BaseException:
+                tracker.finish(None, {}, "FAILED", "the run folder could not be opened")
+                raise
+            warnings.extend(reducer.warnings)
             try:
                 executor = (config.executor or local_executor)(plan, config, files.hooks(reducer))
                 reducer.start()
@@ -251,9 +278,12 @@ class Runner:
                 for record in executor.run(config.order(units) if config.order else units):
                     reducer.add(record)
                 status = "FINISHED"
+            except Exception as exc:
+                status, reason = "FAILED", f"{type(exc).__name__}: {exc}"
+                raise
             finally:
                 files.close()
-                payload = reducer.finish(status)
+                payload = reducer.finish(status, reason)
         n_failed = sum(len(u["failed"]) for u in payload["units"])
         return RunSummary(run_dir, payload["results"], payload["missing_metrics"],
                           tracker.parent_id, n_failed, reducer.n_skipped, tracker.errors,
