@@ -168,7 +168,8 @@ def test_non_record_lines_are_skipped_with_their_line_numbers(tmp_path):
     assert "resumed: 2 image(s)" in text
     lines = samples.read_text().splitlines()
     assert lines[2:5] == ["42", "null", '{"a": 1}']  # reported, not rewritten
-    assert json.loads((out / "k" / "results.json").read_text())["results"]["identity"]["demo"]["psnr"]["n"] == 3
+    payload = json.loads((out / "k" / "results.json").read_text())
+    assert payload["results"]["identity"]["demo"]["psnr"]["n"] == 3
 
     from harness.report.load import read_run
 

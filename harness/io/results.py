@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from harness.io import safefiles
 from harness.io.safefiles import open_own, write_atomic, write_error
 
 #: 2: records carry ``restorer_id`` / ``task_id`` (config identities), ``degradation_seed``,
@@ -183,9 +184,7 @@ class SampleLog:
 
     def _append(self, text: str) -> None:
         try:
-            self._fh.write(text)
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            safefiles.write_and_sync(self._fh, text)
         except OSError as exc:
             raise write_error(self.path, exc) from exc
 

@@ -35,8 +35,10 @@ def write_error(path: Path, exc: OSError) -> RunWriteError:
     why = exc.strerror or str(exc)
     hint = (" (the disk is full: free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
             else " (fix the cause")
-    return RunWriteError(exc.errno, f"cannot write {path}: {why}{hint}, then rerun with --resume "
-                                    "to complete the run; the records written so far are kept)")
+    error = RunWriteError(f"cannot write {path}: {why}{hint}, then rerun with --resume to "
+                          "complete the run; the records written so far are kept)")
+    error.errno = exc.errno
+    return error
 
 
 def open_own(path: Path, mode: str = "a") -> IO[str]:
@@ -66,6 +68,26 @@ def check_not_link(path: Path, what: str = "run folder") -> None:
                            "the link, or choose another name)")
 
 
+def write_and_sync(fh: IO[str], text: str) -> None:
+    """Write, flush and fsync: the one place a run's own file bytes reach the disk (a test
+    simulates a full disk here, ``tests/test_fault_injection.py``)."""
+    fh.write(text)
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def remove_stale_temps(folder: Path, names: tuple[str, ...]) -> list[str]:
+    """Remove the temporary files :func:`write_atomic` left for ``names`` in ``folder`` when its
+    process was killed mid-write (``.<name>.XXXX.tmp``); call only while holding the folder's
+    lock. Links are removed as links. Returns what was removed."""
+    removed = []
+    for entry in os.scandir(folder):
+        if entry.name.endswith(".tmp") and any(entry.name.startswith(f".{n}.") for n in names):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(entry.name)
+    return removed
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a fresh temporary file in its folder, fsynced and
     renamed over it; on any failure the temporary file is removed and, for an ``OSError``,
@@ -76,10 +98,9 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as exc:
         raise write_error(path, exc) from exc
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are for reading by others too
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            write_and_sync(fh, text)
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)

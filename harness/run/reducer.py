@@ -239,16 +239,20 @@ class Reducer:
     def finish(self, status: str, reason: str | None = None) -> dict[str, Any]:
         """Write ``results.json`` from every record of the run; end the MLflow parent with
         ``status`` (and ``reason`` when it failed). If ``results.json`` cannot be written (a full
-        disk), the MLflow runs still end, FAILED with that reason, before the error is raised."""
+        disk), the MLflow runs still end, FAILED with that reason, before the error is raised;
+        when the run was failing already (``reason``), that first error is the one raised."""
         self.log.close()
         path = self.run_dir / RESULTS_FILE
+        payload: dict[str, Any] = {}
         try:
             payload = self.results_payload()
             write_results(path, payload)
-        except BaseException as exc:
+        except Exception as exc:
             self.tracker.finish(None, self.missing, "KILLED" if status == "KILLED" else "FAILED",
                                 reason or f"{type(exc).__name__}: {exc}")
-            raise
+            if reason is None:
+                raise
+            return payload
         self.tracker.finish(path, self.missing, status, reason)
         return payload
 

@@ -31,6 +31,7 @@ from harness.io.images import save_image
 from harness.io.names import check_folder_name, safe_name
 from harness.io.results import (
     LOCK_FILE,
+    RESULTS_FILE,
     SAMPLES_FILE,
     STUDY_MARKER,
     RunLock,
@@ -40,14 +41,14 @@ from harness.io.results import (
     new_run_name,
     versions,
 )
-from harness.io.safefiles import check_not_link
+from harness.io.safefiles import check_not_link, remove_stale_temps
 from harness.run.executor import ExecutorHooks
 from harness.run.executors import ExecutorFactory, local_executor
 from harness.run.plan import Plan, RestorerItem, check_shard_size, make_plan, resolve_device
 from harness.run.reducer import Reducer
 from harness.run.units import Unit
 from harness.tracking.store import check_reachable, default_tracking_uri
-from harness.tracking.worker import NoTracking, TrackingProcess, open_tracking
+from harness.tracking.worker import MLFLOW_RUN_FILE, NoTracking, TrackingProcess, open_tracking
 
 __all__ = ["RunConfig", "RunSummary", "Runner", "resolve_device", "run_benchmark"]
 
@@ -234,6 +235,7 @@ class Runner:
             tracker.close()
             raise
         try:
+            remove_stale_temps(run_dir, (RESULTS_FILE, MLFLOW_RUN_FILE))  # a killed run's
             return self._run(plan, run_dir, tracker, checks)
         finally:
             lock.release()
