@@ -57,11 +57,12 @@ def _check_name(name: str | None) -> str | None:
 
 def _run(config) -> None:
     from harness.cli.common import console, fail, user_errors
+    from harness.io.safefiles import RunWriteError
     from harness.study.grid import StudyFailed, run_study
 
     try:
         summary = run_study(config, console=console)
-    except user_errors(StudyFailed) as exc:
+    except user_errors(StudyFailed, RunWriteError) as exc:
         fail(str(exc))
     # labels such as nlm[sigma=estimate] are literal text, not rich markup
     console.print(summary.files["markdown"].read_text(encoding="utf-8"), markup=False, highlight=False)
