@@ -79,6 +79,17 @@ def _kill(process: subprocess.Popen, whole_group: bool) -> None:
     psutil.wait_procs(children, timeout=60)  # an orphaned MLflow process ends its runs KILLED
 
 
+def _tracking_process(pid: int) -> psutil.Process | None:
+    """The run's MLflow child process (``python -m harness.tracking.worker``), once started."""
+    try:
+        for child in psutil.Process(pid).children():
+            if "harness.tracking.worker" in child.cmdline():
+                return child
+    except psutil.Error:  # a short-lived helper process ended while being looked at
+        pass
+    return None
+
+
 def _mlflow(db: Path, parent_id: str) -> tuple[str, list[tuple[str, str, str, str]]]:
     """The parent's status and its active children as ``(restorer, task, status, run id)``."""
     with sqlite3.connect(db) as con:
@@ -119,13 +130,12 @@ def test_a_pair_whose_child_run_was_lost_is_logged_on_resume(tmp_path):
     env = _env(tmp_path / "home", SLEEPY_S="3")
     first = _start(_args(out), env)
     deadline = time.time() + 120
-    frozen: list[psutil.Process] = []
-    while time.time() < deadline and not frozen and first.poll() is None:
-        frozen = psutil.Process(first.pid).children()
+    frozen = None
+    while time.time() < deadline and frozen is None and first.poll() is None:
+        frozen = _tracking_process(first.pid)
         time.sleep(0.01)
-    assert frozen, first.communicate()[0]
-    for child in frozen:
-        child.suspend()
+    assert frozen is not None, first.communicate()[0]
+    frozen.suspend()
     samples = out / "k" / "samples.jsonl"
     while time.time() < deadline and _lines(samples) < LIMIT and first.poll() is None:
         time.sleep(0.02)
