@@ -85,7 +85,8 @@ def test_a_record_serialises_to_the_schema_2_line_and_back():
 
 def test_the_sample_log_returns_what_a_resumed_run_reads(tmp_path):
     log = SampleLog(tmp_path / "samples.jsonl")
-    written = log.write({"sample_id": "a", "metrics": {"psnr": float("inf")}, "shape": (1, 2)})
+    written = log.write({"sample_id": "a", "restorer": "r", "task": "t",
+                         "metrics": {"psnr": float("inf")}, "shape": (1, 2)})
     log.close()
     assert written == read_samples(tmp_path / "samples.jsonl")[0]
     assert written["metrics"]["psnr"] == float("inf") and written["shape"] == [1, 2]

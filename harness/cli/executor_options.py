@@ -24,9 +24,20 @@ GpusPerWorker = Annotated[float | None, typer.Option(
 Workers = Annotated[int | None, typer.Option(
     "--workers", help="With --executor ray: number of workers (default: as many as the GPUs, or "
                       "CPUs, allow).")]
+def _check_shard_size(value: int | None) -> int | None:
+    """``--shard-size N`` counts samples, so N >= 1 (checked while the options are parsed)."""
+    if value is not None and value < 1:
+        from harness.cli.common import fail
+
+        fail(f"--shard-size {value}: give a number of samples per unit >= 1, or leave "
+             "--shard-size out")
+    return value
+
+
 ShardSize = Annotated[int | None, typer.Option(
-    "--shard-size", help="Split each (restorer, task) pair into units of this many samples (Ray "
-                         "default: about four shards per worker).")]
+    "--shard-size", callback=_check_shard_size,
+    help="Split each (restorer, task) pair into units of this many samples, >= 1 (Ray default: "
+         "about four shards per worker).")]
 
 
 def make_executor(executor: str, ray_address: str | None = None, gpus_per_worker: float | None = None,

@@ -28,6 +28,7 @@ from harness.cli.executor_options import (
     make_executor,
 )
 from harness.cli.summary import print_failures, print_summary
+from harness.io.safefiles import RunWriteError
 
 if TYPE_CHECKING:
     from harness.run.plan import RestorerItem
@@ -50,7 +51,21 @@ Metrics = Annotated[str | None, typer.Option(
     help="Comma-separated metrics (default: the task's: psnr,ssim,lpips,niqe with GT; "
          "niqe without). Any pyiqa metric name works.")]
 OutputDir = Annotated[Path, typer.Option(help="Where runs and mlflow.db go.")]
-RunName = Annotated[str | None, typer.Option(help="Run folder name (default: timestamp).")]
+def _check_run_name(name: str | None) -> str | None:
+    """``--run-name`` is one folder under ``--output-dir``: checked before anything is created."""
+    from harness.io.names import check_folder_name
+
+    if name is not None:
+        try:
+            check_folder_name(name)
+        except ValueError as exc:
+            fail(str(exc))
+    return name
+
+
+RunName = Annotated[str | None, typer.Option(
+    callback=_check_run_name, help="Run folder name under --output-dir (default: timestamp): "
+                                   "letters, digits, '_', '-', '.'.")]
 Resume = Annotated[bool, typer.Option(
     help="Continue the named run (or the latest in --output-dir), skipping recorded images.")]
 Seed = Annotated[int | None, typer.Option(
@@ -105,9 +120,12 @@ def run(restorer: Restorers = None, task: Tasks = None, device: Device = "auto",
             argv=list(sys.argv), show_progress=progress, verify_assets=verify_assets,
             threads=threads)
         summary = run_benchmark(config, console=console)
-    except user_errors() as exc:
+    except user_errors(RunWriteError) as exc:
         fail(str(exc))
     _print_run(summary, config)
+    if summary.tracking_errors:  # asked for MLflow and did not get it: a script must notice
+        fail(f"MLflow logging failed ({len(summary.tracking_errors)} error(s) above); the results "
+             f"files are complete: {summary.run_dir / 'results.json'}")
 
 
 def _restorer_items(items: list[str] | None) -> list[RestorerItem]:
@@ -155,7 +173,7 @@ def _print_run(summary: RunSummary, config: RunConfig) -> None:
         err_console.print(f"[red]MLflow:[/] {escape(error)} (results files are complete)")
     if summary.n_failed:
         print_failures(summary.payload.get("units", []), summary.n_failed)
-    if config.tracking:
+    if config.tracking and not summary.tracking_errors:
         uri = config.tracking_uri or f"sqlite:///{(Path(config.output_dir) / 'mlflow.db')}"
         console.print(f"MLflow: mlflow ui --backend-store-uri {uri}", markup=False, highlight=False)
 

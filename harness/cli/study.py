@@ -36,16 +36,33 @@ SEVERITY_TEMPLATE = "synth:{clean}:{degradation}@{level}"
 def _common(output_dir: Path, data_root: Path | None) -> None:
     if data_root is not None:
         os.environ["BENCH_DATA_ROOT"] = str(data_root)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    if output_dir.exists() and not output_dir.is_dir():
+        from harness.cli.common import fail
+
+        fail(f"--output-dir {output_dir} is a file; give a folder")
+
+
+def _check_name(name: str | None) -> str | None:
+    """``--name`` is one folder under ``--output-dir``: checked before anything is created."""
+    from harness.cli.common import fail
+    from harness.io.names import check_folder_name
+
+    if name is not None:
+        try:
+            check_folder_name(name, "--name")
+        except ValueError as exc:
+            fail(str(exc))
+    return name
 
 
 def _run(config) -> None:
     from harness.cli.common import console, fail, user_errors
+    from harness.io.safefiles import RunWriteError
     from harness.study.grid import StudyFailed, run_study
 
     try:
         summary = run_study(config, console=console)
-    except user_errors(StudyFailed) as exc:
+    except user_errors(StudyFailed, RunWriteError) as exc:
         fail(str(exc))
     # labels such as nlm[sigma=estimate] are literal text, not rich markup
     console.print(summary.files["markdown"].read_text(encoding="utf-8"), markup=False, highlight=False)
@@ -61,7 +78,9 @@ def _run(config) -> None:
 OutputDir = Annotated[Path, typer.Option(help="Output root: the study goes to OUTPUT_DIR/studies/NAME/ and "
                                               "logs to OUTPUT_DIR/mlflow.db (the store of bench run).")]
 Metrics = Annotated[str | None, typer.Option(help="Comma-separated metrics (default: the tasks').")]
-Name = Annotated[str | None, typer.Option(help="Study folder / MLflow run name (default: timestamp).")]
+Name = Annotated[str | None, typer.Option(
+    callback=_check_name, help="Study folder / MLflow run name (default: timestamp): letters, "
+                               "digits, '_', '-', '.'.")]
 Device = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
 Seed = Annotated[int | None, typer.Option(
     help="Base seed: overrides each task's degradation seed (0 included), as bench run --seed "

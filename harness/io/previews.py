@@ -73,8 +73,12 @@ def _small(image: torch.Tensor, max_side: int) -> Image.Image:
 def _write_png(pil: Image.Image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pil.save(tmp, format="PNG", optimize=False, compress_level=1)  # 4x faster than 6, ~25% larger
-    tmp.replace(path)
+    try:
+        pil.save(tmp, format="PNG", optimize=False, compress_level=1)  # 4x faster than 6, ~25% larger
+        tmp.replace(path)
+    except BaseException:  # a full disk: no partial temporary file left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_previews(run_dir: Path, restorer: str, task: str, sample_id: str, lq: torch.Tensor,

@@ -3,7 +3,9 @@
 These files are a contract read by reports, studies and outside tools; ``SCHEMA_VERSION`` changes
 whenever their shape does. ``samples.jsonl`` lines are written and flushed (and fsynced) one at a
 time, so a crash loses at most the image in flight, and a half-written last line is dropped when
-the run resumes.
+the run resumes. Every file a run writes for itself goes through :mod:`harness.io.safefiles` (no
+symbolic link followed, temporary files removed on failure); damaged files are read with a
+warning naming the file and its lines, never with a crash.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from harness.io import safefiles
+from harness.io.safefiles import open_own, write_atomic, write_error
 
 #: 2: records carry ``restorer_id`` / ``task_id`` (config identities), ``degradation_seed``,
 #: ``host`` and optional ``metric_states``; ``results.json`` gains ``units`` (per pair: ids,
@@ -61,42 +66,44 @@ def new_run_name() -> str:
 
 
 LOCK_FILE = ".lock"
+#: a study folder holds this file: ``bench run --run-name`` refuses it and ``bench study`` refuses a
+#: run folder, so a study and a run never share one folder
+STUDY_MARKER = ".study"
 
 
 class RunLockedError(FileExistsError):
     """Another process holds the run folder (two ``bench run`` with one ``--run-name``)."""
 
 
-class RunLock:
-    """An exclusive ``fcntl.flock`` on ``<run>/.lock``, held for the whole run.
+class FileLock:
+    """An exclusive ``fcntl.flock`` on a lock file, held until :meth:`release`.
 
-    Two processes writing into one run folder would interleave their records and count every
-    image twice; the lock makes the second one refuse, naming the holder. ``flock`` is released
-    by the kernel when the holder dies, so a killed run never leaves a stale lock (the file's
-    pid/time line is only for the message). Where ``fcntl`` is absent (Windows) no lock is
-    taken.
+    ``flock`` is released by the kernel when the holder dies, so a killed process never leaves a
+    stale lock (the file's pid/time line is only for the message). The lock file is opened
+    without following a symbolic link (:func:`~harness.io.safefiles.open_own`): a planted
+    ``.lock`` link cannot make the run overwrite its target. Where ``fcntl`` is absent (Windows)
+    no lock is taken.
     """
 
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / LOCK_FILE
+    def __init__(self, path: Path, busy: str):
+        self.path = Path(path)
+        self.busy = busy  # the refusal, with "{holder}" for the holder's pid line
         self._fh: Any = None
 
-    def acquire(self) -> RunLock:
+    def acquire(self) -> FileLock:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+", encoding="utf-8")
+        fh = open_own(self.path, "a+")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
             fh.close()
-            raise RunLockedError(f"{self.path.parent} is being written by another bench run "
-                                 f"({holder}); wait for it to finish (then --resume to add to "
-                                 f"it) or choose another --run-name") from None
+            raise RunLockedError(self.busy.replace("{holder}", holder)) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {platform.node()} since {now_iso()}\n")
@@ -109,11 +116,21 @@ class RunLock:
             self._fh.close()  # closing the descriptor drops the flock
             self._fh = None
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> FileLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class RunLock(FileLock):
+    """The lock on ``<run>/.lock``, held for the whole run: two processes writing into one run
+    folder would interleave their records and count every image twice; the second refuses."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(Path(run_dir) / LOCK_FILE,
+                         f"{run_dir} is being written by another bench run ({{holder}}); wait for "
+                         "it to finish (then --resume to add to it) or choose another --run-name")
 
 
 def latest_run(output_dir: Path) -> Path | None:
@@ -126,39 +143,63 @@ class SampleLog:
     """Append-only JSONL of per-image records with crash-safe writes and resume support.
 
     Opening it reads the file once: :attr:`existing` holds the records of earlier attempts (the
-    run being resumed), parsed, and a half-written last line is dropped from the file.
+    run being resumed), parsed. A half-written last line (a crash mid-write) is cut off; any other
+    line that is not a record is left in place, skipped, and named in :attr:`warnings` (file and
+    line numbers), so damage is reported, never silently rewritten. The file is opened without
+    following a symbolic link, and a failed write raises :class:`RunWriteError` naming it.
     """
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.warnings: list[str] = []
+        self._fh = open_own(self.path, "a+")
         self.existing: list[dict[str, Any]] = self._repair()
-        self._fh = open(self.path, "a", encoding="utf-8")
 
     def _repair(self) -> list[dict[str, Any]]:
-        """The file's records; a truncated last line left by a crash is dropped from it."""
-        if not self.path.exists():
-            return []
-        raw = self.path.read_text(encoding="utf-8")
-        good, records = _parse_lines(raw)
-        fixed = "".join(line + "\n" for line in good)
-        if fixed != raw:
-            tmp = self.path.with_suffix(".jsonl.tmp")
-            tmp.write_text(fixed, encoding="utf-8")
-            tmp.replace(self.path)
+        """The file's records; an unterminated last line is completed if it is a whole record,
+        else cut off (a crash mid-write), with a warning either way."""
+        data = os.pread(self._fh.fileno(), os.fstat(self._fh.fileno()).st_size, 0)
+        if data and not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            line_no = data.count(b"\n") + 1
+            try:
+                whole = _record_problem(json.loads(data[cut:])) is None
+            except ValueError:
+                whole = False
+            if whole:
+                self._append("\n")
+                data += b"\n"
+                self.warnings.append(f"{self.path}: line {line_no} had no line end (an "
+                                     "interrupted write); it was completed")
+            else:
+                os.ftruncate(self._fh.fileno(), cut)
+                data = data[:cut]
+                self.warnings.append(f"{self.path}: line {line_no} was cut off by an interrupted "
+                                     "write; it was removed and its image will be evaluated again")
+        records, bad = _parse_lines(data.decode("utf-8", errors="replace"))
+        if bad:
+            self.warnings.append(_bad_lines_message(self.path, bad))
         return records
+
+    def _append(self, text: str) -> None:
+        try:
+            safefiles.write_and_sync(self._fh, text)
+        except OSError as exc:
+            raise write_error(self.path, exc) from exc
 
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
         """Append one record (flushed and fsynced); returns it as :func:`read_samples` would
         read it back, so that a reducer holding it sees what a resumed run will see."""
         safe = _json_safe(record)
-        self._fh.write(json.dumps(safe, sort_keys=True) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        self._append(json.dumps(safe, sort_keys=True) + "\n")
         return _restored(safe)
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError:  # a failed flush was already reported by write()
+            pass
 
     def __enter__(self) -> SampleLog:
         return self
@@ -173,25 +214,66 @@ def _restored(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _parse_lines(raw: str) -> tuple[list[str], list[dict[str, Any]]]:
-    """The lines of a JSONL text that parse, and their records (each line parsed once)."""
-    good, records = [], []
-    for line in raw.splitlines():
+def _record_problem(value: Any) -> str | None:
+    """Why a parsed JSON value is not a record, or ``None`` if it is one: an object with a
+    string ``sample_id``, a restorer and a task (ids or names), and a ``metrics`` object if any."""
+    if not isinstance(value, dict):
+        return f"a JSON {type(value).__name__}, not an object"
+    if not isinstance(value.get("sample_id"), str):
+        return "no sample_id"
+    if not (value.get("restorer_id") or value.get("restorer")) or not (
+            value.get("task_id") or value.get("task")):
+        return "no restorer or task"
+    if not isinstance(value.get("metrics", {}), dict):
+        return "metrics is not an object"
+    return None
+
+
+def _parse_lines(raw: str) -> tuple[list[dict[str, Any]], list[int]]:
+    """The records of a JSONL text (each line parsed once) and the 1-based numbers of the
+    non-blank lines that are not records."""
+    records, bad = [], []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:
+            bad.append(number)
             continue
-        good.append(line)
-        if isinstance(record, dict):
+        if _record_problem(record) is None:
             records.append(_restored(record))
-    return good, records
+        else:
+            bad.append(number)
+    return records, bad
 
 
-def read_samples(path: Path) -> list[dict[str, Any]]:
-    """Every record of a ``samples.jsonl`` (lines that do not parse are skipped)."""
+def _bad_lines_message(path: Path, bad: list[int]) -> str:
+    shown = ", ".join(str(n) for n in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+    return (f"{path}: line{'s' if len(bad) > 1 else ''} {shown} "
+            f"{'are' if len(bad) > 1 else 'is'} not a record (not JSON, or not an object with "
+            "sample_id, restorer and task); skipped")
+
+
+class RunFileWarning(UserWarning):
+    """A run file is damaged in a way the reader works around (lines skipped)."""
+
+
+def read_samples(path: Path, warnings: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every record of a ``samples.jsonl``. Lines that are not records are skipped and named
+    (file and line numbers): appended to ``warnings`` if given, else a :class:`RunFileWarning`."""
     if not Path(path).exists():
         return []
-    return _parse_lines(Path(path).read_text(encoding="utf-8"))[1]
+    records, bad = _parse_lines(Path(path).read_text(encoding="utf-8", errors="replace"))
+    if bad:
+        message = _bad_lines_message(Path(path), bad)
+        if warnings is not None:
+            warnings.append(message)
+        else:
+            import warnings as python_warnings
+
+            python_warnings.warn(message, RunFileWarning, stacklevel=2)
+    return records
 
 
 def git_hash() -> str | None:
@@ -215,16 +297,27 @@ def versions() -> dict[str, Any]:
 
 
 def write_results(path: Path, payload: dict[str, Any]) -> None:
+    """``results.json``, written atomically (a fresh temporary file renamed over it)."""
     payload = {"schema_version": SCHEMA_VERSION, **payload}
-    tmp = Path(path).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_json_safe(payload), indent=2, sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(Path(path), json.dumps(_json_safe(payload), indent=2, sort_keys=False))
+
+
+class ResultsReadError(ValueError):
+    """A ``results.json`` that is not a JSON object (truncated, edited, another file)."""
 
 
 def read_results(path: Path) -> dict[str, Any]:
     """A ``results.json`` of any schema version, upgraded to the current shape: version 1 lacks
-    ``units`` and ``metrics`` (directions); they are filled from what the file holds."""
-    payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    ``units`` and ``metrics`` (directions); they are filled from what the file holds. An
+    unreadable file raises :class:`ResultsReadError` naming it and how to rebuild it."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ResultsReadError(f"{path} is not valid JSON ({exc}); `bench run --resume "
+                               f"--run-name {Path(path).parent.name} --output-dir "
+                               f"{Path(path).parent.parent}` rebuilds it from samples.jsonl") from None
+    if not isinstance(payload, dict):
+        raise ResultsReadError(f"{path} holds a JSON {type(payload).__name__}, not an object")
     if payload.get("schema_version", 1) < 2:
         payload.setdefault("units", [
             {"restorer": r, "restorer_id": r, "task": t, "task_id": t,

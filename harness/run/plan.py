@@ -27,6 +27,7 @@ from harness.api.options import accepts_extra, declared_options, validate_option
 from harness.api.registries import RESTORERS
 from harness.api.restorer import Restorer, build_restorer
 from harness.api.task import Task, build_task
+from harness.io.names import check_labels
 from harness.run.units import RestorerSpec, TaskSpec, Unit
 
 
@@ -136,6 +137,14 @@ def _fmt(options: dict[str, Any]) -> str:
     return format_options(options)
 
 
+def check_shard_size(shard_size: int | None) -> None:
+    """``--shard-size N`` counts samples per unit, so N >= 1 (a negative one used to select
+    nothing and exit 0)."""
+    if shard_size is not None and (isinstance(shard_size, bool) or shard_size < 1):
+        raise ValueError(f"--shard-size {shard_size}: give a number of samples per unit >= 1, or "
+                         "leave --shard-size out (one unit per restorer and task)")
+
+
 def shard(ids: list[str], shard_size: int | None) -> list[tuple[str, ...]]:
     if not shard_size or shard_size >= len(ids):
         return [tuple(ids)]
@@ -155,8 +164,10 @@ def make_plan(restorers: list[RestorerItem], tasks: list[tuple[str, dict[str, An
     if limit == 0:
         raise ValueError("--limit 0: nothing to do (no sample selected); leave --limit out to "
                          "evaluate every sample")
+    check_shard_size(shard_size)
     specs = [restorer_spec(item) for item in restorers]
     _unique("restorer", [s.label for s in specs], [s.id for s in specs])
+    check_labels("restorer", [s.label for s in specs])
     task_specs: list[TaskSpec] = []
     task_objects: dict[str, Task] = {}
     for (name, options), label in zip(tasks, task_labels(tasks), strict=True):
@@ -165,6 +176,7 @@ def make_plan(restorers: list[RestorerItem], tasks: list[tuple[str, dict[str, An
         task_specs.append(spec)
         task_objects[spec.id] = task
     _unique("task", [t.label for t in task_specs], [t.id for t in task_specs])
+    check_labels("task", [t.label for t in task_specs])
     for metric in metrics or []:
         get_metric(metric)  # unknown names fail now
     built: dict[str, Restorer] = {}

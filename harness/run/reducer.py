@@ -30,7 +30,15 @@ from typing import Any
 import torch
 
 from harness.api.metric import MetricSpec
-from harness.io.results import RESULTS_FILE, SAMPLES_FILE, SampleLog, now_iso, read_results, write_results
+from harness.io.results import (
+    RESULTS_FILE,
+    SAMPLES_FILE,
+    ResultsReadError,
+    SampleLog,
+    now_iso,
+    read_results,
+    write_results,
+)
 from harness.metrics.suite import MetricSuite
 from harness.run.aggregate import aggregate_records
 from harness.run.plan import Plan
@@ -86,6 +94,8 @@ class Reducer:
         self.n_comparisons = n_comparisons
         self.progress = progress
         self.log = SampleLog(self.run_dir / SAMPLES_FILE)
+        #: damaged files worked around (lines skipped, results.json rebuilt), each naming its file
+        self.warnings: list[str] = list(self.log.warnings)
         self.restorer_infos: dict[str, Any] = self._earlier_restorer_infos()
         self.missing: dict[str, str] = {}
         self.reduce_errors: dict[str, str] = {}
@@ -102,9 +112,18 @@ class Reducer:
         self._logged: set[PairKey] = set()
 
     def _earlier_restorer_infos(self) -> dict[str, Any]:
-        """Restorers an earlier attempt finished keep their info (they will not load again)."""
+        """Restorers an earlier attempt finished keep their info (they will not load again). An
+        unreadable ``results.json`` is only warned about: it is rebuilt from the records."""
         previous = self.run_dir / RESULTS_FILE
-        return dict(read_results(previous).get("restorers", {})) if previous.exists() else {}
+        if not previous.exists():
+            return {}
+        try:
+            infos = read_results(previous).get("restorers", {})
+        except ResultsReadError as exc:
+            self.warnings.append(f"{exc}; it is rebuilt from {SAMPLES_FILE} now (restorer details "
+                                 "of pairs finished earlier are lost)")
+            return {}
+        return dict(infos) if isinstance(infos, dict) else {}
 
     def suite(self, task_id: str) -> ReductionSuite:
         """The task's metrics for reduction and params, built on the CPU once."""
@@ -132,8 +151,12 @@ class Reducer:
                 self._bars[key] = self.progress.add_task(
                     f"{pair.state.restorer.label} @ {pair.state.task.label}",
                     total=len(pair.state.sample_ids), completed=len(pair.state.done))
-        # pairs an earlier attempt finished were logged by it when their last record came in
-        self._logged.update(key for key, pair in self.pairs.items() if pair.state.complete)
+        # pairs an earlier attempt completed: logged now unless their FINISHED child run exists
+        # (the attempt may have died between a pair's last record and its child run)
+        for key, pair in self.pairs.items():
+            if pair.state.complete:
+                self._logged.add(key)
+                self._log_pair(pair, if_missing=True)
 
     # What executors report ------------------------------------------------------------------------
     def note_restorer(self, spec: RestorerSpec, info: dict[str, Any]) -> None:
@@ -173,8 +196,9 @@ class Reducer:
             pair.aggregate = aggregates
         return pair.aggregate
 
-    def _log_pair(self, pair: PairRecords) -> None:
-        """The pair's MLflow child run: params, aggregates, per-image rows, a few comparisons."""
+    def _log_pair(self, pair: PairRecords, if_missing: bool = False) -> None:
+        """The pair's MLflow child run: params, aggregates, per-image rows, a few comparisons
+        (``if_missing``: only if the parent has no FINISHED child for this pair yet)."""
         restorer, task = pair.state.restorer, pair.state.task
         suite = self.suite(task.id)
         self.missing.update(suite.missing)
@@ -189,7 +213,9 @@ class Reducer:
                                     "restorer_id": restorer.id, "task_id": task.id,
                                     **{f"missing.{k}": v for k, v in suite.missing.items()}},
                               params=self._pair_params(restorer, task, suite),
-                              aggregates=self.aggregate(pair), rows=rows, images=images)
+                              aggregates=self.aggregate(pair), rows=rows, images=images,
+                              **({"identity": {"restorer_id": restorer.id, "task_id": task.id}}
+                                 if if_missing else {}))
         pair.comparisons.clear()
 
     def _pair_params(self, restorer: RestorerSpec, task: TaskSpec, suite: MetricSuite) -> dict[str, Any]:
@@ -212,12 +238,24 @@ class Reducer:
         return params
 
     # The end ------------------------------------------------------------------------------------
-    def finish(self, status: str) -> dict[str, Any]:
-        """Write ``results.json`` from every record of the run; end the MLflow parent."""
+    def finish(self, status: str, reason: str | None = None) -> dict[str, Any]:
+        """Write ``results.json`` from every record of the run; end the MLflow parent with
+        ``status`` (and ``reason`` when it failed). If ``results.json`` cannot be written (a full
+        disk), the MLflow runs still end, FAILED with that reason, before the error is raised;
+        when the run was failing already (``reason``), that first error is the one raised."""
         self.log.close()
-        payload = self.results_payload()
-        write_results(self.run_dir / RESULTS_FILE, payload)
-        self.tracker.finish(self.run_dir / RESULTS_FILE, self.missing, status)
+        path = self.run_dir / RESULTS_FILE
+        payload: dict[str, Any] = {}
+        try:
+            payload = self.results_payload()
+            write_results(path, payload)
+        except Exception as exc:
+            self.tracker.finish(None, self.missing, "KILLED" if status == "KILLED" else "FAILED",
+                                reason or f"{type(exc).__name__}: {exc}")
+            if reason is None:
+                raise
+            return payload
+        self.tracker.finish(path, self.missing, status, reason)
         return payload
 
     def results_payload(self) -> dict[str, Any]:

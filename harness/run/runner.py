@@ -29,10 +29,12 @@ import torch
 
 from harness.api.metric import MetricSpec
 from harness.io.images import save_image
-from harness.io.names import safe_name
+from harness.io.names import check_folder_name, safe_name
 from harness.io.results import (
     LOCK_FILE,
+    RESULTS_FILE,
     SAMPLES_FILE,
+    STUDY_MARKER,
     RunLock,
     RunLockedError,
     git_hash,
@@ -40,6 +42,7 @@ from harness.io.results import (
     new_run_name,
     versions,
 )
+from harness.io.safefiles import check_not_link, remove_stale_temps
 from harness.io.threads import (
     TimingEnvironment,
     configure_timing,
@@ -49,11 +52,11 @@ from harness.io.threads import (
 )
 from harness.run.executor import ExecutorHooks
 from harness.run.executors import ExecutorFactory, local_executor
-from harness.run.plan import Plan, RestorerItem, make_plan, resolve_device
+from harness.run.plan import Plan, RestorerItem, check_shard_size, make_plan, resolve_device
 from harness.run.reducer import Reducer
 from harness.run.units import Unit
-from harness.tracking.store import default_tracking_uri, describe_run
-from harness.tracking.worker import NoTracking, TrackingProcess, open_tracking
+from harness.tracking.store import check_reachable, default_tracking_uri, describe_run
+from harness.tracking.worker import MLFLOW_RUN_FILE, NoTracking, TrackingProcess, open_tracking
 
 __all__ = ["RunConfig", "RunSummary", "Runner", "resolve_device", "run_benchmark"]
 
@@ -192,9 +195,14 @@ class Runner:
             found = latest_run(output)
             if found is None:
                 raise FileNotFoundError(f"--resume: no earlier run with {SAMPLES_FILE} in {output}")
+            check_not_link(found)
             return found, RunLock(found).acquire()
         if self.config.run_name:
             run_dir = output / self.config.run_name
+            check_not_link(run_dir)
+            if (run_dir / STUDY_MARKER).exists():
+                raise FileExistsError(f"{run_dir} is a study folder (bench study --name "
+                                      f"{run_dir.name}); choose another --run-name")
             lock = RunLock(run_dir).acquire()
             if (run_dir / SAMPLES_FILE).exists() and not self.config.resume:
                 lock.release()
@@ -204,8 +212,11 @@ class Runner:
         return _free_run_dir(output)
 
     def _tracker(self) -> TrackingProcess | NoTracking:
-        """MLflow in a child process (its import and store set-up overlap the run)."""
+        """MLflow in a child process (its import and store set-up overlap the run); a tracking
+        server that does not answer fails here, in seconds, before any work."""
         uri = self.config.tracking_uri or default_tracking_uri(self.config.output_dir)
+        if self.config.tracking:
+            check_reachable(uri)
         return open_tracking(self.config.tracking, uri, self.config.experiment,
                              Path(self.config.output_dir) / "mlartifacts")
 
@@ -217,9 +228,20 @@ class Runner:
                          metric_specs=config.metric_specs, shard_size=config.shard_size,
                          device=config.device)
 
+    def check(self) -> None:
+        """The options that name files: checked before anything is created or loaded."""
+        config = self.config
+        if config.run_name is not None:
+            check_folder_name(config.run_name)
+        check_shard_size(config.shard_size)
+        output = Path(config.output_dir)
+        if output.exists() and not output.is_dir():
+            raise FileExistsError(f"--output-dir {output} is a file; give a folder")
+
     def run(self) -> RunSummary:
         from harness.assets.cache import verification_log
 
+        self.check()
         # threads and denormal mode first: before torch's thread pool starts (harness.io.threads)
         with timing_environment(self.config) as self.environment:
             # results.json lists how this run's files were checked, and nothing of an earlier run's
@@ -235,6 +257,7 @@ class Runner:
             tracker.close()
             raise
         try:
+            remove_stale_temps(run_dir, (RESULTS_FILE, MLFLOW_RUN_FILE))  # a killed run's
             return self._run(plan, run_dir, tracker, checks)
         finally:
             lock.release()
@@ -277,10 +300,16 @@ class Runner:
             busy = load_warning(self.environment.threads, self.environment.load_average)
             warnings += [busy] if busy else []
         files = RunFiles(run_dir, config, warnings)
-        status = "KILLED"
+        status, reason = "KILLED", None  # KILLED unless it ends or fails (Ctrl-C)
         with _progress(config.show_progress, self.console) as progress:
-            reducer = Reducer(plan, run_dir, tracker, run_info, n_comparisons=config.n_comparisons,
-                              progress=progress if config.show_progress else None)
+            try:
+                reducer = Reducer(plan, run_dir, tracker, run_info,
+                                  n_comparisons=config.n_comparisons,
+                                  progress=progress if config.show_progress else None)
+            except BaseException:
+                tracker.finish(None, {}, "FAILED", "the run folder could not be opened")
+                raise
+            warnings.extend(reducer.warnings)
             try:
                 executor = (config.executor or local_executor)(
                     plan, replace(config, threads=self.environment.threads), files.hooks(reducer))
@@ -289,9 +318,12 @@ class Runner:
                 for record in executor.run(config.order(units) if config.order else units):
                     reducer.add(record)
                 status = "FINISHED"
+            except Exception as exc:
+                status, reason = "FAILED", f"{type(exc).__name__}: {exc}"
+                raise
             finally:
                 files.close()
-                payload = reducer.finish(status)
+                payload = reducer.finish(status, reason)
         n_failed = sum(len(u["failed"]) for u in payload["units"])
         return RunSummary(run_dir, payload["results"], payload["missing_metrics"],
                           tracker.parent_id, n_failed, reducer.n_skipped, tracker.errors,

@@ -38,7 +38,17 @@ from typing import Any
 import pandas as pd
 
 from harness.api.items import parse_labelled_restorer
-from harness.io.results import RESULTS_FILE, git_hash, new_run_name, read_results
+from harness.io.names import check_folder_name
+from harness.io.results import (
+    LOCK_FILE,
+    RESULTS_FILE,
+    SAMPLES_FILE,
+    STUDY_MARKER,
+    git_hash,
+    new_run_name,
+    read_results,
+)
+from harness.io.safefiles import check_not_link
 from harness.io.tables import markdown_cell, write_csv
 from harness.metrics.directions import direction_arrow, metric_direction
 from harness.run.plan import RestorerItem
@@ -52,7 +62,7 @@ from harness.study.figures import (
     plot_heatmap,
 )
 from harness.tracking.factory import open_tracker
-from harness.tracking.store import default_tracking_uri, describe_run
+from harness.tracking.store import check_reachable, default_tracking_uri, describe_run
 
 # Restorer entries -------------------------------------------------------------------------------
 
@@ -164,18 +174,33 @@ class StudySummary:
     n_failed: int
 
 
+def _study_dir(output_dir: Path, name: str) -> Path:
+    """``<root>/studies/NAME``, refused if it holds a study already, or a ``bench run`` (a study
+    and a run never share a folder: runs cannot be named ``studies``, and the study marks its own
+    with :data:`STUDY_MARKER`)."""
+    study_dir = output_dir / name
+    check_not_link(study_dir, "study folder")
+    if (study_dir / "study.csv").exists():
+        raise FileExistsError(f"{study_dir} already holds a study; choose another --name")
+    if (study_dir / SAMPLES_FILE).exists() or (study_dir / LOCK_FILE).exists():
+        raise FileExistsError(f"{study_dir} holds a bench run (--run-name {name}); choose another "
+                              "--name")
+    return study_dir
+
+
 def run_study(config: StudyConfig, console: Any = None) -> StudySummary:
     """Run every entry on every task, then write tables, figures and the MLflow parent run."""
     if not config.entries or not config.tasks:
         raise ValueError("a study needs at least one --restorer and one task")
     entries = label_entries(list(config.entries))
     baseline = baseline_label(entries, config.baseline)
-    name = config.name or f"{config.kind}-{new_run_name()}"
-    study_dir = Path(config.output_dir) / "studies" / name
-    if (study_dir / "study.csv").exists():
-        raise FileExistsError(f"{study_dir} already holds a study; choose another --name")
-    study_dir.mkdir(parents=True, exist_ok=True)
+    name = check_folder_name(config.name or f"{config.kind}-{new_run_name()}", "--name")
+    study_dir = _study_dir(Path(config.output_dir) / "studies", name)
     uri = config.tracking_uri or default_tracking_uri(Path(config.output_dir))
+    if config.tracking:
+        check_reachable(uri)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    (study_dir / STUDY_MARKER).touch()
     tracker = (open_tracker(uri, config.experiment, Path(config.output_dir) / "mlartifacts")
                if config.tracking else None)
     parent = _start_parent(tracker, config, name, entries, study_dir) if tracker is not None else ""

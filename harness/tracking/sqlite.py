@@ -184,6 +184,19 @@ class SqliteTracker(Tracker):
             (parent_id, int(self.experiment_id))).fetchall()
         return [r[0] for r in rows]
 
+    def _children(self, parent_id: str) -> list[tuple[str, str, dict[str, str]]]:
+        rows = self._db.execute(
+            "SELECT r.run_uuid, r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+            "WHERE t.key = 'mlflow.parentRunId' AND t.value = ? AND r.experiment_id = ? "
+            "AND r.lifecycle_stage = 'active'", (parent_id, int(self.experiment_id))).fetchall()
+        return [(run_id, status, dict(self._db.execute(
+            "SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)))) for run_id, status in rows]
+
+    def _delete_run(self, run_id: str) -> None:
+        self._write(lambda db: db.execute(
+            "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE run_uuid = ?",
+            (_now_ms(), run_id)))
+
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         self._write(lambda db: db.execute(
             "UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?", (status, _now_ms(), run_id)))

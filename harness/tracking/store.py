@@ -60,6 +60,38 @@ def training_run_name(restorer_label: str, train_set: str) -> str:
     return f"train:{restorer_label} on {train_set}"
 
 
+class TrackingUnreachable(ValueError):
+    """The tracking server of ``--tracking-uri`` does not answer."""
+
+
+#: MLflow's HTTP client retries a refused connection with back-off for minutes (255 s seen); a
+#: run's tracking child uses these instead (each unset variable only), so a server that goes away
+#: mid-run costs seconds, not minutes
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+
+
+def check_reachable(uri: str, timeout: float = 3.0) -> None:
+    """Fail in seconds, before any work, when ``uri`` names an HTTP(S) tracking server that does
+    not accept a connection (refused, unknown host, no answer within ``timeout``). Other URIs
+    (local sqlite, Databricks profiles, ...) are not probed here."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise TrackingUnreachable(
+            f"--tracking-uri {uri}: the MLflow server does not answer ({why}); start it "
+            "(mlflow server ...), fix the URI, or pass --no-tracking") from None
+
+
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -105,21 +137,23 @@ def ensure_sqlite_store(path: Path) -> None:
 
         for name in ("mlflow", "alembic"):  # "Creating initial MLflow database tables..."
             logging.getLogger(name).setLevel(logging.WARNING)
-        store = SqlAlchemyStore(f"sqlite:///{scratch}", str(template.parent / "unused-artifacts"))
-        store.engine.dispose()
         try:
+            store = SqlAlchemyStore(f"sqlite:///{scratch}", str(template.parent / "unused-artifacts"))
+            store.engine.dispose()
             os.link(scratch, template)  # first one wins; the others use the winner's file
         except FileExistsError:
             pass
-        scratch.unlink(missing_ok=True)
+        finally:
+            scratch.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    shutil.copyfile(template, scratch)
-    try:
+    try:  # a full disk fails the copy: the partial scratch file must not stay and fill it
+        shutil.copyfile(template, scratch)
         os.link(scratch, path)
     except FileExistsError:
         pass
-    scratch.unlink(missing_ok=True)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 #: sqlite serialises writers; a second ``bench run`` on the same store sees "database is locked"
@@ -224,6 +258,16 @@ class Tracker:
                                                 "attributes.status = 'RUNNING'")
         return [run.info.run_id for run in runs]
 
+    def _children(self, parent_id: str) -> list[tuple[str, str, dict[str, str]]]:
+        """``(run id, status, tags)`` of every active child run of ``parent_id``."""
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+        return [(run.info.run_id, run.info.status, dict(run.data.tags)) for run in runs]
+
+    def _delete_run(self, run_id: str) -> None:
+        """Soft-delete (MLflow's ``deleted`` stage; ``mlflow gc`` purges, the UI can restore)."""
+        self.client.delete_run(run_id)
+
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 
@@ -283,10 +327,24 @@ class Tracker:
                                "resumed": count})
         return run_id
 
-    def kill_stale_children(self, parent_id: str) -> None:
-        """Children of ``parent_id`` still RUNNING belong to a dead process: mark them KILLED."""
+    def kill_stale_children(self, parent_id: str, status: str = "KILLED") -> None:
+        """Children of ``parent_id`` still RUNNING belong to a dead (or failed) process: end them
+        with ``status`` (KILLED, or FAILED when the run failed)."""
         for child in self._running_children(parent_id):
-            self.end(child, status="KILLED")
+            self.end(child, status=status)
+
+    def finished_child(self, parent_id: str, tags: dict[str, Any]) -> bool:
+        """Does ``parent_id`` have a FINISHED child whose tags include ``tags``? Its other
+        children with those tags (KILLED, FAILED, RUNNING: an attempt that died while logging
+        them) are soft-deleted, so that the pair ends with exactly one child, FINISHED."""
+        wanted = {k: str(v) for k, v in tags.items()}
+        same = [(run_id, status) for run_id, status, run_tags in self._children(parent_id)
+                if all(run_tags.get(k) == v for k, v in wanted.items())]
+        if any(status == "FINISHED" for _, status in same):
+            return True
+        for run_id, _ in same:
+            self._delete_run(run_id)
+        return False
 
     def start_child(self, run_name: str, tags: dict[str, Any] | None = None) -> str:
         all_tags = {"mlflow.parentRunId": self.parent_id or "", **(tags or {})}

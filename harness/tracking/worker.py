@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.io.names import safe_name
 from harness.tracking.factory import open_tracker
-from harness.tracking.store import Tracker, retry_busy
+from harness.tracking.store import HTTP_LIMITS, Tracker, retry_busy
 
 MLFLOW_RUN_FILE = "mlflow_run.json"
 
@@ -35,10 +35,9 @@ def read_mlflow_run(run_dir: Path) -> dict[str, Any] | None:
 def write_mlflow_run(run_dir: Path, payload: dict[str, Any]) -> None:
     import json
 
-    path = Path(run_dir) / MLFLOW_RUN_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    tmp.replace(path)
+    from harness.io.safefiles import write_atomic
+
+    write_atomic(Path(run_dir) / MLFLOW_RUN_FILE, json.dumps(payload, indent=2))
 
 
 class RunLayout:
@@ -74,37 +73,67 @@ class RunLayout:
 
     def log_pair(self, *, name: str, tags: dict[str, Any], params: dict[str, Any],
                  aggregates: dict[str, Any], rows: list[dict[str, Any]],
-                 images: list[tuple[str, Any]]) -> None:
+                 images: list[tuple[str, Any]], identity: dict[str, Any] | None = None) -> None:
         """One child run with everything about one (restorer, task) pair, in batched calls;
-        ``images`` are ``(sample id, PIL montage)``."""
+        ``images`` are ``(sample id, PIL montage)``. With ``identity`` (tags naming the pair;
+        ``--resume`` of a pair an earlier attempt completed), nothing is logged if the parent
+        already has that pair's FINISHED child; an unfinished one is replaced. A child whose
+        logging fails is ended FAILED, not left RUNNING."""
         tracker = self.tracker
+        if identity is not None and tracker.finished_child(self.parent_id, identity):
+            return
         child = tracker.start_child(name, tags=tags)
-        tracker.log_params(child, params)
-        tracker.log_aggregates(child, aggregates)
-        tracker.log_table(child, rows, f"per_image/{safe_name(name)}.json")
-        for sample_id, montage in images:
-            tracker.log_image(child, montage, f"comparisons/{safe_name(sample_id)}_lq-out-gt.png")
+        try:
+            tracker.log_params(child, params)
+            tracker.log_aggregates(child, aggregates)
+            tracker.log_table(child, rows, f"per_image/{safe_name(name)}.json")
+            for sample_id, montage in images:
+                tracker.log_image(child, montage, f"comparisons/{safe_name(sample_id)}_lq-out-gt.png")
+        except BaseException:
+            _quietly(tracker.end, child, "FAILED")
+            raise
         tracker.end(child)
 
     def log_steps(self, rows: list[tuple[int, dict[str, float]]]) -> None:
         """Step-indexed metrics on the parent run (training curves)."""
         self.tracker.log_metric_steps(self.parent_id, rows)
 
-    def finish(self, artifact: Path | None, missing: dict[str, str], status: str) -> None:
+    def finish(self, artifact: Path | None, missing: dict[str, str], status: str,
+               reason: str | None = None) -> None:
         """Attach ``artifact`` (``results.json``, a checkpoint's sidecar), tag the missing
-        metrics and end the parent run with ``status``."""
+        metrics and end the parent run with ``status``. A run that did not finish tags its
+        ``failure_reason`` and ends its open children with the same status; each step is tried
+        even if an earlier one failed (a full disk), so that the runs never stay RUNNING."""
         if not self.parent_id:
             return
-        if artifact is not None:
-            self.tracker.log_artifact(self.parent_id, artifact)
-        self.tracker.log_tags(self.parent_id, {f"missing.{k}": v for k, v in missing.items()})
-        self.tracker.end(self.parent_id, status)
+        tracker, errors = self.tracker, []
+        if artifact is not None and Path(artifact).exists():
+            errors.append(_quietly(tracker.log_artifact, self.parent_id, artifact))
+        tags = {f"missing.{k}": v for k, v in missing.items()}
+        if reason:
+            tags["failure_reason"] = reason
+        errors.append(_quietly(tracker.log_tags, self.parent_id, tags))
+        if status != "FINISHED":
+            errors.append(_quietly(tracker.kill_stale_children, self.parent_id, status))
+        errors.append(_quietly(tracker.end, self.parent_id, status))
+        failed = [e for e in errors if e is not None]
+        if failed:
+            raise failed[0]
 
     def kill(self) -> None:
         """The computing process died: mark the parent and any open child KILLED."""
         if self.parent_id:
             self.tracker.kill_stale_children(self.parent_id)
             self.tracker.end(self.parent_id, "KILLED")
+
+
+def _quietly(call: Any, *args: Any) -> Exception | None:
+    """Call; return the exception instead of raising it (best-effort clean-up steps)."""
+    try:
+        call(*args)
+    except Exception as exc:
+        return exc
+    return None
 
 
 def _run_logger(jobs: Any, send_result: Any, uri: str, experiment: str, artifact_root: str) -> None:
@@ -205,7 +234,7 @@ class TrackingProcess:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "harness.tracking.worker", uri, experiment, str(artifact_root)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+            env={**HTTP_LIMITS, **os.environ, "PYTHONPATH": os.pathsep.join(
                 [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])})
         self._jobs: queue.Queue = queue.Queue()
         self._writer = threading.Thread(target=self._write, name="mlflow-writer", daemon=True)
@@ -245,9 +274,11 @@ class TrackingProcess:
         if rows:
             self._jobs.put(("log_steps", {"rows": _plain(rows)}))
 
-    def finish(self, artifact: Path | None, missing: dict[str, str], status: str) -> None:
+    def finish(self, artifact: Path | None, missing: dict[str, str], status: str,
+               reason: str | None = None) -> None:
         """See :meth:`RunLayout.finish`; then :meth:`close`."""
-        self._jobs.put(("finish", {"artifact": artifact, "missing": _plain(missing), "status": status}))
+        self._jobs.put(("finish", {"artifact": artifact, "missing": _plain(missing),
+                                   "status": status, "reason": reason}))
         self.close()
 
     def close(self) -> None:
@@ -289,7 +320,8 @@ class NoTracking:
     def log_steps(self, rows: list[tuple[int, dict[str, float]]]) -> None:
         """Nothing is logged."""
 
-    def finish(self, artifact: Path | None, missing: dict[str, str], status: str) -> None:
+    def finish(self, artifact: Path | None, missing: dict[str, str], status: str,
+               reason: str | None = None) -> None:
         """Nothing is logged."""
 
     def close(self) -> None:

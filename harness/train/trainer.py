@@ -47,7 +47,7 @@ import torch
 from harness.api.checkpoints import read_checkpoint, write_checkpoint
 from harness.api.restorer import Restorer, build_restorer
 from harness.api.training_sets import build_training_set
-from harness.io.results import git_hash, now_iso
+from harness.io.results import FileLock, git_hash, now_iso
 from harness.run.plan import Plan, RestorerItem, make_plan, restorer_spec
 
 
@@ -340,7 +340,13 @@ class Trainer:
 
     def run(self) -> TrainSummary:
         """Train (or continue a checkpoint with ``resume``) to ``recipe.iters``; the MLflow run
-        ends FAILED (KILLED on Ctrl-C) if training raises."""
+        ends FAILED (KILLED on Ctrl-C) if training raises. The checkpoint is locked for the
+        whole training (:func:`checkpoint_lock`): a second ``bench train --out`` on the same
+        file refuses instead of training alongside and overwriting it."""
+        with checkpoint_lock(Path(self.config.out)):
+            return self._run()
+
+    def _run(self) -> TrainSummary:
         config, out = self.config, Path(self.config.out)
         if out.exists() and not config.resume:
             raise FileExistsError(f"{out} exists; pass --resume to continue that training or "
@@ -572,11 +578,13 @@ class Trainer:
 
     def _tracker(self, start: int) -> Any:
         """The training's MLflow run, logged by the tracking child process."""
-        from harness.tracking.store import default_tracking_uri, training_run_name
+        from harness.tracking.store import check_reachable, default_tracking_uri, training_run_name
         from harness.tracking.worker import open_tracking
 
         config = self.config
         uri = config.tracking_uri or default_tracking_uri(config.output_dir)
+        if config.tracking:
+            check_reachable(uri)
         tracker = open_tracking(config.tracking, uri, config.experiment,
                                 Path(config.output_dir) / "mlartifacts")
         params = {"restorer": self.spec.name, "restorer.label": self.spec.label,
@@ -598,3 +606,11 @@ def _progress(show: bool, console: Any):
 
 def train(config: TrainConfig, console: Any = None) -> TrainSummary:
     return Trainer(config, console).run()
+
+
+def checkpoint_lock(out: Path) -> FileLock:
+    """The lock of a training's checkpoint, ``.<name>.lock`` beside it (as ``bench run`` locks
+    its run folder): released by the kernel when the holder dies, so never stale."""
+    return FileLock(out.with_name(f".{out.name}.lock"),
+                    f"{out} is being trained by another bench train ({{holder}}); wait for it to "
+                    "finish (then --resume to continue it) or choose another --out")
