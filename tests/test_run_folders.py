@@ -139,17 +139,16 @@ def test_distinct_labels_get_distinct_folders_inside_the_run(tmp_path):
 
 
 def test_a_study_and_a_run_never_share_a_folder(tmp_path):
+    """Runs live in ``<root>/NAME``, studies in ``<root>/studies/NAME``: ``--run-name S`` and
+    ``--name S`` get different folders, and no run may be called ``studies``."""
     out = tmp_path / "o"
     assert bench(*run_args(out, "--run-name", "S")).exit_code == 0
     study = bench("study", "ood", "-r", "identity", "-t", "demo", "--limit", "1", "--metrics", "psnr",
                   "--name", "S", "--output-dir", str(out), "--no-tracking", "--no-progress")
-    one_line_error(study, "holds a bench run")
-    assert not (out / "S" / ".study").exists()
-
-    study = bench("study", "ood", "-r", "identity", "-t", "demo", "--limit", "1", "--metrics", "psnr",
-                  "--name", "T", "--output-dir", str(out), "--no-tracking", "--no-progress")
     assert study.exit_code == 0, study.output
-    one_line_error(bench(*run_args(out, "--run-name", "T")), "is a study folder")
+    assert (out / "studies" / "S" / ".study").exists() and not (out / "S" / ".study").exists()
+    assert (out / "S" / "samples.jsonl").exists()
+    one_line_error(bench(*run_args(out, "--run-name", "studies")), "--run-name 'studies'")
     one_line_error(bench("study", "ood", "-r", "identity", "-t", "demo", "--name", "../x",
                          "--output-dir", str(out), "--no-tracking"), "--name '../x'")
 
