@@ -493,3 +493,17 @@ def test_one_pair_gives_its_difference_and_no_p_value():
     assert result.n == 1 and result.diff == 1.5 and result.ci_lo == result.ci_hi == 1.5
     assert math.isnan(result.p_permutation) and math.isnan(result.p_wilcoxon)
     assert (result.wins, result.ties, result.losses) == (1, 0, 0)
+
+
+def test_find_runs_skips_mlflow_artifact_copies_of_results(tmp_path):
+    """MLflow keeps a copy of each run's results.json under mlartifacts/; it is not a run (no
+    samples.jsonl) and, being newest, used to be taken as the latest run by bench compare."""
+    from harness.report.load import find_runs
+
+    run = tmp_path / "20260101-000000"
+    copy = tmp_path / "mlartifacts" / "abc" / "artifacts"
+    for folder in (run, copy):
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text("{}")
+    (run / "samples.jsonl").write_text("")
+    assert find_runs(tmp_path) == [run]

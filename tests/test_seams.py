@@ -113,7 +113,7 @@ def _mlflow_structure(uri: str, parent_name: str) -> dict[str, Any]:
 
     client = MlflowClient(tracking_uri=uri)
     runs = client.search_runs([client.get_experiment_by_name("restorebench").experiment_id])
-    parent = next(r for r in runs if r.info.run_name == parent_name)
+    parent = next(r for r in runs if r.data.tags.get("run_folder") == parent_name)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     return {c.info.run_name: ({k: round(v, 9) for k, v in c.data.metrics.items()
                                if not k.startswith(TIMING)},

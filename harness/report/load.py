@@ -219,9 +219,12 @@ def _study_labels(study_dir: Path, run_dir: Path) -> dict[str, str]:
 
 
 def find_runs(root: Path) -> list[Path]:
-    """Every finished run folder (one with ``results.json``) under ``root``, at any depth (runs
-    of ``bench run``, of studies under ``studies/``, of ``bench detect``), oldest first."""
-    found = [p.parent for p in Path(root).rglob(RESULTS_FILE) if p.is_file()]
+    """Every finished run folder under ``root``, at any depth (runs of ``bench run``, of studies
+    under ``studies/``, of ``bench detect``), oldest first. A run folder holds ``results.json``
+    and its ``samples.jsonl``: MLflow's artifact copies of ``results.json`` (under
+    ``mlartifacts/``) are not runs, and would otherwise pass for the latest one."""
+    found = [p.parent for p in Path(root).rglob(RESULTS_FILE)
+             if p.is_file() and (p.parent / SAMPLES_FILE).is_file()]
     return sorted(found, key=lambda p: ((p / RESULTS_FILE).stat().st_mtime, str(p)))
 
 
