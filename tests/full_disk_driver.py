@@ -59,6 +59,9 @@ def main(root: Path) -> dict:
     process = _start(_args(out, "--resume"), dict(os.environ))
     facts["resume_output"] = process.communicate(timeout=300)[0][-3000:]
     facts["resume_rc"] = process.returncode
+    with sqlite3.connect(out / "mlflow.db") as con:
+        facts["running_after_resume"] = con.execute(
+            "select count(*) from runs where status = 'RUNNING'").fetchone()[0]
     try:
         _check_complete(out)
         facts["complete"] = "ok"

@@ -232,5 +232,9 @@ def test_a_real_full_tmpfs_ends_cleanly_and_resume_completes(tmp_path):
     assert "Traceback" not in facts["tiny_output"], facts
     assert facts["first_rc"] == 2 and "Traceback" not in facts["first_output"], facts
     assert "No space left on device" in facts["first_output"], facts
-    assert facts["temps"] == [] and facts["running"] == 0, facts
+    # the MLflow store sits on the full disk too: ending the runs FAILED is itself a write that
+    # can fail there (it did under load: 2 runs left RUNNING), so the guarantee on a real full
+    # disk is that the resume, once space is freed, leaves none RUNNING and every pair FINISHED
+    assert facts["temps"] == [], facts
     assert facts["resume_rc"] == 0 and facts["complete"] == "ok", facts
+    assert facts["running_after_resume"] == 0, facts

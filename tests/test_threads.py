@@ -120,7 +120,10 @@ def test_cpu_peak_memory_does_not_depend_on_what_the_allocator_kept():
             out = call()
         peaks.append(memory.peak_mb)
         del out
-    assert all(64 <= p < 64.1 for p in peaks), peaks
+    # 64 MB each time, whatever the heap kept before (the RSS increment gave ~0 then 64 MB); the
+    # window is ±0.1 MB because the process's other threads (previews, tracking, torch's pool)
+    # may allocate or free a few small blocks between the two heap readings
+    assert all(abs(p - 64) < 0.1 for p in peaks), peaks
     with PeakMemory(torch.device("cpu")) as memory:
         kept = torch.zeros(256 * 1024)  # 1 MB returned to the caller: it counts
     assert 1 <= memory.peak_mb < 1.05 and kept.numel()
