@@ -15,6 +15,7 @@ and cached in memory (the clean sets here are tens of images).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -43,32 +44,74 @@ def _load_clean(clean: str | Path) -> list[tuple[str, torch.Tensor]]:
     return [(stem, read_image(p)) for stem, p in source.paths().items()]
 
 
+#: the ``degradation`` alternative that leaves the crop clean (lq = gt)
+CLEAN_ALTERNATIVE = "none"
+
+
+def _alternative_spec(part: str) -> str:
+    part = part.strip()
+    return CLEAN_ALTERNATIVE if part == CLEAN_ALTERNATIVE else canonical_spec(part)
+
+
+def _build_alternative(spec: str, level: int, options: dict[str, Any], several: bool) -> Compose | None:
+    """The operator of one alternative at one level (``None`` for ``none``). With several
+    alternatives an option goes only to those whose operators take it (``options_used`` records
+    which); with one, an option no operator takes is an error, as in :func:`build_degradation`."""
+    if spec == CLEAN_ALTERNATIVE:
+        return None
+    if not several:
+        operator = build_degradation(spec, level, **options)
+        operator.options_used = set(options)  # type: ignore[attr-defined]
+        return operator
+    from tasks.degradations.compose import operator_class
+
+    accepted: set[str] = set()
+    for token in spec.split("+"):
+        accepted |= set(inspect.signature(operator_class(token).__init__).parameters)
+    taken = {k: v for k, v in options.items() if k in accepted}
+    operator = build_degradation(spec, level, **taken)
+    operator.options_used = set(taken)  # type: ignore[attr-defined]
+    return operator
+
+
 class DegradedCrops(torch.utils.data.Dataset):
     """Seeded random crops of a clean folder, degraded by an operator mixture.
 
     Args:
         clean: a clean-set name (``kodak24``, ``cbsd68``, ``mcmaster``, ``skimage``) or a folder.
-        degradation: operator/family spec, e.g. ``noise+blur+lowlight`` or ``gaussian_noise``.
+        degradation: operator/family spec, e.g. ``noise+blur+lowlight`` or ``gaussian_noise``; or
+            several specs joined by ``|`` (``noise|haze|rain|noise+blur+lowlight|none``): each item
+            then draws one of them uniformly (list one twice to double its share; ``none`` gives
+            a clean pair, lq = gt), as all-in-one restorers train (AirNet, PromptIR).
         severity: a level 1-5, or an inclusive ``(low, high)`` range drawn per item.
         crop: side of the square crops (images smaller than that are used whole).
         length: items per epoch.
         seed: base seed; with ``epoch`` and the index it fixes every item.
         return_params: also return the drawn parameters as a JSON string (collates as a list).
-        operator_options: passed to the operators (e.g. ``color_cast=True``).
+        quantize: round the degraded crop to 8 bits, as the evaluation inputs are stored (it
+            matters in the dark, where a few codes hold the whole image).
+        operator_options: passed to the operators (e.g. ``color_cast=True``); with alternatives,
+            to those alternatives whose operators take the option.
     """
 
     def __init__(self, clean: str | Path, degradation: str, severity: int | tuple[int, int] = 3,
                  crop: int = 128, length: int = 1000, seed: int = 0, return_params: bool = False,
-                 **operator_options: Any):
-        self.spec = canonical_spec(degradation)
+                 quantize: bool = False, **operator_options: Any):
+        self.alternatives = [_alternative_spec(part) for part in str(degradation).split("|")]
+        self.spec = "|".join(self.alternatives)
         low, high = (severity, severity) if isinstance(severity, int) else severity
         self.levels = list(range(check_severity(low), check_severity(high) + 1))
         if not self.levels:
             raise ValueError(f"severity range {severity} is empty; give (low, high) with low <= high")
-        self.operators: dict[int, Compose] = {
-            level: build_degradation(self.spec, level, **operator_options) for level in self.levels}
+        self.operators: dict[tuple[str, int], Compose | None] = {
+            (alt, level): _build_alternative(alt, level, operator_options, len(self.alternatives) > 1)
+            for alt in dict.fromkeys(self.alternatives) for level in self.levels}
+        unused = sorted(set(operator_options) - {key for op in self.operators.values() if op is not None
+                                                 for key in getattr(op, "options_used", ())})
+        if unused:
+            raise ValueError(f"degradation {degradation!r}: no operator takes option(s) {unused}")
         self.crop, self.length, self.seed = int(crop), int(length), int(seed)
-        self.return_params = return_params
+        self.return_params, self.quantize = return_params, bool(quantize)
         self.epoch = 0
         self.images = _load_clean(clean)
         if not self.images:
@@ -103,9 +146,16 @@ class DegradedCrops(torch.utils.data.Dataset):
         flip = bool(draw(2))
         gt = image[:, top:top + h, left:left + w]
         gt = (gt.flip(-1) if flip else gt).contiguous()
-        lq, params = self.operators[level](gt, generator)
+        alternative = self.alternatives[0]
+        if len(self.alternatives) > 1:  # drawn last, so a single spec draws as it always did
+            alternative = self.alternatives[draw(len(self.alternatives))]
+        operator = self.operators[(alternative, level)]
+        lq, params = (gt.clone(), {"order": [], "ops": []}) if operator is None else operator(gt, generator)
+        if self.quantize:
+            lq = (lq * 255.0).round() / 255.0
+        extra = {"degradation": alternative} if len(self.alternatives) > 1 else {}
         return lq, gt, {"image_id": image_id, "top": top, "left": left, "flip": flip,
-                        "severity": level, "seed": seed, **params}
+                        "severity": level, "seed": seed, **extra, **params}
 
     def __getitem__(self, index: int):
         lq, gt, params = self.sample(index)
@@ -219,18 +269,20 @@ def _severity(value: int | str | list[int]) -> int | tuple[int, int]:
 @register_training_set("degraded", "synth")
 def degraded(clean: str = "cbsd68", degradation: str = "noise+blur+lowlight",
              severity: int | str = "1-5", crop: int = 128, length: int = 10_000, seed: int = 0,
-             **operator_options: Any) -> DegradedCrops:
+             quantize: bool = False, **operator_options: Any) -> DegradedCrops:
     """Seeded degraded crops of a clean set: ``degraded[clean=cbsd68,degradation=noise,severity=1-5]``.
 
     Args:
         clean: a clean-set name (kodak24, cbsd68, mcmaster, skimage) or a folder of clean images.
-        degradation: operator / family spec (``noise+blur+lowlight``, ``gaussian_noise``...).
+        degradation: operator / family spec (``noise+blur+lowlight``, ``gaussian_noise``...), or
+            several joined by ``|`` of which each crop draws one (``none``: a clean pair).
         severity: a level 1-5 or a range ``"1-5"`` drawn per item.
         crop: side of the square crops.
         length: items per epoch.
+        quantize: round the degraded crops to 8 bits (as stored evaluation inputs are).
     """
     return DegradedCrops(clean, degradation, severity=_severity(severity), crop=crop, length=length,
-                         seed=seed, **operator_options)
+                         seed=seed, quantize=quantize, **operator_options)
 
 
 @register_training_set("folder-pairs")

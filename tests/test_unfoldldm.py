@@ -342,3 +342,100 @@ def test_ss2d_four_directions_map_back_consistently():
     swapped.load_state_dict(new)
     x = torch.randn(1, 5, 7, 4, dtype=torch.float64)
     assert torch.allclose(ss(x.transpose(1, 2)), swapped(x).transpose(1, 2), atol=1e-10)
+
+
+# identity_init ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("config", ["tiny", "small"])
+def test_identity_init_returns_the_input(config):
+    x = torch.rand(1, 3, 37, 53)  # odd size: the reflect padding and the crop are on the path
+    plain = UnfoldLDM(config=config, random_init=True)
+    plain.load(CPU)
+    assert (plain.restore(x, {"seed": 0}) - x).abs().max() > 0.05  # the paper init does not
+    r = UnfoldLDM(config=config, random_init=True, identity_init=True)
+    r.load(CPU)
+    # Exact, not approximate: every correction is a product with an exact 0 (OCFormer's zeroed
+    # last conv, ρ^d = 0, and the holistic residual A_D(y) − y = (y + 0) − y = 0), and
+    # y + 0 = y in IEEE float32, so no rounding enters. Each stage's output is y too.
+    assert torch.equal(r.restore(x, {"seed": 0}), x)
+    crop = x[..., :32, :48]
+    assert all(torch.equal(out, crop) for out in r.net(crop).outputs)
+    tiled = UnfoldLDM(config=config, random_init=True, identity_init=True, tile=32, tile_overlap=8)
+    tiled.load(CPU)
+    # Tiles overlap up to 4 times: (a + a + a) / 3 may round by an ulp (2⁻²⁴ relative, ≤ 6e-8 on [0,1]).
+    assert torch.allclose(tiled.restore(x, {"seed": 0}), x, rtol=0, atol=2.0**-22)
+
+
+def test_identity_init_changes_only_initial_values():
+    a = UnfoldLDM(config="tiny", identity_init=True)
+    b = UnfoldLDM(config="tiny")
+    changed = {
+        name
+        for (name, p), (_, q) in zip(a.net.named_parameters(), b.net.named_parameters(), strict=True)
+        if not torch.equal(p, q)
+    }
+    zeroed = {"gradient.rho_d", "proximal.output.weight"}
+    assert zeroed <= changed  # plus whatever the random stream draws differently after them
+    assert all(not a.net.get_parameter(n).any() for n in zeroed)
+    assert {k: v.shape for k, v in a.net.state_dict().items()} == {
+        k: v.shape for k, v in b.net.state_dict().items()
+    }
+
+
+def test_identity_init_trains_every_parameter():
+    """One AdamW update moves the zero layers off zero; from the second update on the gradient
+    reaches every parameter except the DRA prior temperature τ', which sits behind two zero-init
+    layers in series (the last conv, then the paper's zero-init V_p) and gets it from the third."""
+    r = UnfoldLDM(config="tiny", phase=1, identity_init=True)
+    r.setup_training(CPU)
+    opt = torch.optim.AdamW(r.parameter_groups(), lr=1e-3, weight_decay=1e-4)
+    lq, gt = _pair(16)
+    trainable = [(n, p) for n, p in r.net.named_parameters() if p.requires_grad]
+    silent = []
+    for step in range(3):
+        opt.zero_grad(set_to_none=True)
+        losses = r.training_step(lq, gt, step, 10)
+        if step == 0:  # starts from the input: L1 is the input's own error
+            assert torch.isclose(losses["l1"], torch.nn.functional.l1_loss(lq, gt))
+        losses["loss"].backward()
+        silent.append({n for n, p in trainable if p.grad is None or not p.grad.any()})
+        opt.step()
+    assert "proximal.output.weight" not in silent[0] and "gradient.rho_d" not in silent[0]
+    assert "proximal.embed.weight" in silent[0]  # behind the zero conv at the first update
+    assert silent[1] and all(n.endswith("dra.prior_temperature") for n in silent[1])
+    assert silent[2] == set()
+
+
+def test_identity_init_is_recorded_and_a_checkpoint_loads_either_way(tmp_path):
+    from harness.checkpoints import read_checkpoint
+    from harness.plan import RestorerItem, restorer_spec
+    from harness.specs import parse_restorer
+
+    def spec(text):  # as `bench train -r TEXT` resolves it; its config goes into the checkpoint
+        name, options, _ = parse_restorer(text)
+        return restorer_spec(RestorerItem(name, options))
+
+    assert spec("unfoldldm[config=tiny,identity_init=true]").config["identity_init"] is True
+    assert spec("unfoldldm[config=tiny]").config["identity_init"] is False
+    r = UnfoldLDM(config="tiny", phase=1, identity_init=True)
+    with torch.no_grad():
+        for p in r.net.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = tmp_path / "identity.pt"
+    config = spec("unfoldldm[config=tiny,phase=1,identity_init=true]").config
+    write_checkpoint(
+        path,
+        restorer="unfoldldm",
+        config=config,
+        model=r.state_dict(),
+        ema=None,
+        training=None,
+        provenance={},
+    )
+    assert read_checkpoint(path).config["identity_init"] is True
+    x = torch.rand(1, 3, 24, 24)
+    outs = []
+    for identity_init in (True, False):
+        loaded = UnfoldLDM(config="tiny", checkpoint=str(path), identity_init=identity_init)
+        loaded.load(CPU)
+        outs.append(loaded.restore(x, {"seed": 3}))
+    assert torch.equal(*outs)

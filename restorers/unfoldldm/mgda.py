@@ -166,6 +166,18 @@ class MGDA(nn.Module):
             self.decomposed = DecomposedEstimator(width, token_dim)
             self.rho_d = nn.Parameter(torch.full((n_steps,), rho))
 
+    def zero_decomposed_step_(self) -> None:
+        """Start with the decomposed step switched off (``ρ^d = 0``, a ReZero gate), so that
+        ``v = y`` whenever ``x = y``.
+
+        The holistic branch needs nothing: ``A_D = A_Dᵀ = I`` at init gives ``g_h = x − y = 0``.
+        ``D_d`` cannot start as ``I`` (its identity blend ``σ(λ)`` is 0 only at ``λ = −∞``), so
+        ``g_d ≠ 0`` and only its step can be zero. ``ρ^d`` gets a gradient through ``v`` on the
+        first update, and the estimator of ``W, M`` through the ISDA loss, which uses ``r_d``.
+        """
+        if self.use_d:
+            nn.init.zeros_(self.rho_d)
+
     def estimate(self, x: torch.Tensor, y: torch.Tensor) -> Operators:
         """Degradation features ``F_k`` from ``cat[x_{k−1}, y]`` and both operator estimates."""
         features = self.feat_body(self.feat_embed(torch.cat([x, y], dim=1)))

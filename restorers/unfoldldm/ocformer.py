@@ -180,6 +180,13 @@ class OCFormer(nn.Module):
         self.refinement = Level(refinement, 2 * dim, heads[0], ffn_factor, prior_dim)
         self.output = nn.Conv2d(2 * dim, 3, 3, padding=1, bias=False)
 
+    def zero_output_(self) -> None:
+        """Zero the last convolution, so that ``Δ = 0`` for every input (ControlNet's zero
+        convolution) and the stage output starts as its gradient step ``v_k``. Only this layer
+        gets a gradient on the first update; once it has moved off zero, the gradient reaches
+        every layer before it."""
+        nn.init.zeros_(self.output.weight)
+
     @property
     def pad_multiple(self) -> int:
         return 2 ** (len(self.encoders))

@@ -282,6 +282,7 @@ class UnfoldLDM(UnfoldingRestorer):
         isda_cross: bool = False,
         isda_gt: bool = False,
         deep_supervision: Annotated[float, Range(0, None)] = 0.0,
+        identity_init: bool = False,
     ):
         """
         Args:
@@ -310,12 +311,16 @@ class UnfoldLDM(UnfoldingRestorer):
             isda_cross: add the cross-granularity agreement ‖A_D(x) − D_d(x)‖₁ to ISDA.
             isda_gt: add the GT-anchored ‖D(x_gt) − y‖₁ to ISDA.
             deep_supervision: weight of the L1 loss on intermediate stage outputs (0 = paper).
+            identity_init: start training from the identity: the untrained network returns its
+                input exactly (OCFormer's last conv and MGDA's decomposed step ρ^d zeroed; see
+                :func:`build_unfoldldm`). Initial values only: a checkpoint replaces them, so one
+                trained either way loads with either setting. False = paper-style random init.
         """
         super().__init__()
         self.cfg = CONFIGS[config]
         self.use_prior, self.granularity, self.vss, self.share_steps = prior, mgda, vss, share_steps
         self.n_tokens = n_tokens or self.cfg.n_tokens
-        self.scan_chunk = scan_chunk
+        self.scan_chunk, self.identity_init = scan_chunk, identity_init
         self._setup(
             checkpoint=checkpoint,
             phase=phase,
@@ -345,6 +350,7 @@ class UnfoldLDM(UnfoldingRestorer):
             self.share_steps,
             self.n_tokens,
             self.scan_chunk,
+            self.identity_init,
         )
 
     def info(self):
@@ -365,8 +371,16 @@ def build_unfoldldm(
     share_steps: bool = False,
     n_tokens: int | None = None,
     scan_chunk: int | None = None,
+    identity_init: bool = False,
 ) -> UnfoldingNetwork:
-    """MGDA + DR-LDM + OCFormer for a :class:`~restorers.unfoldldm.configs.UnfoldLDMConfig`."""
+    """MGDA + DR-LDM + OCFormer for a :class:`~restorers.unfoldldm.configs.UnfoldLDMConfig`.
+
+    ``identity_init`` makes every stage start as ``x_k = x_{k−1} = y``: OCFormer's residual is
+    zero (last conv zeroed) and MGDA's step is zero at ``x = y`` (holistic operators are the
+    identity at init anyway; the decomposed step ρ^d is zeroed). An untrained network then
+    returns its input exactly, and training starts from "change nothing" instead of from a
+    random correction that makes every image worse.
+    """
     gradient = MGDA(
         cfg.mgda_width, cfg.d_state, cfg.token_dim, stages, granularity, vss, share_steps, scan_chunk
     )
@@ -391,6 +405,9 @@ def build_unfoldldm(
         cfg.ffn_factor,
         cfg.prior_dim if prior else 0,
     )
+    if identity_init:
+        gradient.zero_decomposed_step_()
+        proximal.zero_output_()
     return UnfoldingNetwork(gradient, drldm, proximal, stages)
 
 

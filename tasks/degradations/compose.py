@@ -28,13 +28,13 @@ from tasks.degradations.base import Degradation, check_severity
 from tasks.degradations.blur import DefocusBlur, GaussianBlur, MotionBlur
 from tasks.degradations.haze import Haze
 from tasks.degradations.jpeg import JPEG
-from tasks.degradations.lowlight import LowLight
+from tasks.degradations.lowlight import CalibratedLowLight, LowLight
 from tasks.degradations.noise import GaussianNoise, PoissonGaussianNoise
 from tasks.degradations.rain import Rain
 
 OPERATORS: dict[str, type[Degradation]] = {cls.name: cls for cls in (
-    GaussianNoise, PoissonGaussianNoise, GaussianBlur, DefocusBlur, MotionBlur, LowLight, Haze, JPEG,
-    Rain)}
+    GaussianNoise, PoissonGaussianNoise, GaussianBlur, DefocusBlur, MotionBlur, LowLight,
+    CalibratedLowLight, Haze, JPEG, Rain)}
 
 #: A family name in a spec means this operator. Noise defaults to the signal-dependent sensor
 #: model and blur to camera shake: what a real dim, hand-held capture suffers.
@@ -97,7 +97,7 @@ class Compose:
         names = []
         for op in self.operators:
             names.append(op.name)
-            if isinstance(op, LowLight):
+            if isinstance(op, LowLight) and op.sensor_noise is not None:
                 names.append(f"{op.sensor_noise.name} (in {op.name}, linear RGB)")
         return names
 
