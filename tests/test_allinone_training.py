@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from harness.training_sets import build_training_set
+from harness.api.training_sets import build_training_set
 from tasks.degradations import OPERATORS, build_degradation
 from tasks.degradations.lowlight import CalibratedLowLight, LowLight
 from tasks.synthetic import skimage_photo

@@ -406,9 +406,9 @@ def test_identity_init_trains_every_parameter():
 
 
 def test_identity_init_is_recorded_and_a_checkpoint_loads_either_way(tmp_path):
-    from harness.checkpoints import read_checkpoint
-    from harness.plan import RestorerItem, restorer_spec
-    from harness.specs import parse_restorer
+    from harness.api.checkpoints import read_checkpoint
+    from harness.api.items import parse_restorer
+    from harness.run.plan import RestorerItem, restorer_spec
 
     def spec(text):  # as `bench train -r TEXT` resolves it; its config goes into the checkpoint
         name, options, _ = parse_restorer(text)

@@ -29,13 +29,13 @@ TILE, SEVERITY = 128, 3
 def clean_photo() -> torch.Tensor:
     import matplotlib.cbook
 
-    from harness.images import read_image
+    from harness.io.images import read_image
 
     return read_image(Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
 
 
 def make(out: Path) -> list[Path]:
-    from harness.images import save_image
+    from harness.io.images import save_image
     from tasks.degradations import build_degradation
 
     photo = clean_photo()  # (3, 600, 512)

@@ -22,6 +22,6 @@ common=(--resume --no-progress --output-dir "$RUN" --experiment unfoldldm-allino
 recipes=restorers/unfoldldm/recipes
 $BENCH_CMD train --recipe "$recipes/allinone-cpu-phase1.yaml" "${common[@]}"
 $BENCH_CMD train --recipe "$recipes/allinone-cpu-phase2.yaml" "${common[@]}"
-python -c "import sys; from pathlib import Path; from harness.checkpoints import export_weights
+python -c "import sys; from pathlib import Path; from harness.api.checkpoints import export_weights
 print(export_weights(Path(sys.argv[1]), Path(sys.argv[2])))" \
     "$RUN/unfoldldm-small-allinone-phase2.pt" "$RUN/unfoldldm-small-allinone.pt"
