@@ -39,7 +39,9 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The benchmark data folder; fails (CI) or skips (dev) when absent."""
-    root = Path(os.environ.get("BENCH_DATA_ROOT", _DEFAULT_SHARED / "data"))
+    # absolute: tests run commands from other working directories (the README test, subprocesses),
+    # and the README passes a relative BENCH_DATA_ROOT (../shared/data)
+    root = Path(os.environ.get("BENCH_DATA_ROOT", _DEFAULT_SHARED / "data")).resolve()
     if not (root / "denoise" / "kodak24").is_dir():
         _missing(f"benchmark data (BENCH_DATA_ROOT={root})")
     return root
@@ -53,7 +55,7 @@ def with_data(data_root, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def weights_dir() -> Path:
-    folder = Path(os.environ.get("BENCH_WEIGHTS_DIR", _DEFAULT_SHARED / "weights"))
+    folder = Path(os.environ.get("BENCH_WEIGHTS_DIR", _DEFAULT_SHARED / "weights")).resolve()
     if not folder.is_dir():
         _missing(f"weights folder (BENCH_WEIGHTS_DIR={folder})")
     return folder
