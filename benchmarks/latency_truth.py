@@ -9,8 +9,12 @@ flushes them:
 * **bench**: ``run_benchmark`` on a task holding that same image ``--repeats`` times (no
   tracking, no previews); the median of the records' ``latency_ms``, and their ``peak_mem_mb``.
 
-The ratio bench / bare should be 1 (± the machine's noise); the benchmark also prints the host's
-load average, since a loaded machine moves both. The input is scikit-image's astronaut, darkened
+Both are measured ``--rounds`` times, alternating (bare, bench, bare, bench, ...), and the medians
+are taken over all rounds, so that a slow drift of the machine (another job starting, the CPU
+clock) moves both sides alike. The ratio bench / bare should be 1 (± the machine's noise); the
+benchmark also prints the host's load average, since a loaded machine moves both. The peak
+memory column is the spread of ``bench run``'s figure over the rounds (each round is a fresh
+run, hence a fresh probe call: the spread is the rerun spread). The input is scikit-image's astronaut, darkened
 and noised a little (σ = 10/255, given to the restorers as the task's sigma).
 
 Restorers that cannot run here are listed with the reason: LD-RPS needs Stable Diffusion 2.1
@@ -19,7 +23,7 @@ with its shipped small checkpoint, DGUNet-PnP with random weights (``random_init
 none). Usage::
 
     PYTHONPATH=. BENCH_HOME=... python benchmarks/latency_truth.py [--threads 1] [--size 256]
-        [--repeats 5] [--restorers zero-dce,nlm]
+        [--repeats 5] [--rounds 3] [--restorers zero-dce,nlm]
 """
 
 from __future__ import annotations
@@ -76,8 +80,8 @@ def register_task(lq: Any, gt: Any, repeats: int) -> str:
     return "latency-truth"
 
 
-def bare_loop(name: str, options: dict[str, Any], lq: Any, repeats: int) -> float:
-    """Median ms of ``restore`` on ``lq`` after one untimed call."""
+def bare_loop(name: str, options: dict[str, Any], lq: Any, repeats: int) -> list[float]:
+    """Milliseconds of ``restore`` on ``lq``, ``repeats`` times after one untimed call."""
     import torch
 
     from harness.api.restorer import build_restorer
@@ -94,12 +98,26 @@ def bare_loop(name: str, options: dict[str, Any], lq: Any, repeats: int) -> floa
         start = time.perf_counter()
         restorer.restore(lq, meta())
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return times
+
+
+def alternate(name: str, options: dict[str, Any], lq: Any, task: str, args: argparse.Namespace,
+              threads: int, out: Path) -> tuple[float, float, list[float | None]]:
+    """(bare median ms, bench median ms, bench peaks) over ``args.rounds`` alternations."""
+    bare: list[float] = []
+    bench: list[float] = []
+    peaks: list[float | None] = []
+    for round_ in range(args.rounds):
+        bare += bare_loop(name, options, lq, args.repeats)
+        latencies, round_peaks = bench_run(name, options, task, threads, out / f"round{round_}")
+        bench += latencies
+        peaks += round_peaks
+    return statistics.median(bare), statistics.median(bench), peaks
 
 
 def bench_run(name: str, options: dict[str, Any], task: str, threads: int, out: Path
-              ) -> tuple[float, list[float | None]]:
-    """Median recorded ``latency_ms`` and the records' ``peak_mem_mb`` of a ``bench run``."""
+              ) -> tuple[list[float], list[float | None]]:
+    """The records' ``latency_ms`` and ``peak_mem_mb`` of one ``bench run``."""
     from harness.io.results import read_samples
     from harness.run.runner import RunConfig, run_benchmark
 
@@ -111,7 +129,7 @@ def bench_run(name: str, options: dict[str, Any], task: str, threads: int, out: 
     records = [r for r in read_samples(summary.run_dir / "samples.jsonl") if r["status"] == "ok"]
     if not records:
         raise RuntimeError(f"{name}: every image failed")
-    return statistics.median(r["latency_ms"] for r in records), [r["peak_mem_mb"] for r in records]
+    return [r["latency_ms"] for r in records], [r["peak_mem_mb"] for r in records]
 
 
 def main() -> None:
@@ -119,6 +137,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="default: bench run's choice")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of bare and bench")
     parser.add_argument("--restorers", default=None, help="comma-separated (default: all built-ins)")
     args = parser.parse_args()
 
@@ -143,8 +162,7 @@ def main() -> None:
                 continue
             options = OPTIONS.get(name, {})
             try:
-                bare = bare_loop(name, options, lq, args.repeats)
-                bench, peaks = bench_run(name, options, task, env.threads, Path(folder))
+                bare, bench, peaks = alternate(name, options, lq, task, args, env.threads, Path(folder))
             except Exception as exc:  # a benchmark row, not a crash: say why
                 print(f"| {name} | failed: {type(exc).__name__}: {str(exc)[:80]} | | | |", flush=True)
                 continue

@@ -251,7 +251,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(ray_instan
     assert sorted(ids) == sorted(f"r{i}" for i in range(10))  # every image exactly once
     assert all(r["status"] == "ok" for r in records)
     calls = [line.split() for line in log.read_text().splitlines()]
-    seeds = [seed for seed, _ in calls]
+    seeds = [seed for seed, _ in calls if seed != "0"]  # seed 0: warm-ups and CPU memory probes
     # recorded images were never recomputed: at most the one in flight at the kill ran twice
     assert len(seeds) - len(set(seeds)) <= 1
     assert len({int(pid) for _, pid in calls} - {killed[0]}) == 2  # the survivor and the replacement

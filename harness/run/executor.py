@@ -13,10 +13,12 @@ The local executor, per restorer configuration (units arrive grouped by restorer
    ``warm_up``), untimed;
 2. streams each unit's samples with a one-ahead prefetch thread (:class:`Prefetcher`: the next
    image's decode and synthetic degradation overlap the scoring of this one);
-3. times ``restore`` alone (CUDA-synchronised) and measures its peak memory, with its own other
-   threads quiet: on the CPU the next image starts loading only after the call, and the run's
-   previews written so far are waited for (``ExecutorHooks.settle``), so neither competes with
-   the timed call for cores nor shows up in its heap;
+3. times ``restore`` alone (CUDA-synchronised), with its own other threads quiet: on the CPU the
+   next image starts loading only after the call, and the run's previews written so far are
+   waited for (``ExecutorHooks.settle``), so neither competes with the timed call for cores nor
+   shows up in its heap. Peak memory: the CUDA allocator's peak of the timed call; on the CPU an
+   untimed probe call per input size (:mod:`harness.run.timing` says why: sampling the heap
+   during the timed call slowed it by up to 18 %);
 4. scores the output with the task's :class:`~harness.metrics.suite.MetricSuite` and yields the record.
 
 Every record carries the thread count and the denormal mode its ``restore`` ran under
@@ -34,6 +36,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,7 +49,7 @@ from harness.io.threads import denormals_flushed
 from harness.metrics.suite import MetricSuite
 from harness.run.plan import Plan
 from harness.run.record import Record, new_record
-from harness.run.timing import PeakMemory, sync
+from harness.run.timing import MAX_PROBES, NOT_PROBED, PROBE_CALLS, PeakMemory, sync
 from harness.run.units import RestorerSpec, Unit
 
 WARMUP_SIDE = 64
@@ -119,6 +122,8 @@ class LocalExecutor:
         self.device = plan.device
         self.hooks = hooks or ExecutorHooks()
         self._suites: dict[str, MetricSuite] = {}
+        #: CPU peak memory per (restorer, task, input size), from the probe calls
+        self._probed: dict[tuple[str, str, tuple[int, ...]], tuple[float | None, str]] = {}
 
     def suite(self, task_id: str) -> MetricSuite:
         """The metric suite of a task on this executor's device, built once (what it could not
@@ -203,30 +208,62 @@ class LocalExecutor:
         gt = sample.gt.unsqueeze(0).to(self.device) if sample.gt is not None else None
         meta = {**sample.meta, "generator": torch.Generator().manual_seed(record.seed),
                 "seed": record.seed}
-        torch.manual_seed(record.seed)
         if self.device.type == "cpu":
             self.hooks.settle()
+            peak_mb, peak_kind = self._cpu_peak(restorer, unit, lq, sample.meta)
         else:  # the GPU's time is not shared with the decoding thread: let it overlap
             after_restore()
             after_restore = _ignore
+        torch.manual_seed(record.seed)
         record.threads, record.flush_denormal = torch.get_num_threads(), denormals_flushed()
         sync(self.device)
         try:
-            with PeakMemory(self.device) as memory:
+            with PeakMemory(self.device) if self.device.type == "cuda" else _no_memory() as memory:
                 start = time.perf_counter()
                 out = restorer.restore(lq, meta)
                 sync(self.device)
                 elapsed = time.perf_counter() - start
         finally:
             after_restore()
+        if memory is not None:
+            peak_mb, peak_kind = memory.peak_mb, memory.kind
         check_output(restorer.name, out, tuple(lq.shape))
         values, metric_errors, states = suite.score(out, gt, {**sample.meta, "sample_id": record.sample_id})
-        record.succeed(values, elapsed * 1000.0, memory.peak_mb, memory.kind, lq.shape[-2], lq.shape[-1])
+        record.succeed(values, elapsed * 1000.0, peak_mb, peak_kind, lq.shape[-2], lq.shape[-1])
         record.metric_states, record.metric_errors = states or None, metric_errors or None
         # what a restorer reports about this image (LD-RPS: per-step latency and breakdown)
         extra = getattr(restorer, "last_stats", None) or meta.get("record")
         record.restorer_record = extra if isinstance(extra, dict) and extra else None
         self._write_beside(unit, record, lq, out, gt)
+
+    def _cpu_peak(self, restorer: Restorer, unit: Unit, lq: torch.Tensor, sample_meta: dict[str, Any]
+                  ) -> tuple[float | None, str]:
+        """CPU peak memory of ``restore`` on inputs of ``lq``'s size: an untimed probe call on the
+        first image of each size (seeded apart from the timed call; its output is dropped)."""
+        key = (unit.restorer.id, unit.task.id, tuple(lq.shape))
+        if key not in self._probed:
+            sizes = sum(1 for k in self._probed if k[:2] == key[:2])
+            if sizes >= MAX_PROBES:
+                return None, NOT_PROBED
+            self._probed[key] = self._probe(restorer, lq, sample_meta)
+        return self._probed[key]
+
+    def _probe(self, restorer: Restorer, lq: torch.Tensor, sample_meta: dict[str, Any]
+               ) -> tuple[float | None, str]:
+        """The largest of two probe calls' figures, or three when the two differ by more than
+        2 %: a sampler thread that the OS schedules late misses a peak, never invents one."""
+        peaks: list[float] = []
+        for _ in range(PROBE_CALLS[-1]):
+            meta = {**sample_meta, "generator": torch.Generator().manual_seed(0), "seed": 0}
+            with PeakMemory(self.device) as memory:
+                out = restorer.restore(lq, meta)
+            del out
+            if memory.peak_mb is None:
+                return None, memory.kind
+            peaks.append(memory.peak_mb)
+            if len(peaks) >= PROBE_CALLS[0] and max(peaks) <= 1.02 * min(peaks[-2:]) + 0.01:
+                break
+        return max(peaks), memory.kind
 
     def _write_beside(self, unit: Unit, record: Record, lq: torch.Tensor, out: torch.Tensor,
                       gt: torch.Tensor | None) -> None:
@@ -238,6 +275,12 @@ class LocalExecutor:
             hooks.save_previews(unit, sample_id, lq, out, gt)
         if hooks.keep_outputs is not None and hooks.keep_outputs(unit, sample_id):
             record.comparison = comparison(lq, out, gt)
+
+
+@contextmanager
+def _no_memory() -> Iterator[None]:
+    """The CPU's timed call: no sampler running (the figure comes from the probe)."""
+    yield None
 
 
 class Prefetcher:

@@ -1,20 +1,36 @@
-"""Timing and memory of one ``restore`` call: CUDA-synchronised wall time and peak memory.
+"""Timing and memory of ``restore``: CUDA-synchronised wall time and peak memory.
 
 Peak memory is ``torch.cuda.max_memory_allocated`` on CUDA (what the device had to hold: weights
-plus activations, as papers report it). On the CPU it is the peak of the **heap in use** during
-the call minus its value just before: glibc's ``mallinfo2`` (bytes handed out by ``malloc`` and
-not yet freed, heap and mmap'd blocks together: torch's CPU tensors, numpy, OpenCV), sampled every
-millisecond by a thread and once more after the call (so the returned image always counts).
+plus activations, as papers report it), read around the timed call itself: the CUDA allocator
+counts it at no cost.
+
+On the CPU it is the peak of the **heap in use** during a call minus its value just before:
+glibc's ``mallinfo2`` (bytes handed out by ``malloc`` and not yet freed, heap and mmap'd blocks
+together: torch's CPU tensors, numpy, OpenCV), sampled by a thread every 0.2 ms and once more
+after the call (so the returned image always counts). Nothing in the allocator or in torch
+records a CPU peak, so it has to be sampled — and sampling costs the call it measures: a Python
+thread waking every millisecond takes the GIL from the restorer and contends for the arena locks
+(measured: +5 % on CLAHE and AOD-Net, +7 % FFDNet, +15 % identity, +18 % Richardson–Lucy at
+256², one thread). So the CPU figure is taken on a separate, **untimed probe call**: the first
+image of each input size of a (restorer, task) runs again before its timed call, under the
+sampler; the timed calls run with no sampler at all, and every record of that size carries the
+probe's figure. A sampler thread that the OS wakes late (a loaded machine) misses a peak — it
+never invents one — so the probe runs twice and keeps the larger figure, and a third time when
+the two differ by more than 2 %. At most :data:`MAX_PROBES` sizes are probed per (restorer, task) (a folder of
+photos of every size would double its cost otherwise); records of further sizes carry None and
+say why. The probe's output is thrown away and it runs before the image's seeds are set, so it
+changes no result.
 
 Why not the process RSS, as before: the allocator keeps freed pages mapped
 (:mod:`harness.io.fastproc` asks it to), so an RSS increment measures what the allocator had to
 fetch from the kernel *this time*, which depends on what earlier images left behind: the same
 Zero-DCE image gave 0.06 MB once and 51–85 MB on reruns. Bytes in use do not depend on that.
-What it still cannot separate is another thread allocating during the call, so the executor
-keeps its own threads quiet while it times (no prefetch or preview writing in flight). Being
-sampled, it can miss a temporary that lives less than a millisecond (a few-MB buffer of a
-pointwise op): reruns of Zero-DCE, identity and NLM at 256² agree to 0.1 %, a 15-ms ``gamma``
-call showed 0.75–4.5 MB over five calls.
+Being sampled, one call can still miss a temporary that lives less than 0.2 ms: three processes
+probing identity, NLM, Zero-DCE, gamma, CLAHE and Richardson–Lucy at 256² agreed to 0.1 % on 50
+of 54 single calls, the misses being 1.5–5 MB low; the largest of two or three calls removes them
+(``benchmarks/latency_truth.py`` prints the rerun spread). Peak RSS after ``malloc_trim`` with
+the kernel's high-water mark reset (exact, no sampling) was tried and rejected: 105–130 MB for
+the same Zero-DCE image, the page layout after trimming differing from call to call.
 
 Where ``mallinfo2`` is missing (not glibc, or glibc < 2.33) the CPU figure is unavailable
 (``None``) rather than a number that does not mean what it says. :attr:`PeakMemory.kind` names
@@ -32,11 +48,17 @@ from functools import cache
 
 import torch
 
-#: how often the sampling thread reads the heap
-SAMPLE_S = 0.001
+#: how often the sampling thread reads the heap (probe calls are untimed: fine sampling is free)
+SAMPLE_S = 0.0002
+#: input sizes probed per (restorer, task) at most
+MAX_PROBES = 8
+#: probe calls per size: at least two, a third when they disagree (the largest figure is kept)
+PROBE_CALLS = (2, 3)
 CUDA_METHOD = "cuda max_memory_allocated"
-HEAP_METHOD = ("cpu heap in use (glibc mallinfo2 uordblks+hblkhd): peak during the call minus "
-               "before it, sampled every 1 ms")
+HEAP_METHOD = ("cpu heap in use (glibc mallinfo2 uordblks+hblkhd): peak during an untimed probe "
+               "call on the first image of each input size minus before it, sampled every 0.2 ms")
+NOT_PROBED = (f"not measured: more than {MAX_PROBES} input sizes in this task (the CPU figure "
+              "comes from one untimed probe call per size)")
 UNAVAILABLE = "unavailable: this C library has no mallinfo2 (glibc >= 2.33)"
 
 
