@@ -135,3 +135,11 @@ def _headline(cell: dict[str, Any]) -> str:
     parts = [f"{name} {entry['mean']:.4g}" for name, entry in sorted(cell["metrics"].items())
              if isinstance(entry.get("mean"), (int, float))]
     return ", ".join(parts) + f" (n={cell['n']})"
+
+
+def missing_cells(folder: Path, restorers: list[str], tasks: list[str]) -> list[tuple[str, str]]:
+    """(restorer, task) pairs with no cell measured with the reference settings (full set, one
+    thread, CPU): what ``bench reproduce --all`` would still measure."""
+    todo, _ = plan_cells(folder, restorers, dict.fromkeys(tasks), limit=None, threads=1,  # type: ignore[arg-type]
+                         device="cpu")
+    return [(c.restorer, c.task) for c in todo]
