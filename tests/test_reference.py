@@ -111,6 +111,26 @@ def test_merge_is_deterministic_and_resume_skips_present_cells(folder, demo_cell
     assert missing_cells(folder, ["identity"], ["demo"]) == [("identity", "demo")]
 
 
+def test_a_cell_another_process_measures_is_skipped_not_shared(folder):
+    """Two ``bench reproduce --all`` at once: the cell whose scratch run the other holds is
+    skipped as busy (its lock), and nothing is written for it."""
+    from harness.io.results import RunLock
+    from harness.reference.cells import scratch_dir
+    from harness.reference.regenerate import regenerate
+    from harness.reference.scope import Presence
+    from harness.reference.store import WORK
+
+    settings = CellSettings("identity", "demo", limit=1)
+    lock = RunLock(scratch_dir(folder / WORK, settings)).acquire()
+    try:
+        outcome = regenerate(folder, read_scope(folder), ["identity"],
+                             {"demo": Presence("demo", "ok", 5, 5)}, limit=1, log=lambda _: None)
+    finally:
+        lock.release()
+    assert outcome.busy == [settings] and not outcome.done
+    assert not (folder / "cells").exists()
+
+
 def test_cheap_first_uses_learnt_rates():
     cells = [CellSettings("slow", "small"), CellSettings("fast", "big"), CellSettings("new", "small")]
     counts, pixels = {"small": 10, "big": 10}, {"small": 100, "big": 10_000}

@@ -108,6 +108,11 @@ def _measure(folder: Path, scope: Scope, settings: CellSettings, presence: Prese
     from harness.io.results import RunLockedError
 
     started = time.monotonic()
+    done = read_cell(folder, settings.restorer, settings.task)
+    if done is not None and settings.same(done):  # another process finished it meanwhile
+        outcome.skipped.append(settings)
+        log("    skipped: measured meanwhile by another process")
+        return
     try:
         cell = run_cell(settings, folder / WORK, argv)
     except RunLockedError:
