@@ -25,7 +25,7 @@ HARNESS = Path(__file__).resolve().parents[1] / "harness"
 
 #: package → rank; modules directly in ``harness/`` are the package and its compatibility shims
 LAYERS = {"io": 0, "api": 1, "assets": 2, "metrics": 3, "tracking": 3, "run": 4, "train": 5,
-          "study": 5, "report": 5, "cli": 6}
+          "study": 5, "report": 5, "reference": 5, "cli": 6}
 SHIMS = {"restorer", "task", "options", "registries", "metric_api"}
 FORBIDDEN = ("restorers", "tasks", "downstream")
 

@@ -187,7 +187,8 @@ _BUILTIN = (("report", "harness.cli.report", "report", "command"),
             ("assets", "harness.cli.assets", "app", "group"),
             ("data", "harness.cli.data", "app", "group"),
             ("study", "harness.cli.study", "app", "group"),
-            ("doctor", "harness.cli.doctor", "doctor", "command"))
+            ("doctor", "harness.cli.doctor", "doctor", "command"),
+            ("reproduce", "harness.cli.reproduce", "reproduce", "command"))
 
 #: commands contributed by packages above the harness (``bench detect`` from ``downstream``) or by
 #: plugins: ``[project.entry-points."restorebench.commands"] NAME = "module:function"``

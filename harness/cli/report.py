@@ -123,9 +123,8 @@ def make_report(paths: list[Path], out_dir: Path | None = None, *, output_dir: P
     from harness.report.figures import plot_quality_vs_latency
     from harness.report.html import build_html
     from harness.report.leaderboard import build_leaderboard, rich_table, write_tables
-    from harness.report.load import read_runs
 
-    runs = read_runs(paths)
+    runs = _read_inputs(paths)
     if not runs:
         raise ValueError("no run to report on")
     if out_dir is None:
@@ -158,6 +157,21 @@ def make_report(paths: list[Path], out_dir: Path | None = None, *, output_dir: P
     if tracking:
         result.parent_run_id = _log_report(result, runs, output_dir, tracking_uri, experiment)
     return result
+
+
+def _read_inputs(paths: list[Path]) -> list[Any]:
+    """Run folders through the report's reader; a reference folder (``results/reference``, see
+    :mod:`harness.reference.viewer`) as one run holding its aggregates."""
+    from harness.reference.viewer import is_reference_folder, report_payload
+    from harness.report.load import read_runs, run_from_payload
+
+    runs = []
+    for path in paths:
+        if is_reference_folder(path):
+            runs.append(run_from_payload(report_payload(path), Path(path), []))
+        else:
+            runs += read_runs([path])
+    return runs
 
 
 def _log_report(result: ReportFiles, runs: list[Any], output_dir: Path, tracking_uri: str | None,

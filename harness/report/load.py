@@ -158,11 +158,17 @@ def read_run(path: Path) -> RunData:
         raise RunReadError(f"{results_file} does not exist{hint}; give a run folder (results/<run>) "
                            "or its results.json")
     payload = read_results(results_file)
+    return run_from_payload(payload, run_dir, read_samples(run_dir / SAMPLES_FILE), results_file)
+
+
+def run_from_payload(payload: dict[str, Any], run_dir: Path, records: list[dict[str, Any]],
+                     source: Path | None = None) -> RunData:
+    """A :class:`RunData` from a ``results.json``-shaped dict and its records (possibly none:
+    ``bench report results/reference`` hands the reference's aggregates this way)."""
     schema = int(payload.get("schema_version", 1) or 1)
     if schema not in KNOWN_SCHEMAS:
-        raise RunReadError(f"{results_file} has schema_version {schema}; this reader knows "
+        raise RunReadError(f"{source or run_dir} has schema_version {schema}; this reader knows "
                            f"{list(KNOWN_SCHEMAS)} (update restorebench)")
-    records = read_samples(run_dir / SAMPLES_FILE)
     run_id = str(payload.get("run_id") or run_dir.name)
     missing = {str(k): str(v) for k, v in (payload.get("missing_metrics") or {}).items()}
     declared = payload.get("metrics") if isinstance(payload.get("metrics"), dict) else {}
