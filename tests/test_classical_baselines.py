@@ -112,6 +112,21 @@ class TestDenoising:
         assert source == "estimated" and sigma == pytest.approx(10 / 255, rel=0.15)
         assert restorer.noise_sigma(np.zeros((8, 8, 3)), {}) == (0.0, "estimated")
 
+    def test_bm3d_runs_one_thread_unless_asked(self, monkeypatch):
+        """bm3d's own pool defaults to every host core (num_threads=0) and its output then
+        varies slightly between calls: the restorer hands it the named profile with 1 thread."""
+        import bm3d
+
+        seen = []
+        monkeypatch.setattr(bm3d, "bm3d_rgb", lambda z, sigma, profile, colorspace: seen.append(
+            profile) or z)
+        image = to_batch(photo_crop(size=16))
+        build_restorer("cbm3d", profile="high").restore(image, {"sigma": 25.0})
+        build_restorer("cbm3d", num_threads=2).restore(image, {"sigma": 25.0})
+        assert [type(p) for p in seen] == [bm3d.BM3DProfileHigh, bm3d.BM3DProfile]
+        assert [p.num_threads for p in seen] == [1, 2]
+        assert bm3d.BM3DProfile().num_threads == 0  # the package default this guards against
+
 
 class TestDeblurring:
     def test_psf_estimator_recovers_the_blur_width(self):
