@@ -3,6 +3,7 @@ and CPU peak memory that does not depend on what the allocator kept from earlier
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,15 @@ def test_leaderboard_ranks_runtime_figures_only_when_clearly_apart():
     apart = board((8.0, 88.0), ((10, 9, 11), (100, 80, 120)))
     assert [r.cells["peak_mem_mb"].best for r in apart.rows] == [True, False]
     assert [r.cells["latency_ms"].best for r in apart.rows] == [True, False]
+
+
+def test_native_blas_pools_run_the_chosen_thread_count():
+    """numpy's OpenBLAS starts one thread per host core whatever torch was told; configure_timing
+    sizes every loaded BLAS/OpenMP pool with the run's count (in a child: it is process-wide)."""
+    code = ("import numpy, threadpoolctl\n"
+            "from harness.io.threads import configure_timing\n"
+            "configure_timing(1)\n"
+            "print(sorted({p['num_threads'] for p in threadpoolctl.threadpool_info()}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         check=True, env={**os.environ, "OMP_NUM_THREADS": "", "OPENBLAS_NUM_THREADS": ""})
+    assert out.stdout.split() == ["[1]"], out.stdout

@@ -7,6 +7,12 @@ other load a tiny ``bench train`` took 8 m 55 s with the default threads and 2 m
 ``OMP_NUM_THREADS``, else the CPUs this process may actually use (:func:`cpu_budget`: its
 affinity mask, capped by the cgroup CPU quota). The choice and where it came from are recorded
 with every run, because latency without the thread count is not comparable between machines.
+The same count bounds the native BLAS/OpenMP pools outside torch (:func:`limit_native_pools`,
+through ``threadpoolctl``): numpy's OpenBLAS starts one thread per host core too. It acts on the
+libraries loaded when it is called, so the executor calls it again after loading each restorer
+(which may load its own). The environment is left alone (a library caller's later runs would
+read their thread count from it). Libraries with a pool of their own that threadpoolctl does not
+know (the ``bm3d`` library) take it as an option of their restorer.
 
 **Denormals are flushed while timing.** Restorers whose trained weights hold subnormal floats
 (Zero-DCE's authors' weights: 19,266 of 79,200) run 10–30× slower on x86 CPUs without
@@ -172,6 +178,14 @@ def load_warning(threads: int, load: float | None = None, cores: int | None = No
             "inflated and vary between runs (rerun on a quieter machine, or with fewer --threads)")
 
 
+def limit_native_pools(threads: int) -> None:
+    """Size the BLAS/OpenMP pools loaded in this process to ``threads`` (threadpoolctl, the
+    scikit-learn maintainers' library for exactly this)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+
+
 @dataclass(frozen=True)
 class TimingEnvironment:
     """What a timing process runs under; ``results.json`` → ``measurement`` and MLflow params."""
@@ -196,6 +210,7 @@ def configure_timing(threads: int | None = None, flush_denormal: bool = True) ->
     if flush_denormal:
         set_flush_denormal(True)
     torch.set_num_threads(choice.threads)
+    limit_native_pools(choice.threads)
     return TimingEnvironment(torch.get_num_threads(), choice.source, denormals_flushed(),
                              load_average())
 

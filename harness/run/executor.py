@@ -45,7 +45,7 @@ import torch
 from harness.api.restorer import Restorer, check_output
 from harness.api.task import Sample, Task
 from harness.io.images import thumbnail
-from harness.io.threads import denormals_flushed
+from harness.io.threads import denormals_flushed, limit_native_pools
 from harness.metrics.suite import MetricSuite
 from harness.run.plan import Plan
 from harness.run.record import Record, new_record
@@ -153,6 +153,8 @@ class LocalExecutor:
         across many shards instead of reloading it per shard."""
         restorer = self.plan.take_restorer(spec)
         restorer.load(self.device)
+        if self.device.type == "cpu":  # what the restorer loaded runs the run's threads too
+            limit_native_pools(torch.get_num_threads())
         self.hooks.on_restorer(spec, restorer_info(restorer))
         return Loaded(spec, restorer, warmed=restorer.warmup == "none")
 
