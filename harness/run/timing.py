@@ -14,12 +14,12 @@ thread waking every millisecond takes the GIL from the restorer and contends for
 256², one thread). So the CPU figure is taken on a separate, **untimed probe call**: the first
 image of each input size of a (restorer, task) runs again before its timed call, under the
 sampler; the timed calls run with no sampler at all, and every record of that size carries the
-probe's figure. A sampler thread that the OS wakes late (a loaded machine) misses a peak — it
-never invents one — so the probe runs twice and keeps the larger figure, and a third time when
-the two differ by more than 2 %. At most :data:`MAX_PROBES` sizes are probed per (restorer, task) (a folder of
-photos of every size would double its cost otherwise); records of further sizes carry None and
-say why. The probe's output is thrown away and it runs before the image's seeds are set, so it
-changes no result.
+probe's figure. A sampler thread that the OS wakes late (a loaded machine) misses a peak, and
+another thread of the process allocating meanwhile adds to one, so the probe runs twice, keeps
+the figure when the two agree within 2 %, else runs a third time and keeps the median. At most
+:data:`MAX_PROBES` sizes are probed per (restorer, task) (a folder of photos of every size would
+double its cost otherwise); records of further sizes carry None and say why. The probe's output
+is thrown away and it runs before the image's seeds are set, so it changes no result.
 
 Why not the process RSS, as before: the allocator keeps freed pages mapped
 (:mod:`harness.io.fastproc` asks it to), so an RSS increment measures what the allocator had to
@@ -27,8 +27,8 @@ fetch from the kernel *this time*, which depends on what earlier images left beh
 Zero-DCE image gave 0.06 MB once and 51–85 MB on reruns. Bytes in use do not depend on that.
 Being sampled, one call can still miss a temporary that lives less than 0.2 ms: three processes
 probing identity, NLM, Zero-DCE, gamma, CLAHE and Richardson–Lucy at 256² agreed to 0.1 % on 50
-of 54 single calls, the misses being 1.5–5 MB low; the largest of two or three calls removes them
-(``benchmarks/latency_truth.py`` prints the rerun spread). Peak RSS after ``malloc_trim`` with
+of 54 single calls, the misses being 1.5–5 MB low; two agreeing calls or the median of three
+remove them (``benchmarks/latency_truth.py`` prints the rerun spread). Peak RSS after ``malloc_trim`` with
 the kernel's high-water mark reset (exact, no sampling) was tried and rejected: 105–130 MB for
 the same Zero-DCE image, the page layout after trimming differing from call to call.
 
@@ -52,7 +52,7 @@ import torch
 SAMPLE_S = 0.0002
 #: input sizes probed per (restorer, task) at most
 MAX_PROBES = 8
-#: probe calls per size: at least two, a third when they disagree (the largest figure is kept)
+#: probe calls per size: two, and a third when they disagree (then the median is kept)
 PROBE_CALLS = (2, 3)
 CUDA_METHOD = "cuda max_memory_allocated"
 HEAP_METHOD = ("cpu heap in use (glibc mallinfo2 uordblks+hblkhd): peak during an untimed probe "
