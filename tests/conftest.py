@@ -85,3 +85,12 @@ def weights_home(_imported_home, monkeypatch) -> Path:
     """Point ``BENCH_HOME`` at the session cache holding the imported weights."""
     monkeypatch.setenv("BENCH_HOME", str(_imported_home))
     return _imported_home
+
+
+@pytest.fixture
+def one_call_per_image(monkeypatch):
+    """Time every image with exactly one call (the executor repeats calls under
+    ``SHORT_CALL_MS``; tests that count a restorer's calls turn that off)."""
+    from harness.run import executor
+
+    monkeypatch.setattr(executor, "SHORT_CALL_MS", 0.0)

@@ -18,7 +18,7 @@ from typing import Any
 
 COMMAND = ["run", "-r", "identity", "-r", "nlm", "-r", "nlm[sigma=estimate]", "-t", "demo",
            "-t", "kodak24-awgn25", "--limit", "3", "--seed", "1", "--no-previews"]
-TIMING = ("latency_ms", "peak_mem_mb", "throughput")
+TIMING = ("latency_ms", "latency_calls", "peak_mem_mb", "throughput")
 VOLATILE_PARAMS = ("versions", "device", "threads")  # threads: the machine's CPUs
 
 

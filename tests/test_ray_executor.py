@@ -27,7 +27,7 @@ from harness.cli.main import app
 from harness.io.results import read_samples
 from harness.run.runner import RunConfig, run_benchmark
 
-TIMING = ("latency_ms", "peak_mem_mb")
+TIMING = ("latency_ms", "latency_calls", "peak_mem_mb")
 REPO = Path(__file__).resolve().parents[1]
 TASK_ITEMS = [("demo", {}), ("synth:skimage:gaussian_noise@2", {"crop": 48})]
 

@@ -138,7 +138,7 @@ def test_corrupt_image_is_recorded_as_failed_and_the_rest_evaluated(tmp_path):
     assert results["results"]["identity"]["folder"]["psnr"]["n"] == 2
 
 
-def test_interrupted_run_resumes_with_each_image_once(tmp_path):
+def test_interrupted_run_resumes_with_each_image_once(tmp_path, one_call_per_image):
     INTERRUPT_AFTER["n"] = 2
     config = _config(tmp_path, ["t-interrupted"], ["demo"], metrics=["psnr"], run_name="r")
     with pytest.raises(KeyboardInterrupt):

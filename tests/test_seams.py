@@ -21,7 +21,7 @@ from harness.metrics.suite import get_metric
 from harness.run.runner import RunConfig, run_benchmark
 from tests.probes import in_memory_probe
 
-TIMING = ("latency_ms", "peak_mem_mb")
+TIMING = ("latency_ms", "latency_calls", "peak_mem_mb")
 
 
 class NoisyOutput(Restorer):
@@ -214,14 +214,15 @@ class TestSeeds:
 
 
 class TestWarmup:
-    def test_a_restorer_that_declares_no_warmup_gets_none(self, tmp_path):
+    def test_a_restorer_that_declares_no_warmup_gets_none(self, tmp_path, one_call_per_image):
         CountingWarmup.calls.clear()
         run_benchmark(RunConfig(restorers=[("test-counting", {})], tasks=[("test-seeded", {})],
                                 limit=2, metrics=["psnr"], output_dir=tmp_path, tracking=False,
                                 show_progress=False, device="cpu"))
         assert CountingWarmup.calls == [(1, 3, 24, 24)] * 2  # two images, no 64x64 crop call
 
-    def test_default_warmup_is_one_untimed_call_on_a_crop(self, tmp_path, monkeypatch):
+    def test_default_warmup_is_one_untimed_call_on_a_crop(self, tmp_path, monkeypatch,
+                                                          one_call_per_image):
         monkeypatch.setattr(CountingWarmup, "warmup", "crop")
         CountingWarmup.calls.clear()
         run_benchmark(RunConfig(restorers=[("test-counting", {})], tasks=[("test-seeded", {})],

@@ -51,6 +51,9 @@ class Record:
     status: str = "failed"
     metrics: dict[str, float] = field(default_factory=dict)
     latency_ms: float | None = None
+    #: how many back-to-back calls ``latency_ms`` is the median of (1; more for calls under
+    #: ``harness.run.timing.SHORT_CALL_MS``)
+    latency_calls: int | None = None
     peak_mem_mb: float | None = None
     peak_mem_kind: str | None = None
     #: torch's intra-op thread count and whether subnormals were flushed during ``restore``

@@ -6,8 +6,10 @@ counts it at no cost.
 
 On the CPU it is the peak of the **heap in use** during a call minus its value just before:
 glibc's ``mallinfo2`` (bytes handed out by ``malloc`` and not yet freed, heap and mmap'd blocks
-together: torch's CPU tensors, numpy, OpenCV), sampled by a thread every 0.2 ms and once more
-after the call (so the returned image always counts). Nothing in the allocator or in torch
+together: torch's CPU tensors, numpy, OpenCV), read by a thread every 0.2 ms, by the calling
+thread's profile hook each time a Python or C function returns (so what is alive between two
+torch or numpy operations is seen even when the OS wakes the thread late: a loaded machine), and
+once more after the call (so the returned image always counts). Nothing in the allocator or in torch
 records a CPU peak, so it has to be sampled — and sampling costs the call it measures: a Python
 thread waking every millisecond takes the GIL from the restorer and contends for the arena locks
 (measured: +5 % on CLAHE and AOD-Net, +7 % FFDNet, +15 % identity, +18 % Richardson–Lucy at
@@ -20,6 +22,15 @@ the figure when the two agree within 2 %, else runs a third time and keeps the m
 :data:`MAX_PROBES` sizes are probed per (restorer, task) (a folder of photos of every size would
 double its cost otherwise); records of further sizes carry None and say why. The probe's output
 is thrown away and it runs before the image's seeds are set, so it changes no result.
+
+**Short calls are repeated.** A single call of a few milliseconds measures the core's wake-up
+as much as the method: between two images the process writes its record (an fsync) and waits for
+the next image, the core idles, and the next call starts on a cold core (on the 2-core VM this
+project is developed on: identity at 256² 0.61 ms back to back, 0.90–0.98 ms after a 3-ms sleep or
+an fsync; SCI and gamma, ~5 ms, +5–20 %). So a call shorter than :data:`SHORT_CALL_MS` is run
+again back to back, with the same seeds (the same output), up to :data:`SHORT_CALL_REPEATS`
+calls, and the record's ``latency_ms`` is their median (``latency_calls`` says how many), as
+``timeit`` does; longer calls are timed once (the wake-up is then under 1 %).
 
 Why not the process RSS, as before: the allocator keeps freed pages mapped
 (:mod:`harness.io.fastproc` asks it to), so an RSS increment measures what the allocator had to
@@ -45,9 +56,14 @@ import ctypes.util
 import sys
 import threading
 from functools import cache
+from typing import Any
 
 import torch
 
+#: a call shorter than this is timed again back to back, and the median recorded (see below)
+SHORT_CALL_MS = 10.0
+#: calls timed in all for a short one
+SHORT_CALL_REPEATS = 9
 #: how often the sampling thread reads the heap (probe calls are untimed: fine sampling is free)
 SAMPLE_S = 0.0002
 #: input sizes probed per (restorer, task) at most
@@ -56,7 +72,8 @@ MAX_PROBES = 8
 PROBE_CALLS = (2, 3)
 CUDA_METHOD = "cuda max_memory_allocated"
 HEAP_METHOD = ("cpu heap in use (glibc mallinfo2 uordblks+hblkhd): peak during an untimed probe "
-               "call on the first image of each input size minus before it, sampled every 0.2 ms")
+               "call on the first image of each input size minus before it, sampled every 0.2 ms "
+               "and after every function return")
 NOT_PROBED = (f"not measured: more than {MAX_PROBES} input sizes in this task (the CPU figure "
               "comes from one untimed probe call per size)")
 UNAVAILABLE = "unavailable: this C library has no mallinfo2 (glibc >= 2.33)"
@@ -113,6 +130,7 @@ class PeakMemory:
         self._peak = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._previous_profile: Any = None
 
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
@@ -128,13 +146,22 @@ class PeakMemory:
 
             self._thread = threading.Thread(target=poll, daemon=True, name="peak-memory")
             self._thread.start()
-            ready.wait()  # the sampler is asleep before the timed call starts, not starting up
+            ready.wait()  # the sampler is asleep before the call starts, not starting up
+            self._previous_profile = sys.getprofile()
+            sys.setprofile(self._at_return)
         return self
+
+    def _at_return(self, frame: Any, event: str, arg: Any) -> None:
+        """This thread's profile hook: the heap after every call returns, Python or C (what is
+        alive between two torch/numpy operations is seen whatever the OS does with the sampler)."""
+        if event in ("return", "c_return"):
+            self._peak = max(self._peak, heap_in_use() or 0)
 
     def __exit__(self, *exc: object) -> None:
         if self.device.type == "cuda":
             self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
         elif self._thread is not None:
+            sys.setprofile(self._previous_profile)
             self._stop.set()
             self._thread.join()
             self._peak = max(self._peak, heap_in_use() or 0)
