@@ -285,11 +285,11 @@ class Runner:
 
     def measurement(self, device: torch.device) -> dict[str, Any]:
         """How latency and memory were measured (``results.json`` → ``measurement``)."""
-        from harness.run.timing import CUDA_METHOD, cpu_method
+        from harness.run.timing import CUDA_METHOD, LATENCY_METHOD, cpu_method
 
         return {**self.environment.params(),
                 "peak_mem_method": CUDA_METHOD if device.type == "cuda" else cpu_method(),
-                "latency": "wall time of restore() alone, CUDA-synchronised, warm-up excluded"}
+                "latency": LATENCY_METHOD}
 
     def _run(self, plan: Plan, run_dir: Path, tracker: Any, checks: Any) -> RunSummary:
         config = self.config

@@ -64,6 +64,9 @@ import torch
 SHORT_CALL_MS = 10.0
 #: calls timed in all for a short one
 SHORT_CALL_REPEATS = 9
+LATENCY_METHOD = (f"wall time of restore() alone, CUDA-synchronised, warm-up excluded; a call under "
+                  f"{SHORT_CALL_MS:g} ms: the median of {SHORT_CALL_REPEATS} back-to-back calls "
+                  "(records: latency_calls)")
 #: how often the sampling thread reads the heap (probe calls are untimed: fine sampling is free)
 SAMPLE_S = 0.0002
 #: input sizes probed per (restorer, task) at most
