@@ -32,6 +32,33 @@ MAIN_IDENTITY = (
     '"train_set": "degraded[clean=skimage,degradation=gaussian_noise,severity=2,crop=32,length=8]"}')
 
 
+_TEMPLATE: list[Path] = []
+
+
+@pytest.fixture
+def store_template(tmp_path_factory) -> None:
+    """This test's BENCH_HOME holds an empty MLflow store built once per session (its migrations
+    take seconds, and each test has its own BENCH_HOME, where
+    :func:`~harness.tracking.store.ensure_sqlite_store` looks for it), so its stores are copies."""
+    import os
+    import shutil
+
+    from harness.tracking.store import ensure_sqlite_store
+
+    own = os.environ["BENCH_HOME"]
+    if not _TEMPLATE:
+        home = tmp_path_factory.mktemp("store_home")
+        os.environ["BENCH_HOME"] = str(home)
+        try:
+            ensure_sqlite_store(home / "seed.db")
+        finally:
+            os.environ["BENCH_HOME"] = own
+        _TEMPLATE.extend((home / "mlflow-store-template").glob("*.db"))
+    target = Path(own) / "mlflow-store-template" / _TEMPLATE[0].name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_TEMPLATE[0], target)
+
+
 def _config(tmp_path: Path, name: str = "tiny.pt", **changes) -> TrainConfig:
     import tiny_trainable  # noqa: F401  (registers the restorer)
 
@@ -98,6 +125,7 @@ def _runs(tmp_path: Path, store: str) -> list:
     return client, client.search_runs([client.get_experiment_by_name("resume-test").experiment_id])
 
 
+@pytest.mark.usefixtures("store_template")
 def test_one_training_logs_one_mlflow_run_across_resumes(tmp_path, monkeypatch):
     """Interrupted in store ``first``; resumed with another store, where that run is not: a new
     run there, tagged with the old id; interrupted and resumed again: that same run, finished,
