@@ -10,9 +10,12 @@ Examples::
     bench train --recipe ... --check    # validate recipe, data and restorer; do not train
 
 A recipe file (YAML or JSON) holds the same keys as the options (``restorer``, ``train_set``,
-``val_task``, ``iters``, ``batch_size``, ``lr``, ...); options given on the command line win.
-Recipe-only keys: ``progressive`` (``[[iters, crop, batch], ...]``, see :mod:`harness.train.trainer`) and
-``min_lr_ratio`` (the cosine's floor as a fraction of ``lr``, default 0.01).
+``val_task``, ``iters``, ``batch_size``, ``lr``, ..., and ``output_dir``, ``experiment``,
+``tracking_uri``: where MLflow logs); options given on the command line win. Recipe-only keys:
+``progressive`` (``[[iters, crop, batch], ...]``, see :mod:`harness.train.data`), ``min_lr_ratio``
+(the cosine's floor as a fraction of ``lr``, default 0.01), ``val_tasks`` (more validation tasks,
+each logged as ``val_<task>_<metric>``) and ``early_stop`` (``{metric: psnr, patience: 4,
+min_delta: 0.02, task: ...}``, see :mod:`harness.train.early_stop`). See :mod:`harness.train.options`.
 With several ``-r``, ``--out`` is a folder and each restorer gets ``<folder>/<label>.pt``.
 """
 
@@ -25,91 +28,12 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.api.items import parse_item, parse_restorer
 from harness.cli.common import Threads
-from harness.io.names import safe_name
 
+# the recipe's parsing lives in the train layer; these names stay importable from here
+from harness.train.options import OPTION_KEYS, RECIPE_ONLY, recipe_options, train_configs
 
-def _read_recipe(path: Path) -> dict[str, Any]:
-    text = Path(path).read_text(encoding="utf-8")
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:  # one line: where the syntax breaks
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ValueError(f"{path}: not valid YAML{where} "
-                             f"({getattr(exc, 'problem', None) or type(exc).__name__})") from exc
-    else:
-        data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a recipe is a mapping of option names to values")
-    return {k.replace("-", "_"): v for k, v in data.items()}
-
-
-OPTION_KEYS = ("restorer", "train_set", "val_task", "iters", "out", "batch_size", "lr", "weight_decay",
-               "warmup_iters", "grad_clip", "ema_decay", "amp", "num_workers", "val_every", "val_limit",
-               "val_metrics", "checkpoint_every", "seed")
-RECIPE_ONLY = ("progressive", "min_lr_ratio")
-
-
-def recipe_options(recipe: Path | None, given: dict[str, Any]) -> dict[str, Any]:
-    """The options of ``bench train``: the recipe file's, overridden by those ``given`` (not None;
-    keys of :data:`OPTION_KEYS`).
-
-    Raises ``ValueError`` for an unreadable recipe, an unknown key or a missing required one."""
-    try:
-        options = _read_recipe(recipe) if recipe else {}
-    except OSError as exc:
-        raise ValueError(str(exc)) from exc
-    options.update({k: v for k, v in given.items() if v is not None})
-    unknown = sorted(set(options) - set(OPTION_KEYS) - set(RECIPE_ONLY))
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown}; allowed: {sorted([*OPTION_KEYS, *RECIPE_ONLY])}")
-    for required in ("restorer", "train_set", "out"):
-        if not options.get(required):
-            raise ValueError(f"--{required.replace('_', '-')} is required (or give it in --recipe)")
-    return options
-
-
-def train_configs(options: dict[str, Any], **common: Any) -> list[Any]:
-    """One :class:`~harness.train.trainer.TrainConfig` per restorer of ``options`` (as
-    :func:`recipe_options` returns them); ``common`` holds the other TrainConfig fields (device,
-    resume, tracking...). Validates the recipe values (:class:`~harness.train.trainer.Recipe`) and the
-    specs' syntax; :meth:`~harness.train.trainer.Trainer.check` validates the rest without training."""
-    from harness.run.plan import RestorerItem
-    from harness.train.trainer import Recipe, TrainConfig
-
-    restorers = options["restorer"]
-    restorers = [restorers] if isinstance(restorers, str) else list(restorers)
-    recipe_fields = {k: options[k] for k in ("iters", "batch_size", "lr", "weight_decay",
-                                             "warmup_iters", "grad_clip", "ema_decay", "amp",
-                                             "num_workers", "progressive", "min_lr_ratio")
-                     if k in options}
-    if "grad_clip" in recipe_fields and not recipe_fields["grad_clip"]:
-        recipe_fields["grad_clip"] = None
-    metrics = options.get("val_metrics", "psnr,ssim")
-    metrics = metrics.split(",") if isinstance(metrics, str) else list(metrics)
-    items = []
-    for text in restorers:
-        name, opts, tag = parse_restorer(text)
-        items.append(RestorerItem(name, opts, train_tag=tag))
-    train_spec = parse_item(options["train_set"])
-    val = parse_item(options["val_task"]) if options.get("val_task") else None
-    target = Path(options["out"])
-    configs = []
-    for item in items:
-        path = target if len(items) == 1 else target / f"{safe_name(item.name + str(item.options))}.pt"
-        configs.append(TrainConfig(restorer=item, train_set=train_spec, out=path,
-                                   recipe=Recipe(**recipe_fields), val_task=val,
-                                   val_every=int(options.get("val_every", 500)),
-                                   val_limit=options.get("val_limit", 4),
-                                   val_metrics=[m.strip() for m in metrics],
-                                   checkpoint_every=int(options.get("checkpoint_every", 500)),
-                                   seed=int(options.get("seed", 0)), **common))
-    return configs
+__all__ = ["OPTION_KEYS", "RECIPE_ONLY", "recipe_options", "train_command", "train_configs"]
 
 
 def train_command(
@@ -138,9 +62,12 @@ def train_command(
     seed: Annotated[int | None, typer.Option(help="Seed of data order, crops and init.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
     threads: Threads = None,
-    output_dir: Annotated[Path, typer.Option(help="Where mlflow.db goes.")] = Path("results"),
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
-    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "restorebench-train",
+    output_dir: Annotated[Path | None, typer.Option(
+        help="Where mlflow.db and mlartifacts go (default results).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(
+        help="MLflow tracking URI (default sqlite:///OUTPUT_DIR/mlflow.db).")] = None,
+    experiment: Annotated[str | None, typer.Option(
+        help="MLflow experiment (default restorebench-train).")] = None,
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Skip MLflow.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     data_root: Annotated[Path | None, typer.Option(help="Sets BENCH_DATA_ROOT.")] = None,
@@ -158,13 +85,13 @@ def train_command(
              "out": out, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
              "warmup_iters": warmup_iters, "grad_clip": grad_clip, "ema_decay": ema, "amp": amp,
              "num_workers": num_workers, "val_every": val_every, "val_limit": val_limit,
-             "val_metrics": val_metrics, "checkpoint_every": checkpoint_every, "seed": seed}
+             "val_metrics": val_metrics, "checkpoint_every": checkpoint_every, "seed": seed,
+             "output_dir": output_dir, "tracking_uri": tracking_uri, "experiment": experiment}
     try:
         options = recipe_options(recipe, given)
     except ValueError as exc:
         fail(f"--recipe {recipe}: {exc}" if recipe else str(exc))
     _train_all(options, check, device=device, resume=resume, tracking=not no_tracking,
-               tracking_uri=tracking_uri, experiment=experiment, output_dir=output_dir,
                show_progress=progress, argv=list(sys.argv), threads=threads)
 
 
@@ -186,5 +113,8 @@ def _train_all(options: dict[str, Any], check: bool, **common: Any) -> None:
             console.print(f"checkpoint: {summary.checkpoint}  sha256 {summary.sha256[:16]}  "
                           f"iteration {summary.iteration}{resumed}  {summary.seconds:.0f} s"
                           + (f"  validation: {validation}" if validation else ""), markup=False)
+            if summary.stopped_early:
+                console.print(f"stopped early: {summary.stopped_early}; best weights: {summary.best}",
+                              markup=False)
     except user_errors(FloatingPointError, ValidationFailed) as exc:
         fail(str(exc))

@@ -23,21 +23,30 @@ MLFLOW_RUN_FILE = "mlflow_run.json"
 
 def read_mlflow_run(run_dir: Path) -> dict[str, Any] | None:
     """The MLflow parent of a run folder (``mlflow_run.json``), if an attempt recorded one."""
-    import json
-
-    path = Path(run_dir) / MLFLOW_RUN_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return read_mlflow_record(Path(run_dir) / MLFLOW_RUN_FILE)
 
 
 def write_mlflow_run(run_dir: Path, payload: dict[str, Any]) -> None:
+    write_mlflow_record(Path(run_dir) / MLFLOW_RUN_FILE, payload)
+
+
+def read_mlflow_record(path: Path) -> dict[str, Any] | None:
+    """A parent-run record (``{run_id, tracking_uri, experiment_id}``) at ``path``, if any."""
+    import json
+
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return payload if isinstance(payload, dict) and payload.get("run_id") else None
+
+
+def write_mlflow_record(path: Path, payload: dict[str, Any]) -> None:
     import json
 
     from harness.io.safefiles import write_atomic
 
-    write_atomic(Path(run_dir) / MLFLOW_RUN_FILE, json.dumps(payload, indent=2))
+    write_atomic(Path(path), json.dumps(payload, indent=2))
 
 
 class RunLayout:
@@ -54,11 +63,14 @@ class RunLayout:
         self.parent_id = ""
 
     def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any],
-                     run_dir: Path | None = None) -> None:
+                     run_dir: Path | None = None, record: Path | None = None) -> None:
         """Start the parent run, or continue the one recorded in ``<run_dir>/mlflow_run.json``
-        by an earlier attempt of the same run folder (``--resume``), and record its id there."""
+        by an earlier attempt of the same run folder (``--resume``), and record its id there.
+        ``record`` names the record file itself instead (``bench train`` keeps one per checkpoint)."""
         tracker = self.tracker
-        previous = read_mlflow_run(run_dir) if run_dir is not None else None
+        if record is None and run_dir is not None:
+            record = Path(run_dir) / MLFLOW_RUN_FILE
+        previous = read_mlflow_record(record) if record is not None else None
         resumed = None
         if previous and previous.get("tracking_uri") == tracker.tracking_uri:
             resumed = tracker.resume_parent(previous["run_id"], tags)
@@ -67,9 +79,9 @@ class RunLayout:
             self.parent_id = tracker.start_parent(run_name, {**tags, **extra}, params)
         else:
             self.parent_id = resumed
-        if run_dir is not None:
-            write_mlflow_run(run_dir, {"run_id": self.parent_id, "tracking_uri": tracker.tracking_uri,
-                                       "experiment_id": tracker.experiment_id})
+        if record is not None:
+            write_mlflow_record(record, {"run_id": self.parent_id, "tracking_uri": tracker.tracking_uri,
+                                         "experiment_id": tracker.experiment_id})
 
     def log_pair(self, *, name: str, tags: dict[str, Any], params: dict[str, Any],
                  aggregates: dict[str, Any], rows: list[dict[str, Any]],
@@ -99,9 +111,9 @@ class RunLayout:
         self.tracker.log_metric_steps(self.parent_id, rows)
 
     def finish(self, artifact: Path | None, missing: dict[str, str], status: str,
-               reason: str | None = None) -> None:
+               reason: str | None = None, tags: dict[str, Any] | None = None) -> None:
         """Attach ``artifact`` (``results.json``, a checkpoint's sidecar), tag the missing
-        metrics and end the parent run with ``status``. A run that did not finish tags its
+        metrics (and ``tags``) and end the parent run with ``status``. A run that did not finish tags its
         ``failure_reason`` and ends its open children with the same status; each step is tried
         even if an earlier one failed (a full disk), so that the runs never stay RUNNING."""
         if not self.parent_id:
@@ -109,7 +121,7 @@ class RunLayout:
         tracker, errors = self.tracker, []
         if artifact is not None and Path(artifact).exists():
             errors.append(_quietly(tracker.log_artifact, self.parent_id, artifact))
-        tags = {f"missing.{k}": v for k, v in missing.items()}
+        tags = {**(tags or {}), **{f"missing.{k}": v for k, v in missing.items()}}
         if reason:
             tags["failure_reason"] = reason
         errors.append(_quietly(tracker.log_tags, self.parent_id, tags))
@@ -256,10 +268,11 @@ class TrackingProcess:
                 return
 
     def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any],
-                     run_dir: Path | None = None) -> None:
+                     run_dir: Path | None = None, record: Path | None = None) -> None:
         """See :meth:`RunLayout.start_parent`."""
         self._jobs.put(("start_parent", {"run_name": run_name, "tags": _plain(tags),
-                                         "params": _plain(params), "run_dir": run_dir}))
+                                         "params": _plain(params), "run_dir": run_dir,
+                                         "record": record}))
 
     def log_pair(self, **kwargs: Any) -> None:
         """See :meth:`RunLayout.log_pair`; ``images`` are ``(sample id, panels)``, joined here."""
@@ -275,10 +288,10 @@ class TrackingProcess:
             self._jobs.put(("log_steps", {"rows": _plain(rows)}))
 
     def finish(self, artifact: Path | None, missing: dict[str, str], status: str,
-               reason: str | None = None) -> None:
+               reason: str | None = None, tags: dict[str, Any] | None = None) -> None:
         """See :meth:`RunLayout.finish`; then :meth:`close`."""
         self._jobs.put(("finish", {"artifact": artifact, "missing": _plain(missing),
-                                   "status": status, "reason": reason}))
+                                   "status": status, "reason": reason, "tags": _plain(tags or {})}))
         self.close()
 
     def close(self) -> None:
@@ -321,7 +334,7 @@ class NoTracking:
         """Nothing is logged."""
 
     def finish(self, artifact: Path | None, missing: dict[str, str], status: str,
-               reason: str | None = None) -> None:
+               reason: str | None = None, tags: dict[str, Any] | None = None) -> None:
         """Nothing is logged."""
 
     def close(self) -> None:
