@@ -212,8 +212,9 @@ def test_a_committed_cell_reproduces(with_data):
     assert result.exit_code == 0 and "outside" not in result.output, result.output
 
 
-@pytest.mark.xfail(strict=True, reason="the full reference is generated later on a quiet machine "
-                   "(`bench reproduce --all`); strict: remove this marker when it lands")
+@pytest.mark.xfail(strict=True, reason="the full reference is still being measured (`bench reproduce "
+                   "--all`, many CPU hours, resumable; progress in results/reference/cells); "
+                   "strict: remove this marker when it lands")
 def test_every_offline_restorer_and_present_task_has_a_cell(with_data):
     """Locally present = what data validation finds under BENCH_DATA_ROOT (runnable: ok or
     partial with ground truth where the task has it); without data the fixture fails (CI) or
