@@ -279,8 +279,8 @@ class LocalExecutor:
                ) -> tuple[float | None, str]:
         """Two probe calls' figure when they agree within 2 %, else the median of three: a
         sampler thread that the OS wakes late misses a peak (one low figure) and another thread
-        of the process allocating meanwhile adds to one (one high figure, e.g. a decoded image's
-        196 KB on identity's 1.9 MB); the median of three drops either."""
+        of the process allocating meanwhile adds to one (one high figure); the median of three
+        drops either."""
         peaks: list[float] = []
         for _ in range(PROBE_CALLS[-1]):
             meta = {**sample_meta, "generator": torch.Generator().manual_seed(0), "seed": 0}
