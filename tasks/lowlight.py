@@ -120,6 +120,7 @@ class UnpairedLowLight(DatasetTask):
 def _unpaired(name: str, upper: str, count: int, citation: str, note: str = "") -> None:
     spec = _unpaired_spec(f"{upper} (low-light, no GT)", name, upper)
     cls = type(f"{upper}Task", (UnpairedLowLight,), {
+        "__module__": __name__,  # type() under ABCMeta would say 'abc' (reprs, origins)
         "name": name, "dataset": spec, "expected_count": count, "citation": citation,
         "description": f"{upper} low-light, {count} images, no ground truth (NIQE only){note}"})
     register_task(name)(cls)

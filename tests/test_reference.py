@@ -225,3 +225,37 @@ def test_every_offline_restorer_and_present_task_has_a_cell(with_data):
     missing = missing_cells(REFERENCE, offline_restorers(scope), tasks)
     assert not missing, f"{len(missing)} cell(s) without reference rows, e.g. {missing[:5]}; " \
                         "measure them with `bench reproduce --all`"
+
+
+def test_restorers_and_tasks_registered_outside_the_builtin_packages_are_not_in_scope():
+    """Test and plugin registrations (this module's) must not enter the reference: the full
+    suite registers dozens, and the README render then depended on which tests ran first."""
+    from harness.api.registries import RESTORERS
+    from harness.api.restorer import Restorer, register_restorer
+    from harness.api.task import TASKS, Sample, Task, register_task
+    from harness.reference.scope import benchmark_tasks
+
+    @register_restorer("t-reference-outsider")
+    class Outsider(Restorer):
+        description = "test: registered by a test module"
+
+        def _restore(self, lq, meta):
+            return lq
+
+    @register_task("t-reference-outsider-task")
+    class OutsiderTask(Task):
+        description = "test: registered by a test module"
+
+        def sample_ids(self):
+            return []
+
+        def load(self, sample_id):
+            return Sample(sample_id, None, None, {})
+
+    scope = read_scope(REFERENCE)
+    assert RESTORERS.origin("t-reference-outsider") == __name__
+    assert "t-reference-outsider" not in offline_restorers(scope)
+    assert "t-reference-outsider-task" in TASKS.names()
+    assert "t-reference-outsider-task" not in benchmark_tasks(scope)
+    assert {"identity", "zero-dce", "unfoldldm"} <= set(offline_restorers(scope))
+    assert {"lolv1-tao256", "kodak24-mixed-s3"} <= set(benchmark_tasks(scope))

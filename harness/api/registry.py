@@ -116,6 +116,17 @@ class Registry(Generic[T]):
         entry = self._manifest.get(self.canonical(name))
         return dict(entry) if entry is not None else None
 
+    def origin(self, name: str) -> str | None:
+        """The module that defines ``name`` (its class's, or its placeholder's ``module:attr``),
+        without importing it; None for a name it does not know."""
+        self._ensure_loaded()
+        canonical = self.canonical(name)
+        with self._lock:
+            if canonical in self._objects:
+                return getattr(self._objects[canonical], "__module__", None)
+            spec = self._placeholders.get(canonical)
+        return spec.split(":", 1)[0] if spec else None
+
     def is_loaded(self, name: str) -> bool:
         """Whether ``name`` has been imported (not only declared)."""
         return self.canonical(name) in self._objects

@@ -49,6 +49,15 @@ class Scope:
     families: list[Family]
     readme_families: list[str]
     drift: dict[str, Any] = field(default_factory=dict)
+    #: the packages whose restorers and tasks are "built-in" (plugins and test registrations are
+    #: not part of the reference); empty: every registered name
+    builtin_packages: tuple[str, ...] = ()
+
+    def builtin(self, origin: str | None) -> bool:
+        """Whether a registration from module ``origin`` belongs to the reference."""
+        if not self.builtin_packages:
+            return True
+        return origin is not None and origin.split(".", 1)[0] in self.builtin_packages
 
     def family_of(self, task: str, degradation: str) -> Family:
         """The first family that matches (``scope.json`` order), else "other"."""
@@ -66,7 +75,8 @@ def read_scope(folder: Path) -> Scope:
         families = [Family(f["slug"], f["title"], tuple(f.get("tasks", ())),
                            tuple(f.get("degradations", ()))) for f in data.get("families", [])]
         return Scope(dict(data["excluded_restorers"]), dict(data["non_benchmark_tasks"]), families,
-                     list(data.get("readme_families", [])), dict(data.get("drift", {})))
+                     list(data.get("readme_families", [])), dict(data.get("drift", {})),
+                     tuple(data.get("builtin_packages", ())))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path} is missing: the reference folder needs its scope file "
                                 "(see results/README.md)") from None
@@ -75,10 +85,11 @@ def read_scope(folder: Path) -> Scope:
 
 
 def offline_restorers(scope: Scope) -> list[str]:
-    """Every registered restorer (built-in and plugins) but the reasoned exclusions, sorted."""
+    """Every built-in restorer (``scope.builtin_packages``) but the reasoned exclusions, sorted."""
     from harness.api.registries import RESTORERS
 
-    return sorted(name for name in RESTORERS.names() if name not in scope.excluded_restorers)
+    return sorted(name for name in RESTORERS.names()
+                  if name not in scope.excluded_restorers and scope.builtin(RESTORERS.origin(name)))
 
 
 @dataclass(frozen=True)
@@ -128,10 +139,11 @@ def task_presence(name: str) -> Presence:
 
 
 def benchmark_tasks(scope: Scope) -> list[str]:
-    """Every registered task preset but the non-benchmarks, sorted."""
+    """Every built-in task preset (``scope.builtin_packages``) but the non-benchmarks, sorted."""
     from harness.api.task import TASKS
 
-    return sorted(name for name in TASKS.names() if name not in scope.non_benchmark_tasks)
+    return sorted(name for name in TASKS.names()
+                  if name not in scope.non_benchmark_tasks and scope.builtin(TASKS.origin(name)))
 
 
 def present_tasks(scope: Scope) -> dict[str, Presence]:
