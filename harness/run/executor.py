@@ -37,7 +37,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -225,7 +225,8 @@ class LocalExecutor:
             after_restore = _ignore
         record.threads, record.flush_denormal = torch.get_num_threads(), denormals_flushed()
         try:
-            with PeakMemory(self.device) if self.device.type == "cuda" else _no_memory() as memory:
+            # on the CPU no sampler runs during the timed call (the figure comes from the probe)
+            with PeakMemory(self.device) if self.device.type == "cuda" else nullcontext() as memory:
                 out, meta, elapsed = self._timed_call(restorer, lq, sample.meta, record.seed)
             record.latency_calls, elapsed = self._repeat_if_short(restorer, lq, sample.meta,
                                                                   record.seed, elapsed)
@@ -304,12 +305,6 @@ class LocalExecutor:
             hooks.save_previews(unit, sample_id, lq, out, gt)
         if hooks.keep_outputs is not None and hooks.keep_outputs(unit, sample_id):
             record.comparison = comparison(lq, out, gt)
-
-
-@contextmanager
-def _no_memory() -> Iterator[None]:
-    """The CPU's timed call: no sampler running (the figure comes from the probe)."""
-    yield None
 
 
 class Prefetcher:
