@@ -96,11 +96,23 @@ class _Returns:
     (lambda x: (x * 255).to(torch.uint8), "dtype uint8"),
     (lambda x: torch.nn.functional.pad(x, (0, 4, 0, 4)), "returned shape"),
     (lambda x: torch.full_like(x, float("nan")), "non-finite"),
+    # one bad value among finite ones, and +inf beside -inf (their sum is NaN, not inf)
+    (lambda x: x.clone().index_put_((torch.tensor([0]),) * 4, torch.tensor(float("nan"))), "1 non-finite"),
+    (lambda x: torch.cat([torch.full_like(x[:, :, :4], float("inf")),
+                          torch.full_like(x[:, :, 4:], -float("inf"))], dim=2), "192 non-finite"),
 ])
 def test_bad_outputs_fail_with_a_reason(make, reason):
     restorer = _Returns(make)
     with pytest.raises(ValueError, match=reason):
         restorer.restore(torch.rand(1, 3, 8, 8))
+
+
+def test_huge_finite_outputs_are_not_called_non_finite():
+    """The check sums the output (one number, no masks); finite values large enough to overflow
+    that sum are finite all the same: clamped, not refused."""
+    restorer = _Returns(lambda x: torch.full_like(x, 3e38))
+    assert bool(torch.isinf(torch.full((1, 3, 8, 8), 3e38).sum()))  # the sum does overflow
+    assert torch.equal(restorer.restore(torch.rand(1, 3, 8, 8)), torch.ones(1, 3, 8, 8))
 
 
 def test_executor_fails_the_record_not_scores_it(tmp_path):

@@ -53,10 +53,13 @@ from harness.run.record import Record, new_record
 from harness.run.timing import (
     MAX_PROBES,
     NOT_PROBED,
-    PROBE_CALLS,
+    PROBE_MAX_CALLS,
+    PROBE_MIN_CALLS,
+    PROBE_MIN_S,
     SHORT_CALL_MS,
     SHORT_CALL_REPEATS,
     PeakMemory,
+    seed_global_rng,
     sync,
 )
 from harness.run.units import RestorerSpec, Unit
@@ -247,7 +250,7 @@ class LocalExecutor:
                     seed: int) -> tuple[torch.Tensor, dict[str, Any], float]:
         """(output, the meta it was given, milliseconds) of one seeded, synchronised call."""
         meta = {**sample_meta, "generator": torch.Generator().manual_seed(seed), "seed": seed}
-        torch.manual_seed(seed)
+        seed_global_rng(seed, self.device)
         sync(self.device)
         start = time.perf_counter()
         out = restorer.restore(lq, meta)
@@ -278,12 +281,12 @@ class LocalExecutor:
 
     def _probe(self, restorer: Restorer, lq: torch.Tensor, sample_meta: dict[str, Any]
                ) -> tuple[float | None, str]:
-        """Two probe calls' figure when they agree within 2 %, else the median of three: a
-        sampler thread that the OS wakes late misses a peak (one low figure) and another thread
-        of the process allocating meanwhile adds to one (one high figure); the median of three
-        drops either."""
+        """The largest figure of the probe calls (:mod:`harness.run.timing`: a sampled peak can
+        only be missed, so more calls, each at another phase of the sampler, and the maximum)."""
         peaks: list[float] = []
-        for _ in range(PROBE_CALLS[-1]):
+        started = time.perf_counter()
+        while len(peaks) < PROBE_MAX_CALLS and (
+                len(peaks) < PROBE_MIN_CALLS or time.perf_counter() - started < PROBE_MIN_S):
             meta = {**sample_meta, "generator": torch.Generator().manual_seed(0), "seed": 0}
             with PeakMemory(self.device) as memory:
                 out = restorer.restore(lq, meta)
@@ -291,9 +294,7 @@ class LocalExecutor:
             if memory.peak_mb is None:
                 return None, memory.kind
             peaks.append(memory.peak_mb)
-            if len(peaks) == PROBE_CALLS[0] and max(peaks) <= 1.02 * min(peaks) + 0.01:
-                return max(peaks), memory.kind
-        return statistics.median(peaks), memory.kind
+        return max(peaks), memory.kind
 
     def _write_beside(self, unit: Unit, record: Record, lq: torch.Tensor, out: torch.Tensor,
                       gt: torch.Tensor | None) -> None:

@@ -126,8 +126,10 @@ class RunFiles:
     (``--save-images``), the report's previews, and which outputs MLflow shows (the first
     ``n_comparisons`` images of each pair)."""
 
-    def __init__(self, run_dir: Path, config: RunConfig, warnings: list[str]):
+    def __init__(self, run_dir: Path, config: RunConfig, warnings: list[str],
+                 tracker: TrackingProcess | NoTracking):
         self.run_dir = run_dir
+        self.tracker = tracker
         self.config = config
         self.warnings = warnings
         self._kept: dict[tuple[str, str], int] = {}
@@ -146,9 +148,11 @@ class RunFiles:
                              on_warning=self.warnings.append, settle=self.settle)
 
     def settle(self) -> None:
-        """Wait for the previews submitted so far (the executor times the next image after)."""
+        """Wait for the previews submitted so far and free MLflow's written jobs: the executor
+        probes and times the next image after, with no other thread allocating."""
         for job in self._jobs:
             job.exception()
+        self.tracker.settle()
 
     def keep(self, unit: Unit, sample_id: str) -> bool:
         count = self._kept.get(unit.key, 0)
@@ -299,7 +303,7 @@ class Runner:
         if plan.device.type == "cpu":
             busy = load_warning(self.environment.threads, self.environment.load_average)
             warnings += [busy] if busy else []
-        files = RunFiles(run_dir, config, warnings)
+        files = RunFiles(run_dir, config, warnings, tracker)
         status, reason = "KILLED", None  # KILLED unless it ends or fails (Ctrl-C)
         with _progress(config.show_progress, self.console) as progress:
             try:

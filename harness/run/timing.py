@@ -16,9 +16,16 @@ thread waking every millisecond takes the GIL from the restorer and contends for
 256², one thread). So the CPU figure is taken on a separate, **untimed probe call**: the first
 image of each input size of a (restorer, task) runs again before its timed call, under the
 sampler; the timed calls run with no sampler at all, and every record of that size carries the
-probe's figure. A sampler thread that the OS wakes late (a loaded machine) misses a peak, and
-another thread of the process allocating meanwhile adds to one, so the probe runs twice, keeps
-the figure when the two agree within 2 %, else runs a third time and keeps the median. At most
+probe's figure. A sampled figure can only miss a peak, never invent one (the executor quiets
+the process's other threads before probing: previews settled, the next image not yet loading):
+a temporary that lives inside one C call shorter than the sampling period is seen by chance.
+Identity's own peak is such a case: ``torch.isfinite`` in the output check allocates ``abs(x)``
+and two masks for ~0.1 ms, so one probe call read 1.50 or 1.88 MB at 256² at random, and two
+calls agreeing on 1.50 MB made one of three reruns of ``bench run -r identity -t lolv1-tao256``
+25 % low. So the probe calls ``restore`` at least :data:`PROBE_MIN_CALLS` times and on until
+:data:`PROBE_MIN_S` of calls have run (at most :data:`PROBE_MAX_CALLS`), and keeps the
+**largest** figure: a 1-ms call is probed ~50 times (each at a different phase of the sampler),
+a call longer than 25 ms twice. At most
 :data:`MAX_PROBES` sizes are probed per (restorer, task) (a folder of photos of every size would
 double its cost otherwise); records of further sizes carry None and say why. The probe's output
 is thrown away and it runs before the image's seeds are set, so it changes no result.
@@ -38,8 +45,8 @@ fetch from the kernel *this time*, which depends on what earlier images left beh
 Zero-DCE image gave 0.06 MB once and 51–85 MB on reruns. Bytes in use do not depend on that.
 Being sampled, one call can still miss a temporary that lives less than 0.2 ms: three processes
 probing identity, NLM, Zero-DCE, gamma, CLAHE and Richardson–Lucy at 256² agreed to 0.1 % on 50
-of 54 single calls, the misses being 1.5–5 MB low; two agreeing calls or the median of three
-remove them (``benchmarks/latency_truth.py`` prints the rerun spread). Peak RSS after ``malloc_trim`` with
+of 54 single calls, the misses being 1.5–5 MB low; the largest of several calls removes them
+(``benchmarks/latency_truth.py`` prints the rerun spread). Peak RSS after ``malloc_trim`` with
 the kernel's high-water mark reset (exact, no sampling) was tried and rejected: 105–130 MB for
 the same Zero-DCE image, the page layout after trimming differing from call to call.
 
@@ -71,15 +78,35 @@ LATENCY_METHOD = (f"wall time of restore() alone, CUDA-synchronised, warm-up exc
 SAMPLE_S = 0.0002
 #: input sizes probed per (restorer, task) at most
 MAX_PROBES = 8
-#: probe calls per size: two, and a third when they disagree (then the median is kept)
-PROBE_CALLS = (2, 3)
+#: probe calls per size: at least PROBE_MIN_CALLS, and more until PROBE_MIN_S seconds of calls
+#: have run (at most PROBE_MAX_CALLS); the largest figure is kept (module docstring)
+PROBE_MIN_CALLS = 2
+PROBE_MIN_S = 0.05
+PROBE_MAX_CALLS = 50
 CUDA_METHOD = "cuda max_memory_allocated"
-HEAP_METHOD = ("cpu heap in use (glibc mallinfo2 uordblks+hblkhd): peak during an untimed probe "
-               "call on the first image of each input size minus before it, sampled every 0.2 ms "
-               "and after every function return")
+HEAP_METHOD = ("cpu heap in use (glibc mallinfo2 uordblks+hblkhd): peak during untimed probe "
+               "calls on the first image of each input size minus before them, sampled every 0.2 ms "
+               "and after every function return; the largest of >= 2 calls and >= 50 ms of calls")
 NOT_PROBED = (f"not measured: more than {MAX_PROBES} input sizes in this task (the CPU figure "
               "comes from one untimed probe call per size)")
 UNAVAILABLE = "unavailable: this C library has no mallinfo2 (glibc >= 2.33)"
+
+
+def seed_global_rng(seed: int, device: torch.device) -> None:
+    """Seed the global generator that a call on ``device`` draws from, cheaply.
+
+    ``torch.manual_seed`` also queues a seed for CUDA, and where CUDA is not initialised (every
+    CPU run of a CUDA build of torch) it records the queueing call's stack with
+    ``traceback.format_stack()``, which reads source lines through ``linecache`` (a ``stat`` per
+    frame). Done right before the timed call, that took 0.12–0.2 ms and left the caches cold:
+    identity at 256² timed 0.85–0.98 ms after it against 0.59 ms after seeding the CPU generator
+    alone (``benchmarks/latency_truth.py``: ``bench run`` 1.30–1.38× the bare loop for identity).
+    A CPU run draws from the CPU generator only, so only that one is seeded there; on CUDA,
+    where the device is initialised and nothing is queued, ``torch.manual_seed`` seeds both."""
+    if device.type == "cpu":
+        torch.random.default_generator.manual_seed(seed)
+    else:
+        torch.manual_seed(seed)
 
 
 def sync(device: torch.device) -> None:

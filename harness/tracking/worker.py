@@ -228,6 +228,10 @@ class TrackingProcess:
     is a plain ``python -m harness.tracking.worker`` (not ``multiprocessing``: its ``spawn`` re-imports
     the caller's ``__main__``, which breaks notebooks, ``python -c`` and unguarded scripts), fed
     pickled jobs through its stdin by a writer thread, so a slow child never blocks the caller.
+    The caller pickles each job, and the written bytes go back to it to be freed at
+    :meth:`settle`: the writer thread only writes (the GIL released), so it neither allocates nor
+    frees while the executor probes a restorer's heap (a pickled preview montage, allocated on
+    that thread during a probe, added 0.6-1.1 MB to identity's 1.5 MB; freed there, it subtracted).
     Only plain data cross (run names, params, aggregates, per-image rows, small PIL images). It
     starts as soon as the command starts, so MLflow is ready when the plan has been checked;
     nothing is created in MLflow unless :meth:`start_parent` is called. :attr:`parent_id` and
@@ -248,29 +252,47 @@ class TrackingProcess:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env={**HTTP_LIMITS, **os.environ, "PYTHONPATH": os.pathsep.join(
                 [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])})
-        self._jobs: queue.Queue = queue.Queue()
+        self._jobs: queue.Queue[tuple[bytes, bool]] = queue.Queue()
+        self._written: list[bytes] = []  # freed by the caller (settle), never by the writer
         self._writer = threading.Thread(target=self._write, name="mlflow-writer", daemon=True)
         self._writer.start()
         self._closed = False
 
-    def _write(self) -> None:
+    def _put(self, job: tuple[str, dict[str, Any]] | None) -> None:
         import pickle
 
+        self.settle()
+        try:
+            data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # MLflow misses this call; the result files hold everything
+            self.errors.append(f"{job[0] if job else 'close'}: not sent to MLflow "
+                               f"({type(exc).__name__}: {exc})")
+            return
+        self._jobs.put((data, job is None))
+
+    def _write(self) -> None:
         pipe = self._process.stdin
         while True:
-            job = self._jobs.get()
+            data, last = self._jobs.get()
             try:
-                pickle.dump(job, pipe)
+                pipe.write(data)
                 pipe.flush()
             except (BrokenPipeError, OSError):
                 return
-            if job is None:
+            finally:
+                self._written.append(data)
+            del data
+            if last:
                 return
+
+    def settle(self) -> None:
+        """Free the jobs written so far (on the caller's thread: see the class docstring)."""
+        del self._written[:]
 
     def start_parent(self, run_name: str, tags: dict[str, Any], params: dict[str, Any],
                      run_dir: Path | None = None, record: Path | None = None) -> None:
         """See :meth:`RunLayout.start_parent`."""
-        self._jobs.put(("start_parent", {"run_name": run_name, "tags": _plain(tags),
+        self._put(("start_parent", {"run_name": run_name, "tags": _plain(tags),
                                          "params": _plain(params), "run_dir": run_dir,
                                          "record": record}))
 
@@ -280,17 +302,17 @@ class TrackingProcess:
 
         # PIL images cross the queue; tensors would make the child import torch to unpickle them
         images = [(sid, montage(list(panels))) for sid, panels in kwargs.pop("images", [])]
-        self._jobs.put(("log_pair", {**_plain(kwargs), "images": images}))
+        self._put(("log_pair", {**_plain(kwargs), "images": images}))
 
     def log_steps(self, rows: list[tuple[int, dict[str, float]]]) -> None:
         """See :meth:`RunLayout.log_steps`."""
         if rows:
-            self._jobs.put(("log_steps", {"rows": _plain(rows)}))
+            self._put(("log_steps", {"rows": _plain(rows)}))
 
     def finish(self, artifact: Path | None, missing: dict[str, str], status: str,
                reason: str | None = None, tags: dict[str, Any] | None = None) -> None:
         """See :meth:`RunLayout.finish`; then :meth:`close`."""
-        self._jobs.put(("finish", {"artifact": artifact, "missing": _plain(missing),
+        self._put(("finish", {"artifact": artifact, "missing": _plain(missing),
                                    "status": status, "reason": reason, "tags": _plain(tags or {})}))
         self.close()
 
@@ -301,12 +323,14 @@ class TrackingProcess:
         if self._closed:
             return
         self._closed = True
-        self._jobs.put(None)
+        self._put(None)
         self._writer.join()
+        self.settle()
         try:
             self._process.stdin.close()
             outcome = pickle.load(self._process.stdout)
-            self.parent_id, self.errors = outcome["parent_id"], outcome["errors"]
+            self.parent_id = outcome["parent_id"]
+            self.errors = [*self.errors, *outcome["errors"]]
         except Exception as exc:  # the process died: say so, the result files are complete
             self.errors.append(f"the MLflow process ended without reporting ({type(exc).__name__})")
         try:
@@ -336,6 +360,9 @@ class NoTracking:
     def finish(self, artifact: Path | None, missing: dict[str, str], status: str,
                reason: str | None = None, tags: dict[str, Any] | None = None) -> None:
         """Nothing is logged."""
+
+    def settle(self) -> None:
+        """Nothing was written."""
 
     def close(self) -> None:
         """Nothing to wait for."""
