@@ -16,13 +16,15 @@ thread waking every millisecond takes the GIL from the restorer and contends for
 256², one thread). So the CPU figure is taken on a separate, **untimed probe call**: the first
 image of each input size of a (restorer, task) runs again before its timed call, under the
 sampler; the timed calls run with no sampler at all, and every record of that size carries the
-probe's figure. A sampled figure can only miss a peak, never invent one (the executor quiets
-the process's other threads before probing: previews settled, the next image not yet loading):
-a temporary that lives inside one C call shorter than the sampling period is seen by chance.
-Identity's own peak is such a case: ``torch.isfinite`` in the output check allocates ``abs(x)``
-and two masks for ~0.1 ms, so one probe call read 1.50 or 1.88 MB at 256² at random, and two
-calls agreeing on 1.50 MB made one of three reruns of ``bench run -r identity -t lolv1-tao256``
-25 % low. So the probe calls ``restore`` at least :data:`PROBE_MIN_CALLS` times and on until
+probe's figure. A sampled figure can only miss a peak, never invent one, as long as the
+process's other threads neither allocate nor free meanwhile (the executor settles the previews
+and the MLflow writer first, :class:`~harness.tracking.worker.TrackingProcess`, and loads the
+next image only after the timed call): a temporary that lives inside one C call shorter than
+the sampling period is seen by chance. Identity's peak was such a case: ``torch.isfinite`` in the
+output check allocated ``abs(x)`` and three masks for ~0.1 ms (the check now sums instead), so
+one probe call read 1.50, 1.88 or 2.06 MB at 256² at random, and two calls agreeing on a low
+figure made one of three reruns of ``bench run -r identity -t lolv1-tao256`` 25 % off. So the
+probe calls ``restore`` at least :data:`PROBE_MIN_CALLS` times and on until
 :data:`PROBE_MIN_S` of calls have run (at most :data:`PROBE_MAX_CALLS`), and keeps the
 **largest** figure: a 1-ms call is probed ~50 times (each at a different phase of the sampler),
 a call longer than 25 ms twice. At most
