@@ -134,6 +134,26 @@ def test_a_user_label_gets_the_choice_as_a_suffix(shipped):
                                                  "mine[checkpoint=auto:mixed]"]
 
 
+def test_auto_next_to_the_general_checkpoint_runs_a_pair_they_share_once(shipped):
+    plan = make_plan([RestorerItem("unfoldldm", {"checkpoint": "auto"}),
+                      RestorerItem("unfoldldm", {"checkpoint": "auto:mixed"})],
+                     [(name, {}) for name in TASK_DEGRADATIONS])
+    assert [(u.restorer.label, u.task.name) for u in plan.units] == [
+        ("unfoldldm[checkpoint=auto:mixed]", "t-auto-noise"),
+        ("unfoldldm[checkpoint=auto:mixed]", "t-auto-lowlight"),
+        ("unfoldldm[checkpoint=auto:mixed]", "t-auto-mixed"),
+        ("unfoldldm[checkpoint=auto:lowlight]", "t-auto-lowlight")]
+    # one configuration under two labels would count its records twice in one row
+    with pytest.raises(ValueError, match=r"'mine\[checkpoint=auto:mixed\]' is "
+                                         r"'unfoldldm\[checkpoint=auto:mixed\]' again"):
+        make_plan([RestorerItem("unfoldldm", {"checkpoint": "auto:mixed"}),
+                   RestorerItem("unfoldldm", {"checkpoint": "auto"}, label="mine")],
+                  [("t-auto-noise", {})])
+    with pytest.raises(ValueError, match="'x' is 'identity' again"):
+        make_plan([RestorerItem("identity"), RestorerItem("identity", label="x")],
+                  [("t-auto-noise", {})])
+
+
 def test_a_run_records_the_choice_and_restores_exactly_as_the_explicit_checkpoint(
         shipped, loads, tmp_path, one_call_per_image):
     auto = run_benchmark(_config(tmp_path, [("unfoldldm", {"checkpoint": "auto"})],

@@ -137,7 +137,27 @@ def pair_specs(items: list[RestorerItem], specs: list[RestorerSpec], task_specs:
                 resolved[key] = spec if options == item.options else _chosen(item, options)
             mine.setdefault(resolved[key].id, (resolved[key], []))[1].append(tspec)
         groups += list(mine.values()) or [(spec, [])]
-    return groups
+    return _merged(groups, task_specs)
+
+
+def _merged(groups: list[tuple[RestorerSpec, list[TaskSpec]]],
+            task_specs: list[TaskSpec]) -> list[tuple[RestorerSpec, list[TaskSpec]]]:
+    """One group per spec: a pair two items resolve to alike (``-r 'unfoldldm[checkpoint=auto]'
+    -r 'unfoldldm[checkpoint=auto:mixed]'`` on a task without a specialist) is one row and runs
+    once. One configuration under two labels (``-r identity -r x=identity``) is refused: its
+    records would count twice in one row."""
+    merged: dict[str, tuple[RestorerSpec, list[TaskSpec]]] = {}
+    for spec, tasks in groups:
+        if spec.id not in merged:
+            merged[spec.id] = (spec, list(tasks))
+            continue
+        first, planned = merged[spec.id]
+        if first.label != spec.label:
+            raise ValueError(f"restorer {spec.label!r} is {first.label!r} again (the same "
+                             f"configuration); one configuration is one row: drop one of them")
+        planned += [t for t in tasks if t not in planned]
+    order = {t.id: i for i, t in enumerate(task_specs)}
+    return [(spec, sorted(tasks, key=lambda t: order[t.id])) for spec, tasks in merged.values()]
 
 
 def _chosen(item: RestorerItem, options: dict[str, Any]) -> RestorerSpec:
