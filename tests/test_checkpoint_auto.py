@@ -20,9 +20,12 @@ from harness.api.checkpoints import write_checkpoint
 from harness.api.registries import TASKS
 from harness.api.restorer import build_restorer
 from harness.api.task import Sample, Task, register_task
+from harness.io.hashing import file_sha256
 from harness.io.results import read_results, read_samples
+from harness.run import runner as runner_module
 from harness.run.plan import RestorerItem, make_plan
 from harness.run.runner import RunConfig, run_benchmark
+from harness.tracking.worker import NoTracking
 from restorers.unfoldldm.restorer import UnfoldLDM
 from tests.probes import in_memory_probe
 
@@ -154,10 +157,28 @@ def test_auto_next_to_the_general_checkpoint_runs_a_pair_they_share_once(shipped
                   [("t-auto-noise", {})])
 
 
+class RecordingTracker(NoTracking):
+    """``--no-tracking`` that keeps what each pair's MLflow child run would get."""
+
+    pairs: list[dict[str, Any]] = []
+
+    def log_pair(self, **kwargs: Any) -> None:
+        self.pairs.append(kwargs)
+
+
 def test_a_run_records_the_choice_and_restores_exactly_as_the_explicit_checkpoint(
-        shipped, loads, tmp_path, one_call_per_image):
+        shipped, loads, tmp_path, monkeypatch, one_call_per_image):
+    RecordingTracker.pairs = []
+    monkeypatch.setattr(runner_module, "open_tracking", lambda *a, **k: RecordingTracker())
     auto = run_benchmark(_config(tmp_path, [("unfoldldm", {"checkpoint": "auto"})],
                                  run_name="auto"))
+    params = {p["tags"]["task"]: p["params"] for p in RecordingTracker.pairs}
+    for task, family in (("t-auto-noise", "mixed"), ("t-auto-lowlight", "lowlight"),
+                         ("t-auto-mixed", "mixed")):
+        assert params[task]["restorer.label"] == f"unfoldldm[checkpoint=auto:{family}]"
+        assert params[task]["restorer.config"]["checkpoint"] == f"auto:{family}"
+        assert params[task]["restorer.weights_sha256"] == file_sha256(
+            shipped / f"unfoldldm-small-{family}.pt")
     assert loads == ["auto:mixed", "auto:lowlight"]  # noise + mixed share one load
     records = read_samples(auto.run_dir / "samples.jsonl")
     assert {(r["task"], r["restorer"]) for r in records} == {
