@@ -133,3 +133,24 @@ def test_allinone_recipes_share_data_and_cover_every_family():
                 for token in alt.split("+")}
     assert families == {"noise", "blur", "lowlight", "haze", "rain", "jpeg"}
     assert "unfoldldm-small-allinone-phase1.pt" in phase2["restorer"]
+
+
+def test_family_recipes_are_the_generated_ones_and_train_only_their_family():
+    """The committed families/*.yaml are what family_recipes.py writes (edit the generator, not
+    the files); each specialist's training operators belong to its family (the OOD study's
+    columns are single degradations), and its validation tiles use the same operators."""
+    from restorers.unfoldldm.recipes.family_recipes import TRAIN, recipes
+    from restorers.unfoldldm.recipes.family_val import FAMILIES
+    from tasks.degradations.compose import operator_class
+
+    for path, text in recipes().items():
+        assert path.read_text(encoding="utf-8") == text, f"{path.name} is stale: run family_recipes"
+    for family, spec in TRAIN.items():
+        phase1, phase2 = (yaml.safe_load(open(f"restorers/unfoldldm/recipes/families/{family}-phase{p}.yaml"))
+                          for p in (1, 2))
+        assert phase1["train_set"] == phase2["train_set"] and phase1["iters"] == phase2["iters"]
+        assert "val_task" not in phase1 and phase2["early_stop"]["metric"] == "val_psnr"
+        assert f"unfoldldm-small-{family}-phase1.pt" in phase2["restorer"]
+        assert set(spec.split("|")) == set(FAMILIES[family])
+        tokens = {operator_class(token).family for alt in spec.split("|") for token in alt.split("+")}
+        assert tokens == ({"noise", "blur", "lowlight"} if family == "mixed" else {family})

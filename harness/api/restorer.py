@@ -25,12 +25,15 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from harness.api.registries import RESTORERS
+
+if TYPE_CHECKING:
+    from harness.api.task import Task
 
 
 @dataclass
@@ -258,6 +261,28 @@ class Restorer(ABC):
                             parameters=params, weights=list(self.weights), licence=self.licence,
                             degradations=tuple(self.degradations), config=self.config,
                             input_range=self.input_range)
+
+    # Options per task (the planner's hooks; class-level: nothing is built) ----------------------
+    @classmethod
+    def options_for_task(cls, options: dict[str, Any], task: Task) -> dict[str, Any]:
+        """The options this restorer runs ``task`` with, given the user's ``options``.
+
+        Default: ``options`` unchanged. A method that chooses something per task (e.g. a
+        checkpoint by the task's declared ``degradation``) returns the options with the choice
+        written in; the planner then runs that (restorer, task) pair under its own spec, whose
+        label, id, params and records carry the chosen options, and pairs that resolve to the
+        same options share one spec (one load). Must be deterministic (resume keys on the result)
+        and cheap (no weights are read), and must not raise for a task it does not handle."""
+        return options
+
+    @classmethod
+    def resolve_checkpoint(cls, value: str) -> Path | None:
+        """The file a ``checkpoint=`` value names, for :attr:`checkpoint_options` (the planner
+        reads how the file was trained) and for loading. Default: the value as a path. A class
+        with named checkpoints maps its names to files here, and returns None for a value that
+        names no file until :meth:`options_for_task` resolves it; an unknown name raises
+        ``ValueError`` (before any model loads)."""
+        return Path(value).expanduser()
 
     @classmethod
     def weights_summary(cls) -> str:

@@ -9,13 +9,20 @@ names, each restorer's assets (``check_assets``: weights present and verified) a
 The restorers built for the asset check are kept (:meth:`Plan.take_restorer`), so that the local
 executor loads those very objects instead of building each one a second time.
 
+Options per task: a restorer may choose some options by the task (``Restorer.options_for_task``,
+e.g. UnfoldLDM's ``checkpoint=auto`` picks a checkpoint by the task's declared degradation); each
+(restorer item, task) pair then runs under the spec of the options chosen for it
+(:func:`pair_specs`), so that everything downstream (records, results, MLflow, resume, reports,
+other executors) sees ordinary specs whose labels and configs say what ran.
+
 Sharding: ``shard_size`` splits each (restorer, task) pair's sample ids into consecutive shards;
 shards are independent units (any order, any executor) whose records reduce to the same results.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -95,9 +102,9 @@ def restorer_spec(item: RestorerItem) -> RestorerSpec:
     validate_options("restorer", name, declared, item.options, extra_ok=accepts_extra(cls))
     defaults = {k: s.default for k, s in declared.items() if not s.required}
     options = dict(item.options)
-    if cls.checkpoint_options and options.get("checkpoint"):  # the file says how it was built
-        options = {**checkpoint_options(options["checkpoint"], name, cls.checkpoint_options,
-                                        options), **options}
+    path = cls.resolve_checkpoint(str(options["checkpoint"])) if options.get("checkpoint") else None
+    if cls.checkpoint_options and path is not None:  # the file says how it was built
+        options = {**checkpoint_options(path, name, cls.checkpoint_options, options), **options}
     config = {**defaults, **options}
     if item.label:
         label = item.label
@@ -106,6 +113,60 @@ def restorer_spec(item: RestorerItem) -> RestorerSpec:
     else:
         label = RestorerSpec.display(name, item.options, defaults)
     return RestorerSpec(name, options, config, label, item.train_tag)
+
+
+def pair_specs(items: list[RestorerItem], specs: list[RestorerSpec], task_specs: list[TaskSpec],
+               task_objects: dict[str, Task]) -> list[tuple[RestorerSpec, list[TaskSpec]]]:
+    """Each item's spec per task (:meth:`Restorer.options_for_task`), with the tasks it runs.
+
+    A pair whose options the restorer resolves to something else (``checkpoint=auto`` →
+    ``auto:lowlight``) gets the spec of the resolved options: its own id, and its label names the
+    choice (a user label gets it as a suffix, ``LABEL[checkpoint=auto:lowlight]``, so that it stays
+    unique per spec). Pairs of one item that resolve alike share one spec. Order: items as given,
+    then each item's specs in the order their first task comes, then tasks in task order, so
+    that one spec's units are contiguous (the executor loads it once)."""
+    groups: list[tuple[RestorerSpec, list[TaskSpec]]] = []
+    for item, spec in zip(items, specs, strict=True):
+        cls = RESTORERS.get(spec.name)
+        resolved: dict[str, RestorerSpec] = {}  # options (as JSON) → spec
+        mine: dict[str, tuple[RestorerSpec, list[TaskSpec]]] = {}
+        for tspec in task_specs:
+            options = cls.options_for_task(dict(item.options), task_objects[tspec.id])
+            key = json.dumps(options, sort_keys=True, default=str)
+            if key not in resolved:
+                resolved[key] = spec if options == item.options else _chosen(item, options)
+            mine.setdefault(resolved[key].id, (resolved[key], []))[1].append(tspec)
+        groups += list(mine.values()) or [(spec, [])]
+    return _merged(groups, task_specs)
+
+
+def _merged(groups: list[tuple[RestorerSpec, list[TaskSpec]]],
+            task_specs: list[TaskSpec]) -> list[tuple[RestorerSpec, list[TaskSpec]]]:
+    """One group per spec: a pair two items resolve to alike (``-r 'unfoldldm[checkpoint=auto]'
+    -r 'unfoldldm[checkpoint=auto:mixed]'`` on a task without a specialist) is one row and runs
+    once. One configuration under two labels (``-r identity -r x=identity``) is refused: its
+    records would count twice in one row."""
+    merged: dict[str, tuple[RestorerSpec, list[TaskSpec]]] = {}
+    for spec, tasks in groups:
+        if spec.id not in merged:
+            merged[spec.id] = (spec, list(tasks))
+            continue
+        first, planned = merged[spec.id]
+        if first.label != spec.label:
+            raise ValueError(f"restorer {spec.label!r} is {first.label!r} again (the same "
+                             f"configuration); one configuration is one row: drop one of them")
+        planned += [t for t in tasks if t not in planned]
+    order = {t.id: i for i, t in enumerate(task_specs)}
+    return [(spec, sorted(tasks, key=lambda t: order[t.id])) for spec, tasks in merged.values()]
+
+
+def _chosen(item: RestorerItem, options: dict[str, Any]) -> RestorerSpec:
+    """The spec of ``item`` under the options its restorer chose for a task."""
+    spec = restorer_spec(RestorerItem(item.name, options, train_tag=item.train_tag))
+    if not item.label:
+        return spec
+    chosen = {k: v for k, v in options.items() if k not in item.options or item.options[k] != v}
+    return replace(spec, label=f"{item.label}[{_fmt(chosen)}]" if chosen else item.label)
 
 
 def task_spec(name: str, options: dict[str, Any], seed: int | None,
@@ -165,9 +226,8 @@ def make_plan(restorers: list[RestorerItem], tasks: list[tuple[str, dict[str, An
         raise ValueError("--limit 0: nothing to do (no sample selected); leave --limit out to "
                          "evaluate every sample")
     check_shard_size(shard_size)
-    specs = [restorer_spec(item) for item in restorers]
-    _unique("restorer", [s.label for s in specs], [s.id for s in specs])
-    check_labels("restorer", [s.label for s in specs])
+    given = [restorer_spec(item) for item in restorers]
+    _unique("restorer", [s.label for s in given], [s.id for s in given])
     task_specs: list[TaskSpec] = []
     task_objects: dict[str, Task] = {}
     for (name, options), label in zip(tasks, task_labels(tasks), strict=True):
@@ -177,6 +237,10 @@ def make_plan(restorers: list[RestorerItem], tasks: list[tuple[str, dict[str, An
         task_objects[spec.id] = task
     _unique("task", [t.label for t in task_specs], [t.id for t in task_specs])
     check_labels("task", [t.label for t in task_specs])
+    groups = pair_specs(restorers, given, task_specs, task_objects)
+    specs = [spec for spec, _ in groups]
+    _unique("restorer", [s.label for s in specs], [s.id for s in specs])
+    check_labels("restorer", [s.label for s in specs])
     for metric in metrics or []:
         get_metric(metric)  # unknown names fail now
     built: dict[str, Restorer] = {}
@@ -185,8 +249,8 @@ def make_plan(restorers: list[RestorerItem], tasks: list[tuple[str, dict[str, An
             built[spec.id] = build_restorer(spec.name, **spec.options)
             built[spec.id].check_assets()
     units: list[Unit] = []
-    for spec in specs:
-        for tspec in task_specs:
+    for spec, spec_tasks in groups:
+        for tspec in spec_tasks:
             ids = task_objects[tspec.id].sample_ids()[:limit]
             shards = shard(list(ids), shard_size)
             units += [Unit(spec, tspec, s, i, len(shards)) for i, s in enumerate(shards)]

@@ -19,6 +19,7 @@ from torch import nn
 
 from harness.api.options import Range
 from harness.api.restorer import Restorer, register_restorer
+from harness.api.task import Task
 from restorers.unfoldldm.configs import CONFIGS, ConfigName
 from restorers.unfoldldm.drldm import DRLDM
 from restorers.unfoldldm.losses import IsdaTarget, diffusion_loss, isda_loss
@@ -102,9 +103,17 @@ class UnfoldingRestorer(Restorer):
                 f"checkpoint=PATH (from bench train)")
 
     def _checkpoint_path(self) -> Path | None:
-        """The given checkpoint, else the shipped one for the configuration it was trained with."""
+        """The given checkpoint (:meth:`resolve_checkpoint`), else the shipped one for the
+        configuration it was trained with."""
         if self.checkpoint:
-            return Path(self.checkpoint).expanduser()
+            path = self.resolve_checkpoint(self.checkpoint)
+            if path is None:
+                raise ValueError(
+                    f"{self.name}: checkpoint={self.checkpoint} is chosen per task by `bench run` "
+                    f"(from the task's degradation); outside a run give checkpoint=auto:FAMILY "
+                    f"or checkpoint=PATH"
+                )
+            return path
         shipped = self.shipped_checkpoint
         if self.random_init or shipped is None or not shipped.is_file():
             return None
@@ -246,10 +255,28 @@ class UnfoldingRestorer(Restorer):
         return losses
 
 
+#: ``checkpoint=auto``: chosen per task, written as ``auto:<family>`` (see ``UnfoldLDM``)
+AUTO = "auto"
+#: a family's checkpoint is ``<FAMILY_FILE><family>.pt`` in the shipped checkpoint's folder
+FAMILY_FILE = "unfoldldm-small-"
+
+
 @register_restorer("unfoldldm", "unfold-ldm")
 class UnfoldLDM(UnfoldingRestorer):
+    """UnfoldLDM; ``checkpoint=auto`` picks the weights by the task's declared degradation.
+
+    One small checkpoint per degradation family ships (or will: issue 22) as
+    ``weights/unfoldldm-small-<family>.pt``, where ``<family>`` is a value of ``Task.degradation``
+    (noise, blur, lowlight, haze, rain, jpeg, mixed). ``checkpoint=auto`` resolves, per task, to
+    ``auto:<degradation>`` when that family's file ships, else to ``auto:<general>``, the family of
+    :attr:`shipped_checkpoint` (today ``mixed``, the noise + blur + low-light model): the row label,
+    params and records then say which weights ran (``unfoldldm[checkpoint=auto:lowlight]``).
+    ``auto:<family>`` may also be given directly. ``auto`` is opt-in; the default (no checkpoint)
+    stays the shipped general checkpoint until the specialists ship.
+    """
+
     #: trained here with ``restorers/unfoldldm/recipes/train-small-cpu.sh`` (model card beside it)
-    shipped_checkpoint = Path(__file__).with_name("weights") / "unfoldldm-small-mixed.pt"
+    shipped_checkpoint = Path(__file__).with_name("weights") / f"{FAMILY_FILE}mixed.pt"
     #: what a checkpoint fixes (networks and their shapes); ``checkpoint=PATH`` restores these
     checkpoint_options = ("config", "stages", "prior", "mgda", "vss", "share_steps", "n_tokens")
     description = "UnfoldLDM (arXiv 2025): deep unfolding (MGDA) + latent-diffusion prior + OCFormer; trained"
@@ -288,7 +315,9 @@ class UnfoldLDM(UnfoldingRestorer):
         Args:
             config: size (spec §6): ``tiny`` (tests), ``small`` (CPU, every component), ``full``
                 (recommended), ``large`` (4-level OCFormer).
-            checkpoint: a ``bench train`` checkpoint to evaluate (EMA weights when present).
+            checkpoint: a ``bench train`` checkpoint to evaluate (EMA weights when present);
+                ``auto``: the shipped checkpoint of the task's degradation family, else the
+                general one (see the class docstring); ``auto:<family>``: that family's.
             phase: training phase: 1 = clean prior from E_clean(x_gt, v_k); 2 = generated prior
                 (E_clean frozen, first ``warmup_fraction`` of the steps diffusion-only).
             init: Phase-I checkpoint that Phase II starts from.
@@ -339,6 +368,59 @@ class UnfoldLDM(UnfoldingRestorer):
             isda_gt=isda_gt,
             deep_supervision=deep_supervision,
         )
+
+    # checkpoint=auto ---------------------------------------------------------------------------
+    @classmethod
+    def shipped_families(cls) -> dict[str, Path]:
+        """Family → its checkpoint, for every ``unfoldldm-small-<family>.pt`` beside the shipped
+        checkpoint (a user's ``auto:<family>`` is only looked up here, never joined into a path)."""
+        folder = cls.shipped_checkpoint.parent
+        files = sorted(folder.glob(f"{FAMILY_FILE}*.pt"))
+        return {p.name[len(FAMILY_FILE):-len(".pt")]: p for p in files if p.is_file()}
+
+    @classmethod
+    def general_family(cls) -> str:
+        """The family of the shipped general checkpoint: what ``auto`` falls back to."""
+        return cls.shipped_checkpoint.name.removeprefix(FAMILY_FILE).removesuffix(".pt")
+
+    @classmethod
+    def options_for_task(cls, options: dict[str, Any], task: Task) -> dict[str, Any]:
+        """``checkpoint=auto`` → ``auto:<task.degradation>`` when that family ships, else
+        ``auto:<general family>``; any other options unchanged."""
+        if options.get("checkpoint") != AUTO:
+            return options
+        shipped = cls.shipped_families()
+        family = task.degradation if task.degradation in shipped else cls.general_family()
+        return {**options, "checkpoint": f"{AUTO}:{family}"}
+
+    @classmethod
+    def resolve_checkpoint(cls, value: str) -> Path | None:
+        """``auto`` → None (chosen per task); ``auto:<family>`` → that family's shipped file, or a
+        ``ValueError`` listing the shipped families; anything else is a path."""
+        if value == AUTO:
+            return None
+        if not value.startswith(f"{AUTO}:"):
+            return super().resolve_checkpoint(value)
+        family, shipped = value[len(AUTO) + 1:], cls.shipped_families()
+        if family not in shipped:
+            raise ValueError(
+                f"{cls.name}: checkpoint={value}: no {FAMILY_FILE}{family}.pt ships in "
+                f"{cls.shipped_checkpoint.parent}; shipped families: {', '.join(shipped) or 'none'} "
+                f"(give one of them, checkpoint=auto to choose by the task's degradation, or "
+                f"checkpoint=PATH)"
+            )
+        return shipped[family]
+
+    @classmethod
+    def weights_summary(cls) -> str:
+        summary = super().weights_summary()
+        families = cls.shipped_families()
+        if not families:
+            return summary
+        auto = (f"checkpoint=auto: by the task's degradation among the shipped families "
+                f"({', '.join(families)}), else {cls.general_family()}")
+        head, sep, tail = summary.partition("; any other configuration")
+        return f"{head}; {auto}{sep}{tail}"
 
     def build_network(self) -> UnfoldingNetwork:
         return build_unfoldldm(

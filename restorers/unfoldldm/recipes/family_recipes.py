@@ -70,7 +70,8 @@ PHASE2 = """\
 # E_clean frozen, the first 25 % diffusion-only, then all but E_clean jointly (spec §5.3-5.4);
 # validation on the family's tiles (family_val.py) every 250 iterations, early stop, best kept.
 #   bench train --recipe restorers/unfoldldm/recipes/families/{family}-phase2.yaml --resume
-restorer: "unfoldldm[config=small,phase=2,identity_init=true,init=checkpoints/families/{family}/unfoldldm-small-{family}-phase1.pt]"
+restorer: "unfoldldm[config=small,phase=2,identity_init=true,""" \
+    """init=checkpoints/families/{family}/unfoldldm-small-{family}-phase1.pt]"
 train_set: "degraded[clean=cbsd68+skimage,degradation={train},severity=1-5,crop=64,length=4000,quantize=true]"
 val_task: "folder[lq=checkpoints/families/{family}/val/lq,gt=checkpoints/families/{family}/val/gt]"
 val_limit: 16
