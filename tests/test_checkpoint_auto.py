@@ -271,3 +271,25 @@ def test_an_interrupted_auto_run_resumes_without_redoing_done_images(shipped, lo
     results = read_results(summary.run_dir / "results.json")
     assert results["results"]["unfoldldm[checkpoint=auto:mixed]"]["t-auto-mixed"]["psnr"]["n"] == 2
     assert results["results"]["unfoldldm[checkpoint=auto:lowlight]"]["t-auto-lowlight"]["psnr"]["n"] == 2
+
+
+def test_a_study_keeps_an_auto_entry_one_row_and_says_what_ran(shipped, tmp_path):
+    """`bench study ood -r 'unfoldldm[checkpoint=auto]'`: the run holds one spec per choice
+    (``unfoldldm[checkpoint=auto][checkpoint=auto:lowlight]`` ...), the study table one row for the
+    entry with every task filled, and ``ran_as`` naming the choice per task."""
+    from harness.study.grid import StudyConfig, parse_entry, run_study
+
+    config = StudyConfig(kind="ood", entries=[parse_entry("unfoldldm[checkpoint=auto]"),
+                                              parse_entry("identity")],
+                         tasks=[(name, {}) for name in TASK_DEGRADATIONS], metrics=["psnr"],
+                         device="cpu", output_dir=tmp_path, name="auto", tracking=False,
+                         show_progress=False, argv=["test"])
+    table = run_study(config).table
+    psnr = table[table["metric"] == "psnr"]
+    auto = psnr[psnr["restorer_name"] == "unfoldldm"]
+    assert set(auto["restorer"]) == {"unfoldldm"} and len(auto) == len(TASK_DEGRADATIONS)
+    ran = dict(zip(auto["task"], auto["ran_as"], strict=True))
+    assert ran == {"t-auto-lowlight": "unfoldldm[checkpoint=auto:lowlight]",
+                   "t-auto-noise": "unfoldldm[checkpoint=auto:mixed]",
+                   "t-auto-mixed": "unfoldldm[checkpoint=auto:mixed]"}
+    assert auto["mean"].notna().all() and (psnr[psnr["restorer"] == "identity"]["ran_as"] == "identity").all()

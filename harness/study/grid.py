@@ -272,20 +272,35 @@ def _rows(entries: list[StudyEntry], run_dir: Path, levels: list[int] | None) ->
     results = read_results(run_dir / RESULTS_FILE)
     rows = []
     for entry in entries:
-        by_task = results["results"].get(entry.label, {})
+        by_task = entry_results(entry.label, results["results"])
         for task_index, task_name in enumerate(results["tasks"]):
-            aggregates = by_task.get(task_name, {})
+            ran_as, aggregates = by_task.get(task_name, (entry.label, {}))
             for metric, agg in aggregates.items():
                 if not isinstance(agg, dict) or metric in ("latency_ms", "peak_mem_mb"):
                     continue
                 lo, hi = agg.get("ci95") or (None, None)
                 rows.append({"restorer": entry.label, "restorer_name": entry.name,
-                             "train_tag": entry.train_tag, "task": task_name,
+                             "train_tag": entry.train_tag, "ran_as": ran_as, "task": task_name,
                              **({"level": levels[task_index]} if levels else {}),
                              "metric": metric, "mean": agg.get("mean"), "std": agg.get("std"),
                              "ci95_lo": lo, "ci95_hi": hi, "n": agg.get("n"),
                              "n_failed": aggregates.get("n_failed", 0), "run_dir": str(run_dir)})
     return rows
+
+
+def entry_results(label: str, results: dict[str, dict[str, Any]]
+                  ) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Task → (the run's row label, its aggregates) of the study entry labelled ``label``.
+
+    An entry whose restorer chooses its options per task (``Restorer.options_for_task``:
+    ``unfoldldm[checkpoint=auto]``) runs as one spec per choice, labelled ``LABEL[choice]`` by the
+    plan; the study keeps it one row, and ``ran_as`` in the table says what ran on each task."""
+    out = {task: (label, aggregates) for task, aggregates in results.get(label, {}).items()}
+    for ran_as, by_task in results.items():
+        if ran_as.startswith(label + "["):
+            for task, aggregates in by_task.items():
+                out.setdefault(task, (ran_as, aggregates))
+    return out
 
 
 def _headline_metrics(table: pd.DataFrame, metric: str) -> dict[str, float]:
