@@ -53,9 +53,9 @@ from harness.run.record import Record, new_record
 from harness.run.timing import (
     MAX_PROBES,
     NOT_PROBED,
+    PROBE_BUDGET_S,
     PROBE_MAX_CALLS,
     PROBE_MIN_CALLS,
-    PROBE_MIN_S,
     SHORT_CALL_MS,
     SHORT_CALL_REPEATS,
     PeakMemory,
@@ -286,7 +286,7 @@ class LocalExecutor:
         peaks: list[float] = []
         started = time.perf_counter()
         while len(peaks) < PROBE_MAX_CALLS and (
-                len(peaks) < PROBE_MIN_CALLS or time.perf_counter() - started < PROBE_MIN_S):
+                len(peaks) < PROBE_MIN_CALLS or time.perf_counter() - started < PROBE_BUDGET_S):
             meta = {**sample_meta, "generator": torch.Generator().manual_seed(0), "seed": 0}
             with PeakMemory(self.device) as memory:
                 out = restorer.restore(lq, meta)
