@@ -34,24 +34,31 @@ def clean_photo() -> torch.Tensor:
     return read_image(Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
 
 
-def make(out: Path) -> list[Path]:
+def write_tiles(out: Path, tiles: list[tuple[int, str, int, int, str]]) -> list[Path]:
+    """Cut, degrade and save ``(tile index, spec, severity, seed, file name)`` tiles of the
+    photograph (a 4×4 grid of 128² tiles, centred vertically) as ``OUT/lq`` and ``OUT/gt`` PNGs."""
     from harness.io.images import save_image
     from tasks.degradations import build_degradation
 
     photo = clean_photo()  # (3, 600, 512)
     top0 = (photo.shape[-2] - 4 * TILE) // 2
     written = []
-    for index, spec in enumerate(SPECS):
-        row, col = divmod(index, 4)
+    for tile, spec, severity, seed, name in tiles:
+        row, col = divmod(tile, 4)
         gt = photo[:, top0 + row * TILE: top0 + (row + 1) * TILE, col * TILE:(col + 1) * TILE]
         gt = (gt * 255).round() / 255
-        lq, _ = build_degradation(spec, SEVERITY)(gt, torch.Generator().manual_seed(1000 + index))
-        name = f"{index:02d}-{spec.replace('+', '_')}.png"
+        lq, _ = build_degradation(spec, severity)(gt, torch.Generator().manual_seed(seed))
         for folder, image in (("lq", lq), ("gt", gt)):
             (out / folder).mkdir(parents=True, exist_ok=True)
             save_image(image, out / folder / name)
         written.append(out / "lq" / name)
     return written
+
+
+def make(out: Path) -> list[Path]:
+    return write_tiles(out, [(index, spec, SEVERITY, 1000 + index,
+                              f"{index:02d}-{spec.replace('+', '_')}.png")
+                             for index, spec in enumerate(SPECS)])
 
 
 if __name__ == "__main__":

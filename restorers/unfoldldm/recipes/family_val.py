@@ -14,9 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
-
-from restorers.unfoldldm.recipes.allinone_val import TILE, clean_photo
+from restorers.unfoldldm.recipes.allinone_val import write_tiles
 
 #: the operators each family's specialist is trained on (and validated on), as in its recipe
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -32,26 +30,13 @@ SEVERITIES = (2, 3, 4)
 
 
 def make(family: str, out: Path) -> list[Path]:
-    from harness.io.images import save_image
-    from tasks.degradations import build_degradation
-
     if family not in FAMILIES:
         raise ValueError(f"family {family!r}: choose one of {', '.join(FAMILIES)}")
-    photo = clean_photo()  # (3, 600, 512): 4×4 tiles of 128
-    top0 = (photo.shape[-2] - 4 * TILE) // 2
-    written = []
     pairs = [(spec, level) for spec in FAMILIES[family] for level in SEVERITIES]
-    for index, (spec, level) in enumerate(pairs):
-        row, col = divmod((index * 5) % 16, 4)  # spread over the photo (5 is coprime with 16)
-        gt = photo[:, top0 + row * TILE: top0 + (row + 1) * TILE, col * TILE:(col + 1) * TILE]
-        gt = (gt * 255).round() / 255
-        lq, _ = build_degradation(spec, level)(gt, torch.Generator().manual_seed(2000 + index))
-        name = f"{index:02d}-{spec.replace('+', '_')}-s{level}.png"
-        for folder, image in (("lq", lq), ("gt", gt)):
-            (out / folder).mkdir(parents=True, exist_ok=True)
-            save_image(image, out / folder / name)
-        written.append(out / "lq" / name)
-    return written
+    # tiles spread over the photograph (5 is coprime with 16), one seed per pair
+    return write_tiles(out, [((index * 5) % 16, spec, level, 2000 + index,
+                              f"{index:02d}-{spec.replace('+', '_')}-s{level}.png")
+                             for index, (spec, level) in enumerate(pairs)])
 
 
 if __name__ == "__main__":
